@@ -1,0 +1,3 @@
+"""Shipway: an AI delivery platform from one typed blueprint."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""Blueprint commands: validate, synth, schema, kind-config."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from shipway.cli._common import console, err_console, guarded
+
+SCHEMA_PATH = Path("blueprints/schema/blueprint.schema.json")
+
+
+class OutputFormat(str, Enum):
+    """How a command reports."""
+
+    table = "table"
+    json = "json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file through a temp file in the same folder, then rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def validate(
+    blueprint: Path = typer.Argument(..., help="Blueprint YAML file."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+) -> None:
+    """Load a blueprint, check its cross-field rules, then dry-run synth. Exit 0 if valid, 1 if not."""
+    from shipway.errors import ShipwayError, SpecError
+
+    problems: list[dict[str, object]] = []
+    counts: dict[str, int] = {}
+    stage = "synth"
+    try:
+        from shipway.platform.synth import run_program
+
+        counts = run_program(blueprint).counts_by_layer()
+    except SpecError as error:
+        stage = "load"
+        problems = [{"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message,
+                     "hint": p.hint} for p in error.problems]
+    except ShipwayError as error:
+        problems = [{"file": str(blueprint), "line": 0, "column": 0, "path": "", "message": str(error), "hint": ""}]
+    valid = not problems
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps({"blueprint": str(blueprint), "valid": valid, "failedAt": None if valid else stage,
+                               "problems": problems, "resourcesByLayer": counts}, indent=2))
+    elif valid:
+        total = sum(counts.values())
+        console.print(f"[green]valid[/]: {blueprint} ({total} resources over {len(counts)} layers)")
+    else:
+        from rich.markup import escape
+
+        for problem in problems:
+            where = f"{problem['file']}:{problem['line']}:{problem['column']}"
+            path = f" {problem['path']}:" if problem["path"] else ""
+            err_console.print(f"[bold]{escape(where)}[/]:{escape(path)} [red]{escape(str(problem['message']))}[/]")
+            if problem["hint"]:
+                err_console.print(f"    hint: {escape(str(problem['hint']))}")
+        err_console.print(f"[red]invalid[/]: {len(problems)} problem(s)")
+    raise typer.Exit(0 if valid else 1)
+
+
+def synth(
+    blueprint: Path = typer.Argument(..., help="Blueprint YAML file."),
+    out: Path = typer.Option(Path("synth.out"), "-o", "--out", help="Output folder (replaced atomically)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Skip the resource tree."),
+) -> None:
+    """Run the real Pulumi program offline under the mock engine and write what `pulumi up` would register."""
+    with guarded():
+        from rich.status import Status
+
+        from shipway.platform.synth import run_program, write
+
+        with Status(f"synthesising {blueprint} under the Pulumi mock engine", console=err_console):
+            result = run_program(blueprint)
+            files = write(result, out)
+        if not quiet:
+            console.print(_tree(result))
+        console.print(f"wrote {len(files)} files to {out}/ (plan.json, platform.json, manifests/, releases/)")
+
+
+def _tree(result: object) -> object:
+    from rich.tree import Tree
+
+    from shipway.platform import LAYERS
+    from shipway.platform.synth import SynthResult
+
+    assert isinstance(result, SynthResult)
+    counts = result.counts_by_layer()
+    root = Tree(f"[bold]{result.blueprint.metadata.name}[/] ({result.blueprint.cluster.kind}), "
+                f"{sum(counts.values())} resources")
+    for layer in LAYERS:
+        branch = root.add(f"[cyan]{layer}[/] ({counts.get(layer, 0)})")
+        for resource in result.resources:
+            if resource.layer == layer and resource.custom:
+                kind = resource.type.split(":")[-1]
+                branch.add(f"{kind} [dim]{resource.name}[/]")
+    return root
+
+
+def schema(
+    out: Path = typer.Option(SCHEMA_PATH, "-o", "--out", help="Where to write the JSON Schema."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the file differs instead of writing it."),
+) -> None:
+    """Write the blueprint JSON Schema that editors use to complete and validate blueprints."""
+    with guarded():
+        from shipway.spec import blueprint_json_schema, schema_text
+
+        text = schema_text(blueprint_json_schema())
+        if check:
+            current = out.read_text(encoding="utf-8") if out.exists() else ""
+            if current != text:
+                err_console.print(f"[red]stale[/]: {out} differs from the spec; run `shipway schema`")
+                raise typer.Exit(1)
+            console.print(f"{out} is up to date")
+            return
+        write_atomic(out, text)
+        console.print(f"wrote {out}")
+
+
+def kind_config(
+    blueprint: Path = typer.Argument(..., help="Blueprint YAML file with `cluster.kind: kind`."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Write here instead of standard output."),
+) -> None:
+    """Write the kind cluster config: a control plane, one worker per pool with its labels and taints."""
+    with guarded():
+        from shipway.errors import ShipwayError
+        from shipway.render.cluster import kind_config as render_kind_config
+        from shipway.spec import load_blueprint
+        from shipway.yamlio import to_yaml
+
+        loaded = load_blueprint(blueprint)
+        if loaded.cluster.kind != "kind":
+            raise ShipwayError(f"{blueprint}: cluster.kind is {loaded.cluster.kind}; kind-config needs "
+                               "`cluster: {kind: kind}`")
+        text = to_yaml(render_kind_config(loaded))
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomic(out, text)
+            err_console.print(f"wrote {out}; create the cluster with `kind create cluster --config {out}`")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the blueprint commands to the app."""
+    app.command("validate")(validate)
+    app.command("synth")(synth)
+    app.command("schema")(schema)
+    app.command("kind-config")(kind_config)

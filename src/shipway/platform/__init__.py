@@ -1,0 +1,70 @@
+"""The Platform component: one child component per layer, created in dependency order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+from shipway.platform.cluster import Cluster, ClusterArgs
+from shipway.platform.layers import (
+    GitOps,
+    GpuStack,
+    LayerArgs,
+    NodePools,
+    Observability,
+    Registry,
+    Serving,
+    Tenancy,
+)
+from shipway.render.profile import platform_profile
+from shipway.spec.blueprint import Blueprint
+
+# Creation order. Observability comes before the GPU stack, registry and GitOps because their
+# charts create ServiceMonitors, which need the Prometheus operator's CRDs.
+LAYERS = ("cluster", "nodepools", "observability", "gpu", "registry", "gitops", "serving", "tenancy")
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    """The blueprint and the secrets the stack config holds (kubeconfig, repo token, receiver URLs)."""
+
+    blueprint: Blueprint
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+class Platform(pulumi.ComponentResource):
+    """A whole AI delivery platform, built layer by layer from a blueprint."""
+
+    kubeconfig: pulumi.Output[str]
+    registry_url: pulumi.Output[str]
+    registry_password: pulumi.Output[str]
+    profile: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shipway:platform:Platform", name, None, opts)
+        blueprint = args.blueprint
+        cluster = Cluster(f"{name}-cluster", ClusterArgs(blueprint, args.secrets.get("kubeconfig")),
+                          pulumi.ResourceOptions(parent=self))
+        layer_args = LayerArgs(blueprint, args.secrets)
+
+        def after(*previous: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, providers={"kubernetes": cluster.provider},
+                                          depends_on=[cluster, *previous])
+
+        pools = NodePools(f"{name}-nodepools", layer_args, after())
+        observability = Observability(f"{name}-observability", layer_args, after(pools))
+        gpu = GpuStack(f"{name}-gpu", layer_args, after(pools, observability))
+        registry = Registry(f"{name}-registry", layer_args, after(pools, observability))
+        gitops = GitOps(f"{name}-gitops", layer_args, after(pools, observability))
+        serving = Serving(f"{name}-serving", layer_args, after(gpu, observability, registry))
+        tenancy = Tenancy(f"{name}-tenancy", layer_args, after(gitops, serving, registry))
+        self.layers = {"cluster": cluster, "nodepools": pools, "gpu": gpu, "registry": registry, "gitops": gitops,
+                       "observability": observability, "serving": serving, "tenancy": tenancy}
+        self.kubeconfig = cluster.kubeconfig
+        self.registry_url = registry.url
+        self.registry_password = registry.password
+        self.profile = pulumi.Output.from_input(platform_profile(blueprint))
+        self.register_outputs({"kubeconfig": self.kubeconfig, "registryUrl": self.registry_url,
+                               "registryPassword": self.registry_password, "profile": self.profile})

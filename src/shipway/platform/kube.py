@@ -1,0 +1,89 @@
+"""Turning rendered objects (plain dicts) into pulumi-kubernetes resources."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from shipway.render.common import Obj, object_key
+from shipway.render.layer import LayerRender, Release
+
+_TYPED = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+    ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
+    ("scheduling.k8s.io/v1", "PriorityClass"): k8s.scheduling.v1.PriorityClass,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+    ("v1", "NodePatch"): k8s.core.v1.NodePatch,
+}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def create_object(name: str, obj: Obj, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """A typed pulumi-kubernetes resource for core kinds, a CustomResource for custom kinds."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    fields = {key: value for key, value in obj.items() if key not in ("apiVersion", "kind")}
+    typed = _TYPED.get((api_version, kind))
+    if typed is not None:
+        return typed(name, opts=opts, **{_snake(key): value for key, value in fields.items()})
+    return k8s.apiextensions.CustomResource(name, api_version=api_version, kind=kind, opts=opts, **fields)
+
+
+def create_release(name: str, release: Release, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """A Helm release of a catalog chart."""
+    chart = release.chart
+    return k8s.helm.v3.Release(
+        name,
+        k8s.helm.v3.ReleaseArgs(
+            name=release.name,
+            chart=chart.ref,
+            version=chart.version,
+            repository_opts=None if chart.is_oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+            namespace=release.namespace,
+            create_namespace=False,
+            values=release.values,
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=900,
+        ),
+        opts=opts,
+    )
+
+
+def apply_layer(owner: pulumi.ComponentResource, prefix: str, layer: LayerRender,
+                depends_on: Sequence[pulumi.Resource] = ()) -> list[pulumi.Resource]:
+    """Create a layer's namespaces, then its releases, then its objects (which may need the releases' CRDs)."""
+    created: list[pulumi.Resource] = []
+    namespaces = [
+        create_object(f"{prefix}-ns-{ns['metadata']['name']}", ns,
+                      pulumi.ResourceOptions(parent=owner, depends_on=list(depends_on)))
+        for ns in layer.namespaces
+    ]
+    created += namespaces
+    releases = [
+        create_release(f"{prefix}-{release.name}", release,
+                       pulumi.ResourceOptions(parent=owner, depends_on=[*depends_on, *namespaces]))
+        for release in layer.releases
+    ]
+    created += releases
+    for obj in layer.objects:
+        created.append(create_object(f"{prefix}-{object_key(obj)}", obj,
+                                     pulumi.ResourceOptions(parent=owner, depends_on=[*depends_on, *namespaces,
+                                                                                      *releases])))
+    return created

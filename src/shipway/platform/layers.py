@@ -1,0 +1,162 @@
+"""The platform's layers after the cluster: each a ComponentResource over its render module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_random as random
+
+from shipway.platform.kube import apply_layer
+from shipway.render import cluster as render_cluster
+from shipway.render import gitops, gpu, observability, registry, serving, tenancy
+from shipway.render.common import Obj, config_map, platform_namespace
+from shipway.render.layer import LayerRender
+from shipway.spec.blueprint import Blueprint, ExternalRegistry
+
+SYSTEM_NAMESPACE = "shipway-system"
+
+
+@dataclass(frozen=True)
+class LayerArgs:
+    """What a layer needs: the blueprint, and the secrets (Pulumi secret inputs) it uses."""
+
+    blueprint: Blueprint
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+class _Layer(pulumi.ComponentResource):
+    """A layer: its children are what its render function returns."""
+
+    TYPE = ""
+    resources: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: LayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        self.resources = apply_layer(self, name, self.render(name, args))
+        self.register_outputs({"resources": len(self.resources)})
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        """What this layer creates."""
+        raise NotImplementedError
+
+
+class NodePools(_Layer):
+    """GPU node pools. Cloud pools are built with the cluster; on kind this patches each pool's worker."""
+
+    TYPE = "shipway:nodepools:NodePools"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        blueprint = args.blueprint
+        layer = LayerRender()
+        if blueprint.cluster.kind != "kind":
+            layer.objects.append(node_pool_inventory(blueprint))
+            layer.namespaces.append(platform_namespace(SYSTEM_NAMESPACE))
+            return layer
+        cluster_name = render_cluster.kind_cluster_name(blueprint)
+        workers = [worker for worker in render_cluster.kind_config(blueprint)["nodes"] if worker["role"] == "worker"]
+        for index, worker in enumerate(workers):
+            node_name = f"{cluster_name}-worker" + (str(index + 1) if index else "")
+            taints = _worker_taints(blueprint, worker["labels"])
+            patch = {"apiVersion": "v1", "kind": "NodePatch",
+                     "metadata": {"name": node_name, "labels": worker["labels"],
+                                  "annotations": {"pulumi.com/patchForce": "true"}}}
+            if taints:
+                patch["spec"] = {"taints": taints}
+            layer.objects.append(patch)
+        return layer
+
+
+def _worker_taints(blueprint: Blueprint, labels: dict[str, str]) -> list[dict[str, str]]:
+    for pool in blueprint.node_pools:
+        if labels.get("shipway.dev/pool") == pool.name:
+            return [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.effective_taints]
+    return []
+
+
+def node_pool_inventory(blueprint: Blueprint) -> Obj:
+    """The pools as a ConfigMap, so people and readiness checks can see what the cloud was asked for."""
+    data = {pool.name: json.dumps({"role": pool.effective_role, "instanceType": pool.instance_type,
+                                   "gpu": pool.gpu.model_dump() if pool.gpu else None,
+                                   "minSize": pool.min_size, "maxSize": pool.max_size, "spot": pool.spot,
+                                   "labels": render_cluster.pool_labels(blueprint, pool)}, sort_keys=True)
+            for pool in blueprint.node_pools}
+    return config_map("shipway-node-pools", SYSTEM_NAMESPACE, data)
+
+
+class GpuStack(_Layer):
+    """The NVIDIA GPU Operator, the device plugin alone, or fake-gpu-operator on kind."""
+
+    TYPE = "shipway:gpu:GpuStack"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        return gpu.render(args.blueprint)
+
+
+class Registry(pulumi.ComponentResource):
+    """zot in the cluster with a generated password, or pull secrets for an external registry."""
+
+    url: pulumi.Output[str]
+    password: pulumi.Output[str]
+    resources: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: LayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shipway:registry:Registry", name, None, opts)
+        blueprint = args.blueprint
+        given = args.secrets.get("registryPassword")
+        generated = random.RandomPassword(f"{name}-password", length=32, special=False,
+                                          opts=pulumi.ResourceOptions(parent=self))
+        password = pulumi.Output.secret(given if given is not None else generated.result)
+        htpasswd = pulumi.Output.secret(generated.bcrypt_hash.apply(lambda digest: f"shipway:{digest}\n"))
+        reg = blueprint.registry
+        config_json = None
+        if isinstance(reg, ExternalRegistry):
+            config_json = pulumi.Output.secret(password.apply(
+                lambda secret: registry.docker_config_json(reg.url.split("/")[0], reg.username, secret)))
+        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd, config_json))
+        self.url = pulumi.Output.from_input(registry.url(blueprint))
+        self.password = password
+        self.register_outputs({"url": self.url, "password": self.password})
+
+
+class GitOps(_Layer):
+    """Argo CD, the GitOps repo credentials, an AppProject per team and the model ApplicationSet."""
+
+    TYPE = "shipway:gitops:GitOps"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        key = args.blueprint.gitops.credentials_secret
+        token = args.secrets.get(key) if key else None
+        return gitops.render(args.blueprint, pulumi.Output.secret(token) if token is not None else None)
+
+
+class Observability(_Layer):
+    """kube-prometheus-stack, platform and model alert rules, and dashboards."""
+
+    TYPE = "shipway:observability:Observability"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        secrets = {receiver.secret: pulumi.Output.secret(args.secrets[receiver.secret])
+                   for receiver in args.blueprint.observability.receivers}
+        return observability.render(args.blueprint, secrets)
+
+
+class Serving(_Layer):
+    """Argo Rollouts with the circuit-breaker analysis templates, the runtime catalog, KServe."""
+
+    TYPE = "shipway:serving:Serving"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        return serving.render(args.blueprint)
+
+
+class Tenancy(_Layer):
+    """Team namespaces with quotas, limits, default-deny network policies and RBAC."""
+
+    TYPE = "shipway:tenancy:Tenancy"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        return tenancy.render(args.blueprint)
+

@@ -1,0 +1,56 @@
+"""The Pulumi program behind every stack: read the blueprint named in config, build the Platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from shipway.platform import Platform, PlatformArgs
+from shipway.spec import load_blueprint
+from shipway.spec.blueprint import Blueprint
+
+CONFIG_NAMESPACE = "shipway"
+
+
+def secret_keys(blueprint: Blueprint) -> list[str]:
+    """Every stack config key the blueprint reads as a Pulumi secret."""
+    keys = ["kubeconfig", "registryPassword"]
+    if blueprint.gitops.enabled and blueprint.gitops.credentials_secret:
+        keys.append(blueprint.gitops.credentials_secret)
+    keys += [receiver.secret for receiver in blueprint.observability.receivers]
+    return list(dict.fromkeys(keys))
+
+
+def resolve_blueprint_path(value: str, start: Path | None = None) -> Path:
+    """A blueprint path from stack config, relative to the Pulumi project root."""
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Pulumi.yaml").exists():
+            return folder / path
+    return here / path
+
+
+def stack_program() -> Platform:
+    """Build the platform for the current stack and export what model delivery needs."""
+    config = pulumi.Config(CONFIG_NAMESPACE)
+    blueprint = load_blueprint(resolve_blueprint_path(config.require("blueprint")))
+    secrets = {}
+    for key in secret_keys(blueprint):
+        value = config.get_secret(key)
+        if value is not None:
+            secrets[key] = value
+    missing = [receiver.secret for receiver in blueprint.observability.receivers if receiver.secret not in secrets]
+    if missing:
+        raise pulumi.RunError(
+            f"stack config lacks secrets the blueprint's receivers need: {', '.join(missing)}; "
+            f"set each with `pulumi config set --secret {CONFIG_NAMESPACE}:<key> <value>`")
+    platform = Platform(blueprint.metadata.name, PlatformArgs(blueprint, secrets))
+    pulumi.export("profile", platform.profile)
+    pulumi.export("registryUrl", platform.registry_url)
+    pulumi.export("registryPassword", platform.registry_password)
+    pulumi.export("kubeconfig", platform.kubeconfig)
+    return platform

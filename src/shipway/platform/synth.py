@@ -1,0 +1,299 @@
+"""Offline synthesis: run the real Pulumi program under the SDK's mock engine and record what it registers.
+
+Nothing reaches a cloud or a cluster. Inputs are recorded exactly as the engine would receive
+them; secrets are masked, and outputs that only a cloud can compute are marked unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from shipway.errors import ShipwayError
+from shipway.platform.program import CONFIG_NAMESPACE, secret_keys
+from shipway.render.profile import platform_profile
+from shipway.spec import load_blueprint
+from shipway.spec.blueprint import Blueprint
+from shipway.yamlio import to_yaml
+
+UNKNOWN = "<unknown: computed at deploy>"
+SECRET = "<secret>"
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_REFERENCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+PROJECT = "shipway"
+
+# Outputs a cloud computes, which synth reports as unknown rather than inventing.
+_COMPUTED = {
+    "eks:index:Cluster": ("kubeconfig", "kubeconfigJson", "eksCluster", "core", "clusterSecurityGroupId"),
+    "gcp:container/cluster:Cluster": ("endpoint", "selfLink"),
+    "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
+}
+
+
+class SynthError(ShipwayError):
+    """The Pulumi program failed under the mock engine."""
+
+
+@dataclass
+class Registered:
+    """One resource as the engine saw its registration."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    provider: str
+    dependencies: list[str]
+    inputs: dict[str, Any]
+
+    @property
+    def layer(self) -> str:
+        """The Shipway layer the resource belongs to, from its URN's type chain."""
+        chain = self.urn.split("::")[2] if self.urn.count("::") >= 3 else ""
+        for part in chain.split("$"):
+            if part.startswith("shipway:") and part != "shipway:platform:Platform":
+                return part.split(":")[1]
+        return "platform" if self.type.startswith("shipway:platform") else "stack"
+
+
+@dataclass
+class SynthResult:
+    """Everything a synth produced."""
+
+    blueprint: Blueprint
+    resources: list[Registered]
+    profile: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+    def counts_by_layer(self) -> dict[str, int]:
+        """How many resources each layer registered (the layer components themselves excluded)."""
+        counts = Counter(resource.layer for resource in self.resources if resource.custom)
+        return dict(sorted(counts.items()))
+
+
+class _RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's parent, provider and dependencies."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the engine's RPC name
+        inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+        if _has_reference(inputs):
+            # The mock monitor would rehydrate references (e.g. a node group's cluster) on a
+            # second event loop; the URN is all a plan needs.
+            plain = _drop_references(inputs)
+            request.object.Clear()
+            request.object.update(plain)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(Registered(
+                type=request.type, name=request.name, urn=response.urn, parent=request.parent,
+                custom=request.custom, provider=request.provider.split("::")[-1] if request.provider else "",
+                dependencies=sorted(request.dependencies), inputs=_clean(inputs)))
+        return response
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        # Echoed resource references would be rehydrated on another event loop; outputs never need them.
+        outputs = {key: value for key, value in args.inputs.items() if not _is_reference(value)}
+        for name in _COMPUTED.get(args.typ, ()):
+            outputs[name] = UNKNOWN
+        if args.typ == "gcp:container/cluster:Cluster":
+            outputs["masterAuth"] = {"clusterCaCertificate": UNKNOWN}
+        if args.typ.startswith("random:"):
+            outputs["result"] = UNKNOWN
+            outputs["bcryptHash"] = UNKNOWN
+        cloud = args.typ.split(":")[0] in ("aws", "eks", "gcp")
+        return (UNKNOWN if cloud else f"{args.name}-id"), outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+def _has_reference(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get(_SECRET_SIG) == _REFERENCE_SIG or any(_has_reference(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_reference(item) for item in value)
+    return False
+
+
+def _drop_references(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == _REFERENCE_SIG:
+            return value.get("urn", "")
+        return {key: _drop_references(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_drop_references(item) for item in value]
+    return value
+
+
+def _is_reference(value: Any) -> bool:
+    if isinstance(value, pulumi.Resource):
+        return True
+    if isinstance(value, list):
+        return any(_is_reference(item) for item in value)
+    if isinstance(value, dict):
+        return any(_is_reference(item) for item in value.values())
+    return False
+
+
+def _clean(value: Any) -> Any:
+    """Mask secrets, mark unknowns, and turn protobuf's whole-number doubles back into ints."""
+    if isinstance(value, dict):
+        if _SECRET_SIG in value:
+            return SECRET
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == _UNKNOWN_SENTINEL:
+        return UNKNOWN
+    return value
+
+
+def _placeholder_config(blueprint_path: Path, blueprint: Blueprint) -> dict[str, str]:
+    config = {f"{CONFIG_NAMESPACE}:blueprint": str(blueprint_path.resolve())}
+    for key in secret_keys(blueprint):
+        if key != "kubeconfig":
+            config[f"{CONFIG_NAMESPACE}:{key}"] = f"synth-placeholder-{key}"
+    return config
+
+
+def run_program(blueprint_path: str | Path, stack: str = "synth") -> SynthResult:
+    """Run the stack program for a blueprint under mocks and return what it registered."""
+    from shipway.platform.program import stack_program
+
+    blueprint_path = Path(blueprint_path)
+    blueprint = load_blueprint(blueprint_path)
+    # A fresh loop per run: the mock engine's root stack binds its futures to the current loop.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = _Mocks()
+    monitor = _RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(_placeholder_config(blueprint_path, blueprint),
+                                  [f"{CONFIG_NAMESPACE}:{key}" for key in secret_keys(blueprint)])
+    try:
+        _sync_await(run_pulumi_func(lambda: stack_program()))
+    except ShipwayError:
+        raise
+    except Exception as error:  # the engine surfaces program failures as arbitrary exceptions
+        raise SynthError(f"the Pulumi program failed under the mock engine: {error}") from error
+    finally:
+        # A loop left for the interpreter to collect at exit fails noisily; close it while we can.
+        loop.close()
+        asyncio.set_event_loop(None)
+    resources = sorted(monitor.registered, key=lambda r: r.urn)
+    return SynthResult(blueprint, resources, platform_profile(blueprint))
+
+
+def plan_document(result: SynthResult) -> dict[str, Any]:
+    """plan.json: every resource with type, name, parent, provider, dependencies and masked inputs."""
+    return {
+        "apiVersion": "shipway.dev/synth-plan/v1",
+        "blueprint": result.blueprint.metadata.name,
+        "note": f"Synthesised offline under Pulumi's mock engine; {UNKNOWN} marks what only a cloud computes.",
+        "counts": result.counts_by_layer(),
+        "resources": [
+            {"type": r.type, "name": r.name, "urn": r.urn, "layer": r.layer, "parent": r.parent,
+             "custom": r.custom, "provider": r.provider, "dependencies": r.dependencies, "inputs": r.inputs}
+            for r in result.resources
+        ],
+    }
+
+
+def kubernetes_objects(result: SynthResult) -> list[tuple[str, dict[str, Any]]]:
+    """Every Kubernetes object (not releases, not providers) with the layer that made it."""
+    objects = []
+    for r in result.resources:
+        if not r.type.startswith("kubernetes:") or r.type.startswith(("kubernetes:helm", "pulumi:providers")):
+            continue
+        inputs = dict(r.inputs)
+        head = {"apiVersion": inputs.pop("apiVersion"), "kind": inputs.pop("kind"),
+                "metadata": inputs.pop("metadata", {})}
+        objects.append((r.layer, {**head, **dict(sorted(inputs.items()))}))
+    return objects
+
+
+def releases(result: SynthResult) -> list[tuple[str, dict[str, Any]]]:
+    """Every Helm release with chart, repo, version, namespace and values."""
+    out = []
+    for r in result.resources:
+        if r.type != "kubernetes:helm.sh/v3:Release":
+            continue
+        inputs = r.inputs
+        out.append((r.layer, {
+            "name": inputs.get("name", r.name), "chart": inputs["chart"],
+            "repo": inputs.get("repositoryOpts", {}).get("repo", inputs["chart"].rsplit("/", 1)[0]),
+            "version": inputs["version"], "namespace": inputs.get("namespace", "default"),
+            "values": inputs.get("values", {}),
+        }))
+    return out
+
+
+def _layer_rank(layer: str) -> int:
+    from shipway.platform import LAYERS
+
+    return LAYERS.index(layer) if layer in LAYERS else len(LAYERS)
+
+
+def write(result: SynthResult, out_dir: str | Path) -> list[Path]:
+    """Write plan.json, platform.json, manifests/ and releases/ atomically: a temp dir, then a rename."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (staging / "plan.json").write_text(json.dumps(plan_document(result), indent=2, sort_keys=False) + "\n")
+        (staging / "platform.json").write_text(json.dumps(result.profile, indent=2) + "\n")
+        manifests = staging / "manifests"
+        manifests.mkdir()
+        for layer, obj in kubernetes_objects(result):
+            meta = obj["metadata"]
+            stem = "--".join([f"{_layer_rank(layer):02d}-{layer}", obj["kind"].lower(),
+                              meta.get("namespace", "_cluster"), meta["name"]])
+            (manifests / f"{stem}.yaml").write_text(to_yaml(obj))
+        release_dir = staging / "releases"
+        release_dir.mkdir()
+        for layer, release in releases(result):
+            (release_dir / f"{_layer_rank(layer):02d}-{layer}--{release['name']}.yaml").write_text(to_yaml(release))
+        if out_dir.exists():
+            backup = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(out_dir, backup)
+            os.replace(staging, out_dir)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.files = sorted(path for path in out_dir.rglob("*") if path.is_file())
+    return result.files
+
+
+def synth(blueprint_path: str | Path, out_dir: str | Path | None = None) -> SynthResult:
+    """Synthesise a blueprint; write the output when out_dir is given."""
+    result = run_program(blueprint_path)
+    if out_dir is not None:
+        write(result, out_dir)
+    return result

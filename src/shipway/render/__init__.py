@@ -1,0 +1,1 @@
+"""Pure functions from specs to Kubernetes objects (plain dicts) and Helm values; no Pulumi here."""

@@ -1,0 +1,50 @@
+"""The platform profile: the facts model delivery and templates read about a platform."""
+
+from __future__ import annotations
+
+from shipway.render import observability, registry, serving
+from shipway.render.common import Obj
+from shipway.spec.blueprint import Blueprint
+
+PROFILE_VERSION = "shipway.dev/platform-profile/v1"
+
+
+def platform_profile(blueprint: Blueprint) -> Obj:
+    """Registry, environments, team namespaces, runtimes, analysis templates, Prometheus, SLOs."""
+    slo = blueprint.observability.slo
+    return {
+        "apiVersion": PROFILE_VERSION,
+        "name": blueprint.metadata.name,
+        "cluster": blueprint.cluster.kind,
+        "environments": list(blueprint.metadata.environments),
+        "registry": {"url": registry.url(blueprint), "type": blueprint.registry.type},
+        "gitops": {"enabled": blueprint.gitops.enabled, "repoUrl": blueprint.gitops.repo_url,
+                   "revision": blueprint.gitops.revision, "path": blueprint.gitops.path},
+        "teams": {
+            team.name: {
+                "namespaces": blueprint.namespaces[team.name],
+                "gpuQuota": team.quota.gpus,
+                "gpuPools": [pool.name for pool in blueprint.team_gpu_pools(team)],
+            }
+            for team in blueprint.teams
+        },
+        "gpuPools": {
+            pool.name: {"model": pool.gpu.model, "gpusPerNode": pool.gpu.count, "maxSize": pool.max_size,
+                        "labels": pool.node_labels,
+                        "taints": [taint.model_dump() for taint in pool.effective_taints],
+                        "schedulableGpus": blueprint.schedulable_gpus(pool)}
+            for pool in blueprint.gpu_pools if pool.gpu is not None
+        },
+        "gpuSharing": blueprint.gpu_stack.sharing.model_dump(by_alias=True),
+        "runtimes": {name: runtime.model_dump(by_alias=True)
+                     for name, runtime in sorted(blueprint.serving.runtime_catalog.items())},
+        "rollouts": {
+            "enabled": blueprint.serving.rollouts,
+            "defaultStrategy": blueprint.serving.default_strategy,
+            "canarySteps": [step.model_dump() for step in blueprint.serving.canary_steps],
+            "analysisTemplates": dict(serving.ANALYSIS_TEMPLATES) if blueprint.serving.rollouts else {},
+        },
+        "prometheus": {"url": observability.PROMETHEUS_URL if blueprint.observability.enabled else None,
+                       "selectorLabels": observability.SELECTOR_LABELS},
+        "slo": slo.model_dump(by_alias=True),
+    }

@@ -1,0 +1,127 @@
+"""The OCI registry: zot in the cluster, or pull secrets for an external one."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from shipway import catalog
+from shipway.render.common import Obj, deep_merge, platform_namespace, service_monitor
+from shipway.render.layer import LayerRender, Release
+from shipway.spec.base import quantity_value
+from shipway.spec.blueprint import Blueprint, ExternalRegistry, ZotRegistry
+
+NAMESPACE = "shipway-registry"
+SERVICE_PORT = 5000
+RELEASE = "zot"
+PULL_SECRET = "shipway-registry"
+# On kind, nodes reach zot through this NodePort (the containerd mirror in the kind config).
+KIND_NODE_PORT = 30500
+
+
+def url(blueprint: Blueprint) -> str:
+    """The registry address pods and pushes use."""
+    if isinstance(blueprint.registry, ExternalRegistry):
+        return blueprint.registry.url
+    return f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{SERVICE_PORT}"
+
+
+def zot_config(registry: ZotRegistry, anonymous_read: bool) -> Obj:
+    """zot's config.json: dedupe, garbage collection, htpasswd auth, metrics."""
+    return {
+        "distSpecVersion": "1.1.1",
+        "storage": {"rootDirectory": "/var/lib/registry", "dedupe": registry.dedupe, "gc": True,
+                    "gcDelay": "1h", "gcInterval": "24h"},
+        "http": {
+            "address": "0.0.0.0",
+            "port": str(SERVICE_PORT),
+            "auth": {"htpasswd": {"path": "/secret/htpasswd"}},
+            "accessControl": {"repositories": {"**": {"anonymousPolicy": ["read"] if anonymous_read else [],
+                                                      "defaultPolicy": ["read", "create", "update"]}}},
+        },
+        "log": {"level": "info"},
+        "extensions": {"metrics": {"enable": True, "prometheus": {"path": "/metrics"}},
+                       "search": {"enable": True}, "scrub": {"enable": True, "interval": "24h"}},
+    }
+
+
+def zot_values(blueprint: Blueprint, htpasswd: Any) -> Obj:
+    """Values for the zot chart; htpasswd may be a Pulumi secret output.
+
+    On kind, images are read anonymously through a NodePort so containerd's mirror needs no
+    credentials; everywhere else every request authenticates.
+    """
+    registry = blueprint.registry
+    assert isinstance(registry, ZotRegistry)
+    on_kind = blueprint.cluster.kind == "kind"
+    body_limit_mib = int(quantity_value(registry.max_blob_size) / 2**20)
+    pvc: Obj = {"create": True, "accessModes": ["ReadWriteOnce"], "storage": registry.storage_size}
+    if registry.storage_class:
+        pvc["storageClassName"] = registry.storage_class
+    values: Obj = {
+        "persistence": True,
+        "pvc": pvc,
+        "service": ({"type": "NodePort", "port": SERVICE_PORT, "nodePort": KIND_NODE_PORT} if on_kind
+                    else {"type": "ClusterIP", "port": SERVICE_PORT}),
+        "mountConfig": True,
+        "configFiles": {"config.json": json.dumps(zot_config(registry, on_kind), indent=2, sort_keys=True)},
+        "mountSecret": True,
+        "secretFiles": {"htpasswd": htpasswd},
+        "ingress": {
+            "enabled": False,
+            "annotations": {
+                "nginx.ingress.kubernetes.io/proxy-body-size": f"{body_limit_mib}m",
+                "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+            },
+        },
+        # The chart's ServiceMonitor takes no labels, so the Prometheus stack would not select it;
+        # the layer emits its own (zot_service_monitor).
+        "metrics": {"enabled": True, "serviceMonitor": {"enabled": False}},
+        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                               "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    }
+    return deep_merge(values, registry.values)
+
+
+def zot_service_monitor() -> Obj:
+    """A ServiceMonitor for zot's metrics extension, labelled for the Prometheus stack."""
+    return service_monitor("shipway-zot", NAMESPACE, {"app.kubernetes.io/name": RELEASE,
+                                                      "app.kubernetes.io/instance": RELEASE}, "zot")
+
+
+def pull_secret(namespace_name: str, config_json: Any) -> Obj:
+    """A dockerconfigjson pull secret; the config may be a Pulumi secret output."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": PULL_SECRET, "namespace": namespace_name,
+                     "labels": {"app.kubernetes.io/managed-by": "shipway"}},
+        "stringData": {".dockerconfigjson": config_json},
+    }
+
+
+def docker_config_json(server: str, username: str, password: str) -> str:
+    """The .dockerconfigjson content for one registry."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {server: {"username": username, "password": password, "auth": token}}},
+                      sort_keys=True)
+
+
+def render(blueprint: Blueprint, htpasswd: Any, password: Any) -> LayerRender:
+    """zot with its namespace, or a pull secret in every team namespace for an external registry."""
+    reg = blueprint.registry
+    if isinstance(reg, ZotRegistry):
+        return LayerRender(namespaces=[platform_namespace(NAMESPACE)],
+                           releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
+                           objects=[zot_service_monitor()])
+    layer = LayerRender()
+    for by_env in blueprint.namespaces.values():
+        for ns in by_env.values():
+            layer.objects.append(pull_secret(ns, password))
+    return layer

@@ -1,0 +1,31 @@
+"""Typed specs: the platform blueprint (and the per-model spec), with precise loading errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shipway.spec.blueprint import Blueprint
+from shipway.spec.loader import load_spec
+
+__all__ = ["Blueprint", "load_blueprint", "blueprint_json_schema"]
+
+
+def load_blueprint(path: str | Path) -> Blueprint:
+    """Load a blueprint YAML file; every problem is raised together as a SpecError."""
+    return load_spec(path, Blueprint, "blueprint")
+
+
+def blueprint_json_schema() -> dict[str, Any]:
+    """The blueprint's JSON Schema, as editors and `yaml-language-server` use it."""
+    schema = Blueprint.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://shipway.dev/schema/blueprint.schema.json"
+    schema["title"] = "Shipway blueprint"
+    return schema
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    """A schema serialised deterministically."""
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

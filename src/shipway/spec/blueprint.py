@@ -1,0 +1,659 @@
+"""The blueprint: one typed description of a whole AI delivery platform."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shipway.spec.base import (
+    DnsLabel,
+    Duration,
+    Located,
+    Quantity,
+    Spec,
+    Violations,
+    quantity_value,
+    raise_all,
+)
+from shipway.spec.gpus import GPU_MODELS, mig_slices
+
+API_VERSION = "shipway.dev/v1alpha1"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+POOL_LABEL = "shipway.dev/pool"
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
+
+Values = dict[str, Any]
+
+
+# --- metadata ---------------------------------------------------------------------------
+
+
+class Metadata(Spec):
+    """Who this platform is and which environments models are promoted through."""
+
+    name: DnsLabel = Field(description="Platform name; prefixes cloud resources and the kind cluster.")
+    description: str = Field("", description="Free text shown in reports.")
+    environments: list[DnsLabel] = Field(
+        default_factory=lambda: ["staging", "prod"],
+        min_length=1,
+        description="Promotion order of environments, first to last (e.g. staging, prod).",
+    )
+
+    @field_validator("environments")
+    @classmethod
+    def _unique_environments(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({env for env in value if value.count(env) > 1})
+        if duplicates:
+            raise ValueError(f"Got environments {value}; {duplicates} appear more than once. List each once.")
+        return value
+
+
+# --- cluster ----------------------------------------------------------------------------
+
+
+class KindCluster(Spec):
+    """A local kind cluster for development; Shipway writes its config (`shipway kind-config`)."""
+
+    kind: Literal["kind"] = Field(description="Cluster variant.")
+    name: DnsLabel | None = Field(None, description="kind cluster name; defaults to metadata.name.")
+    context: str | None = Field(None, description="kubeconfig context; defaults to kind-<name>.")
+    node_image: str = Field("kindest/node:v1.31.4", description="kind node image, which fixes the Kubernetes version.")
+    http_port: int = Field(8080, ge=1, le=65535, description="Host port mapped to the ingress HTTP port.")
+    https_port: int = Field(8443, ge=1, le=65535, description="Host port mapped to the ingress HTTPS port.")
+
+
+class ExistingCluster(Spec):
+    """A cluster that already exists, reached through a kubeconfig context."""
+
+    kind: Literal["existing"] = Field(description="Cluster variant.")
+    context: str = Field(min_length=1, description="kubeconfig context to deploy into.")
+
+
+class EksNetwork(Spec):
+    """The VPC an EKS cluster gets."""
+
+    vpc_cidr: str = Field("10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$", description="VPC CIDR block.")
+    availability_zones: int = Field(3, ge=2, le=6, description="How many availability zones to spread subnets over.")
+    public_endpoint: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet.")
+
+
+class EksCluster(Spec):
+    """An Amazon EKS cluster built with pulumi-eks."""
+
+    kind: Literal["eks"] = Field(description="Cluster variant.")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region, e.g. eu-west-1.")
+    kubernetes_version: str = Field("1.31", pattern=r"^1\.\d{2}$", description="EKS Kubernetes minor version.")
+    network: EksNetwork = Field(default_factory=EksNetwork, description="VPC settings.")
+
+
+class GkeCluster(Spec):
+    """A Google GKE cluster built with pulumi-gcp."""
+
+    kind: Literal["gke"] = Field(description="Cluster variant.")
+    project: str = Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", description="GCP project id.")
+    region: str = Field(pattern=r"^[a-z]+-[a-z]+\d$", description="GCP region, e.g. europe-west4.")
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field("REGULAR", description="GKE release channel.")
+    network: str = Field("default", description="VPC network name.")
+
+
+Cluster = Annotated[KindCluster | ExistingCluster | EksCluster | GkeCluster, Field(discriminator="kind")]
+
+
+# --- node pools -------------------------------------------------------------------------
+
+
+class Taint(Spec):
+    """A node taint."""
+
+    key: str = Field(min_length=1, description="Taint key.")
+    value: str = Field("", description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="Taint effect.")
+
+
+class Toleration(Spec):
+    """A pod toleration."""
+
+    key: str = Field(min_length=1, description="Taint key tolerated.")
+    operator: Literal["Exists", "Equal"] = Field("Exists", description="Exists tolerates any value.")
+    value: str = Field("", description="Value to match when operator is Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = Field(
+        "", description='Effect tolerated; "" tolerates every effect.'
+    )
+
+    def tolerates(self, taint: Taint) -> bool:
+        """Whether this toleration admits pods onto nodes with the taint."""
+        if self.key != taint.key or self.effect not in ("", taint.effect):
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+
+class PoolGpu(Spec):
+    """The GPUs on each node of a pool."""
+
+    model: str = Field(description=f"GPU model, one of: {', '.join(GPU_MODELS)}.")
+    count: int = Field(1, ge=1, le=16, description="GPUs per node.")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in GPU_MODELS:
+            raise ValueError(f'Got "{value}". Known GPU models: {", ".join(GPU_MODELS)}')
+        return value
+
+
+DEFAULT_GPU_TAINT = Taint(key=GPU_RESOURCE, value="present", effect="NoSchedule")
+
+
+class NodePool(Spec):
+    """A group of identical nodes: the system pool, CPU pools and GPU pools."""
+
+    name: DnsLabel = Field(description="Pool name; nodes carry the label shipway.dev/pool=<name>.")
+    role: Literal["system", "cpu", "gpu"] | None = Field(
+        None, description="system (platform components), cpu or gpu; defaults to gpu when `gpu` is set, else cpu."
+    )
+    instance_type: str | None = Field(
+        None, description="EKS instance type or GKE machine type (e.g. g5.2xlarge, g2-standard-8). Required on clouds."
+    )
+    gpu: PoolGpu | None = Field(None, description="GPUs per node; absent for CPU pools.")
+    min_size: int = Field(0, ge=0, le=1000, description="Autoscaling lower bound.")
+    max_size: int = Field(1, ge=0, le=1000, description="Autoscaling upper bound.")
+    desired_size: int | None = Field(None, ge=0, le=1000, description="Initial size; defaults to max(min_size, 1).")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels.")
+    taints: list[Taint] | None = Field(
+        None, description="Node taints; GPU pools default to nvidia.com/gpu=present:NoSchedule. [] means none."
+    )
+    spot: bool = Field(False, description="Use spot / preemptible capacity.")
+    disk_size_gib: int = Field(100, ge=20, le=16384, alias="diskSizeGiB", description="Root disk size per node in GiB.")
+
+    @property
+    def effective_role(self) -> str:
+        """The pool's role, derived when not given."""
+        return self.role or ("gpu" if self.gpu else "cpu")
+
+    @property
+    def is_gpu(self) -> bool:
+        """Whether the pool's nodes have GPUs."""
+        return self.gpu is not None
+
+    @property
+    def effective_desired_size(self) -> int:
+        """Initial size of the pool."""
+        return self.desired_size if self.desired_size is not None else max(self.min_size, 1)
+
+    @property
+    def effective_taints(self) -> list[Taint]:
+        """Taints applied to the pool's nodes, defaults included."""
+        if self.taints is not None:
+            return self.taints
+        return [DEFAULT_GPU_TAINT] if self.is_gpu else []
+
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """Every label the pool's nodes carry."""
+        labels = {POOL_LABEL: self.name}
+        if self.is_gpu:
+            assert self.gpu is not None
+            labels[GPU_PRESENT_LABEL] = "true"
+            labels["shipway.dev/gpu-model"] = self.gpu.model
+        return {**labels, **self.labels}
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodePool:
+        problems = []
+        if self.min_size > self.max_size:
+            problems.append(Located(
+                ("minSize",), f"minSize {self.min_size} is greater than maxSize {self.max_size}",
+                "raise maxSize or lower minSize"))
+        if self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
+            problems.append(Located(
+                ("desiredSize",),
+                f"desiredSize {self.desired_size} is outside [{self.min_size}, {self.max_size}]",
+                "set desiredSize between minSize and maxSize"))
+        if self.role == "gpu" and self.gpu is None:
+            problems.append(Located(("role",), "role is gpu but the pool has no `gpu` section",
+                                    "add `gpu: {model: ..., count: ...}` or set role: cpu"))
+        if self.gpu is not None and self.role in ("system", "cpu"):
+            problems.append(Located(("role",), f"role is {self.role} but the pool has GPUs",
+                                    "set role: gpu, or remove the `gpu` section"))
+        raise_all(problems)
+        return self
+
+
+# --- GPU stack --------------------------------------------------------------------------
+
+
+class NoSharing(Spec):
+    """Each pod gets whole GPUs."""
+
+    strategy: Literal["none"] = Field(description="Sharing variant.")
+
+
+class TimeSlicing(Spec):
+    """Oversubscribe each GPU by time-slicing it between pods."""
+
+    strategy: Literal["time-slicing"] = Field(description="Sharing variant.")
+    replicas: int = Field(4, ge=2, le=64, description="How many pods share one GPU.")
+    rename_by_default: bool = Field(
+        False, description="Advertise shared GPUs as nvidia.com/gpu.shared instead of nvidia.com/gpu."
+    )
+
+
+class MigSharing(Spec):
+    """Partition MIG-capable GPUs (A100, H100, H200) into isolated slices."""
+
+    strategy: Literal["mig"] = Field(description="Sharing variant.")
+    mig_strategy: Literal["single", "mixed"] = Field(
+        "mixed", description="single exposes slices as nvidia.com/gpu; mixed as nvidia.com/mig-<profile>."
+    )
+    profile: str = Field("all-1g.10gb", description="mig-parted configuration applied to the pools, e.g. all-1g.10gb.")
+    pools: list[DnsLabel] | None = Field(
+        None, description="GPU pools to partition; defaults to every MIG-capable GPU pool."
+    )
+
+
+Sharing = Annotated[NoSharing | TimeSlicing | MigSharing, Field(discriminator="strategy")]
+
+
+class GpuStack(Spec):
+    """How GPUs are exposed to pods: the NVIDIA GPU Operator or the device plugin alone."""
+
+    mode: Literal["operator", "device-plugin"] = Field(
+        "operator", description="operator (driver, toolkit, MIG manager, DCGM) or the device plugin alone."
+    )
+    install_driver: bool = Field(
+        False, description="Let the operator install the NVIDIA driver (off where the node image ships one)."
+    )
+    install_toolkit: bool = Field(True, description="Let the operator install the container toolkit.")
+    sharing: Sharing = Field(default_factory=lambda: NoSharing(strategy="none"), description="GPU sharing.")
+    dcgm_exporter: bool = Field(True, description="Export GPU metrics with DCGM for Prometheus.")
+    simulate: bool | None = Field(
+        None, description="Simulate GPUs with fake-gpu-operator (kind and existing clusters); defaults on for kind."
+    )
+    tolerations: list[Toleration] | None = Field(
+        None, description="Tolerations for GPU stack pods; default tolerates every GPU pool taint."
+    )
+    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
+
+
+# --- registry ---------------------------------------------------------------------------
+
+
+class ZotRegistry(Spec):
+    """The in-cluster zot registry for images and model artifacts."""
+
+    type: Literal["zot"] = Field(description="Registry variant.")
+    storage_size: Quantity = Field("200Gi", description="Persistent volume size; model artifacts run to gigabytes.")
+    storage_class: str | None = Field(None, description="StorageClass; the cluster default when absent.")
+    max_blob_size: Quantity = Field("32Gi", description="Largest single blob (model file) the ingress admits.")
+    dedupe: bool = Field(True, description="Store identical blobs once across repositories.")
+    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
+
+
+class ExternalRegistry(Spec):
+    """A registry outside the cluster (ECR, Artifact Registry, Harbor)."""
+
+    type: Literal["external"] = Field(description="Registry variant.")
+    url: str = Field(pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._/-]+)?$", description="Registry host[/path].")
+    username: str = Field("", description="Pull user; the password is the Pulumi secret shipway:registryPassword.")
+
+
+Registry = Annotated[ZotRegistry | ExternalRegistry, Field(discriminator="type")]
+
+
+# --- GitOps -----------------------------------------------------------------------------
+
+
+class SyncPolicy(Spec):
+    """How Argo CD applies the GitOps repo."""
+
+    automated: bool = Field(True, description="Sync on every change to the repo.")
+    self_heal: bool = Field(True, description="Revert drift made in the cluster.")
+    prune: bool = Field(True, description="Delete objects removed from the repo.")
+
+
+class GitOps(Spec):
+    """Argo CD and the repo it syncs models from."""
+
+    enabled: bool = Field(True, description="Install Argo CD and the model ApplicationSet.")
+    repo_url: str | None = Field(
+        None, pattern=r"^(https://|ssh://|git@|http://)[^\s]+$", description="GitOps repo URL (https or ssh)."
+    )
+    revision: str = Field("main", min_length=1, description="Branch, tag or commit to sync.")
+    path: str = Field("apps", pattern=r"^[a-zA-Z0-9._-]+(/[a-zA-Z0-9._-]+)*$", description="Root folder of apps/<env>/<team>/<model>.")
+    credentials_secret: str | None = Field(
+        "gitopsRepoToken",
+        description="Pulumi config key holding the repo token as a secret (pulumi config set --secret ...).",
+    )
+    sync_policy: SyncPolicy = Field(default_factory=SyncPolicy, description="Argo CD sync policy.")
+    high_availability: bool | None = Field(None, description="Run Argo CD HA; defaults on for cloud clusters.")
+    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
+
+
+# --- observability ----------------------------------------------------------------------
+
+
+class Receiver(Spec):
+    """An Alertmanager receiver; its URL is a Pulumi secret."""
+
+    name: DnsLabel = Field(description="Receiver name.")
+    type: Literal["slack", "pagerduty", "webhook"] = Field(description="Receiver kind.")
+    secret: str = Field(description="Pulumi config key holding the webhook URL or routing key as a secret.")
+    channel: str = Field("", description="Slack channel, for slack receivers.")
+
+
+class ModelSlo(Spec):
+    """Default model SLOs; a model may override them in its model.yaml."""
+
+    latency_p99_ms: float = Field(500, gt=0, le=600_000, description="p99 request latency ceiling, milliseconds.")
+    error_rate: float = Field(0.01, gt=0, lt=1, description="Ceiling on the fraction of failed requests.")
+    drift_psi: float = Field(0.2, gt=0, le=10, description="Ceiling on any feature's population stability index.")
+    accuracy_floor: float = Field(0.8, gt=0, le=1, description="Floor on rolling online accuracy.")
+
+
+class Observability(Spec):
+    """Prometheus, Alertmanager and Grafana, and the model SLOs they enforce."""
+
+    enabled: bool = Field(True, description="Install kube-prometheus-stack and the model rules.")
+    retention: Duration = Field("15d", description="Prometheus retention time.")
+    storage_size: Quantity = Field("50Gi", description="Prometheus volume size.")
+    grafana: bool = Field(True, description="Install Grafana with the GPU fleet and model delivery dashboards.")
+    receivers: list[Receiver] = Field(default_factory=list, description="Alertmanager receivers.")
+    slo: ModelSlo = Field(default_factory=ModelSlo, description="Default model SLOs.")
+    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
+
+
+# --- serving ----------------------------------------------------------------------------
+
+
+class Runtime(Spec):
+    """A model server image models may name as their runtime."""
+
+    image: str = Field(min_length=1, description="Container image with tag.")
+    model_format: str = Field(min_length=1, description="Model format served (sklearn, xgboost, onnx, pytorch, llm).")
+    protocol: Literal["v2", "openai"] = Field("v2", description="Inference protocol spoken on the serving port.")
+    port: int = Field(8080, ge=1, le=65535, description="Serving port inside the container.")
+    gpu: bool = Field(False, description="Whether the runtime needs a GPU.")
+
+
+DEFAULT_RUNTIMES: dict[str, Runtime] = {
+    "sklearn": Runtime(image="docker.io/seldonio/mlserver:1.7.1-sklearn", model_format="sklearn"),
+    "xgboost": Runtime(image="docker.io/seldonio/mlserver:1.7.1-xgboost", model_format="xgboost"),
+    "triton": Runtime(image="nvcr.io/nvidia/tritonserver:25.10-py3", model_format="pytorch", port=8000, gpu=True),
+    "vllm": Runtime(image="docker.io/vllm/vllm-openai:v0.11.0", model_format="llm", protocol="openai",
+                    port=8000, gpu=True),
+}
+
+
+class CanaryStep(Spec):
+    """One canary step: shift traffic, then wait while analysis runs."""
+
+    weight: int = Field(ge=1, le=100, description="Percent of traffic on the canary.")
+    pause: Duration = Field("2m", description="How long to hold this weight.")
+
+
+class Serving(Spec):
+    """The serving runtime: Argo Rollouts, the runtime catalog, optional KServe."""
+
+    runtimes: dict[DnsLabel, Runtime] = Field(
+        default_factory=dict, description="Extra or overriding runtimes, merged over sklearn, xgboost, triton, vllm."
+    )
+    rollouts: bool = Field(True, description="Install Argo Rollouts and the circuit-breaker analysis templates.")
+    kserve: bool = Field(False, description="Install KServe (with cert-manager) and ClusterServingRuntimes.")
+    default_strategy: Literal["canary", "blue-green", "none"] = Field(
+        "canary", description="Rollout strategy for models that do not name one."
+    )
+    canary_steps: list[CanaryStep] = Field(
+        default_factory=lambda: [CanaryStep(weight=10, pause="2m"), CanaryStep(weight=50, pause="5m")],
+        min_length=1,
+        description="Default canary steps.",
+    )
+
+    @property
+    def runtime_catalog(self) -> dict[str, Runtime]:
+        """Built-in runtimes with the blueprint's merged over them."""
+        return {**DEFAULT_RUNTIMES, **self.runtimes}
+
+
+# --- tenancy ----------------------------------------------------------------------------
+
+
+class Quota(Spec):
+    """A team's resource quota in each of its namespaces."""
+
+    gpus: int = Field(0, ge=0, le=100_000, description="requests.nvidia.com/gpu.")
+    cpu: Quantity = Field("16", description="requests.cpu and limits.cpu.")
+    memory: Quantity = Field("64Gi", description="requests.memory and limits.memory.")
+
+
+class Team(Spec):
+    """A model team: a namespace per environment, quotas, and who may deploy."""
+
+    name: DnsLabel = Field(description="Team name; namespaces are <team>-<environment>.")
+    environments: list[DnsLabel] | None = Field(None, description="Environments the team uses; defaults to all.")
+    quota: Quota = Field(default_factory=Quota, description="Quota per namespace.")
+    gpu_pools: list[DnsLabel] | None = Field(None, description="GPU pools the team may use; defaults to all.")
+    groups: list[str] = Field(default_factory=list, description="Identity-provider groups bound to the team's role.")
+
+    def namespace(self, environment: str) -> str:
+        """The team's namespace in an environment."""
+        return f"{self.name}-{environment}"
+
+
+# --- the blueprint ----------------------------------------------------------------------
+
+
+class Blueprint(Spec):
+    """A whole AI delivery platform."""
+
+    api_version: Literal["shipway.dev/v1alpha1"] = Field(API_VERSION, description="Schema version.")
+    kind: Literal["Blueprint"] = Field("Blueprint", description="Document kind.")
+    metadata: Metadata = Field(description="Name and environments.")
+    cluster: Cluster = Field(description="Where the platform runs.")
+    node_pools: list[NodePool] = Field(default_factory=list, description="Node pools, GPU pools included.")
+    gpu_stack: GpuStack = Field(default_factory=GpuStack, description="How GPUs reach pods.")
+    registry: Registry = Field(default_factory=lambda: ZotRegistry(type="zot"), description="OCI registry.")
+    gitops: GitOps = Field(default_factory=GitOps, description="Argo CD and the GitOps repo.")
+    observability: Observability = Field(default_factory=Observability, description="Metrics, alerts, dashboards.")
+    serving: Serving = Field(default_factory=Serving, description="Serving runtime and rollouts.")
+    teams: list[Team] = Field(default_factory=list, description="Model teams.")
+
+    @property
+    def is_cloud(self) -> bool:
+        """Whether the cluster is built in a cloud (EKS, GKE)."""
+        return self.cluster.kind in ("eks", "gke")
+
+    @property
+    def gpu_pools(self) -> list[NodePool]:
+        """The pools whose nodes have GPUs."""
+        return [pool for pool in self.node_pools if pool.is_gpu]
+
+    @property
+    def simulate_gpus(self) -> bool:
+        """Whether GPUs are simulated by fake-gpu-operator."""
+        if self.gpu_stack.simulate is not None:
+            return self.gpu_stack.simulate
+        return self.cluster.kind == "kind"
+
+    @property
+    def gitops_high_availability(self) -> bool:
+        """Whether Argo CD runs highly available."""
+        if self.gitops.high_availability is not None:
+            return self.gitops.high_availability
+        return self.is_cloud
+
+    @property
+    def gpu_tolerations(self) -> list[Toleration]:
+        """Tolerations for pods that must reach every GPU pool."""
+        if self.gpu_stack.tolerations is not None:
+            return self.gpu_stack.tolerations
+        seen: dict[tuple[str, str, str], Toleration] = {}
+        for pool in self.gpu_pools:
+            for taint in pool.effective_taints:
+                seen.setdefault((taint.key, taint.value, taint.effect),
+                                Toleration(key=taint.key, operator="Exists", effect=taint.effect))
+        return list(seen.values())
+
+    def mig_pools(self) -> list[NodePool]:
+        """The GPU pools MIG partitions."""
+        sharing = self.gpu_stack.sharing
+        if not isinstance(sharing, MigSharing):
+            return []
+        if sharing.pools is not None:
+            return [pool for pool in self.gpu_pools if pool.name in sharing.pools]
+        return [pool for pool in self.gpu_pools if pool.gpu and GPU_MODELS[pool.gpu.model].mig_capable]
+
+    def schedulable_gpus(self, pool: NodePool) -> int:
+        """GPU devices (or shares, or slices) the pool offers at its maximum size."""
+        if pool.gpu is None:
+            return 0
+        per_node = pool.gpu.count
+        sharing = self.gpu_stack.sharing
+        if isinstance(sharing, TimeSlicing):
+            per_node *= sharing.replicas
+        elif isinstance(sharing, MigSharing) and pool in self.mig_pools():
+            per_node *= mig_slices(sharing.profile)
+        return per_node * pool.max_size
+
+    def team_environments(self, team: Team) -> list[str]:
+        """The environments a team has namespaces in."""
+        return team.environments if team.environments is not None else list(self.metadata.environments)
+
+    def team_gpu_pools(self, team: Team) -> list[NodePool]:
+        """The GPU pools a team may schedule onto."""
+        if team.gpu_pools is None:
+            return self.gpu_pools
+        return [pool for pool in self.gpu_pools if pool.name in team.gpu_pools]
+
+    @cached_property
+    def namespaces(self) -> dict[str, dict[str, str]]:
+        """Team namespaces by team, then environment."""
+        return {team.name: {env: team.namespace(env) for env in self.team_environments(team)} for team in self.teams}
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Blueprint:
+        problems: list[Located] = []
+        problems += _unique_names(self.node_pools, "nodePools", "pool")
+        problems += _unique_names(self.teams, "teams", "team")
+        problems += self._cluster_rules()
+        problems += self._gpu_rules()
+        problems += self._tenancy_rules()
+        if self.gitops.enabled and not self.gitops.repo_url:
+            problems.append(Located(("gitops", "repoUrl"), "gitops is enabled but has no repoUrl",
+                                    "set gitops.repoUrl to the GitOps repo, or gitops.enabled: false"))
+        raise_all(problems)
+        return self
+
+    def _cluster_rules(self) -> list[Located]:
+        problems = []
+        if self.is_cloud:
+            for index, pool in enumerate(self.node_pools):
+                if not pool.instance_type:
+                    problems.append(Located(
+                        ("nodePools", index, "instanceType"),
+                        f'pool "{pool.name}" has no instanceType, which a {self.cluster.kind} cluster needs',
+                        "set instanceType, e.g. g5.2xlarge on EKS or g2-standard-8 on GKE"))
+            if not any(not pool.is_gpu for pool in self.node_pools):
+                problems.append(Located(
+                    ("nodePools",), f"a {self.cluster.kind} cluster needs a pool without GPUs for platform components",
+                    "add a pool with role: system"))
+        if self.gpu_stack.simulate and self.is_cloud:
+            problems.append(Located(
+                ("gpuStack", "simulate"), f"simulate is for kind and existing clusters, not {self.cluster.kind}",
+                "remove gpuStack.simulate"))
+        return problems
+
+    def _gpu_rules(self) -> list[Located]:
+        problems = []
+        sharing = self.gpu_stack.sharing
+        if isinstance(sharing, MigSharing):
+            if self.gpu_stack.mode != "operator":
+                problems.append(Located(
+                    ("gpuStack", "mode"), f'MIG sharing needs the GPU Operator, got mode "{self.gpu_stack.mode}"',
+                    "set gpuStack.mode: operator, or choose sharing strategy none or time-slicing"))
+            pool_names = {pool.name: pool for pool in self.gpu_pools}
+            for index, name in enumerate(sharing.pools or []):
+                pool = pool_names.get(name)
+                if pool is None:
+                    problems.append(Located(
+                        ("gpuStack", "sharing", "pools", index), f'no GPU pool named "{name}"',
+                        f"use one of: {', '.join(pool_names) or '(no GPU pools)'}"))
+                elif pool.gpu and not GPU_MODELS[pool.gpu.model].mig_capable:
+                    problems.append(Located(
+                        ("gpuStack", "sharing", "pools", index),
+                        f'pool "{name}" has {pool.gpu.model} GPUs, which do not support MIG',
+                        "MIG needs A100, H100 or H200 GPUs; use time-slicing for others"))
+            if not self.mig_pools():
+                problems.append(Located(
+                    ("gpuStack", "sharing"), "MIG sharing is set but no GPU pool has MIG-capable GPUs",
+                    "add an A100/H100/H200 pool, or use time-slicing"))
+            for pool in self.mig_pools():
+                assert pool.gpu is not None
+                known = GPU_MODELS[pool.gpu.model].mig_profiles
+                if known and sharing.profile not in known:
+                    problems.append(Located(
+                        ("gpuStack", "sharing", "profile"),
+                        f'MIG profile "{sharing.profile}" does not exist on {pool.gpu.model} (pool "{pool.name}")',
+                        f"use one of: {', '.join(known)}"))
+        if self.gpu_stack.tolerations is not None:
+            for index, pool in enumerate(self.node_pools):
+                if not pool.is_gpu:
+                    continue
+                for taint in pool.effective_taints:
+                    if not any(t.tolerates(taint) for t in self.gpu_stack.tolerations):
+                        problems.append(Located(
+                            ("gpuStack", "tolerations"),
+                            f'no toleration matches taint {taint.key}={taint.value}:{taint.effect} '
+                            f'of GPU pool "{pool.name}" (nodePools[{index}]), so GPU stack pods cannot run there',
+                            f"add {{key: {taint.key}, operator: Exists, effect: {taint.effect}}}, "
+                            "or drop gpuStack.tolerations to derive them from the pools"))
+        return problems
+
+    def _tenancy_rules(self) -> list[Located]:
+        problems = []
+        known_envs = self.metadata.environments
+        gpu_pool_names = [pool.name for pool in self.gpu_pools]
+        for index, team in enumerate(self.teams):
+            for env_index, env in enumerate(team.environments or []):
+                if env not in known_envs:
+                    problems.append(Located(
+                        ("teams", index, "environments", env_index),
+                        f'team "{team.name}" names environment "{env}", which metadata.environments does not list',
+                        f"use one of: {', '.join(known_envs)}, or add it to metadata.environments"))
+                if len(team.namespace(env)) > 63:
+                    problems.append(Located(
+                        ("teams", index, "name"),
+                        f'namespace "{team.namespace(env)}" is longer than 63 characters', "shorten the team name"))
+            for pool_index, name in enumerate(team.gpu_pools or []):
+                if name not in gpu_pool_names:
+                    problems.append(Located(
+                        ("teams", index, "gpuPools", pool_index), f'no GPU pool named "{name}"',
+                        f"use one of: {', '.join(gpu_pool_names) or '(no GPU pools)'}"))
+            capacity = sum(self.schedulable_gpus(pool) for pool in self.team_gpu_pools(team))
+            if team.quota.gpus > capacity:
+                problems.append(Located(
+                    ("teams", index, "quota", "gpus"),
+                    f'team "{team.name}" has a GPU quota of {team.quota.gpus}, but its pools hold at most {capacity}',
+                    "lower quota.gpus, or raise the GPU pools' maxSize"))
+        return problems
+
+
+def _unique_names(items: list[Any], field: str, noun: str) -> list[Located]:
+    seen: set[str] = set()
+    problems = []
+    for index, item in enumerate(items):
+        if item.name in seen:
+            problems.append(Located((field, index, "name"), f'{noun} name "{item.name}" is used twice',
+                                    f"give each {noun} a unique name"))
+        seen.add(item.name)
+    return problems
+
+
+def quota_cpu_cores(team: Team) -> float:
+    """A team's CPU quota in cores."""
+    return float(quantity_value(team.quota.cpu))
+
+
+__all__ = ["Blueprint", "Violations"]

@@ -1,0 +1,104 @@
+"""The Platform component under the Pulumi SDK's mock engine: one child per layer, catalog pins, order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shipway import catalog
+from shipway.platform import LAYERS
+from shipway.platform.synth import Registered, SynthResult, run_program
+
+ROOT = Path(__file__).resolve().parents[3]
+LAYER_TYPES = {
+    "cluster": "shipway:cluster:Cluster",
+    "nodepools": "shipway:nodepools:NodePools",
+    "observability": "shipway:observability:Observability",
+    "gpu": "shipway:gpu:GpuStack",
+    "registry": "shipway:registry:Registry",
+    "gitops": "shipway:gitops:GitOps",
+    "serving": "shipway:serving:Serving",
+    "tenancy": "shipway:tenancy:Tenancy",
+}
+
+
+@pytest.fixture(scope="module")
+def kind_dev() -> SynthResult:
+    """A fresh mock-engine run of the dev stack's program (run_program resets the mocks each call)."""
+    return run_program(ROOT / "blueprints" / "kind-dev.yaml")
+
+
+def _by_type(result: SynthResult, type_: str) -> list[Registered]:
+    return [r for r in result.resources if r.type == type_]
+
+
+def test_platform_has_one_parented_child_per_layer(kind_dev: SynthResult) -> None:
+    [platform] = _by_type(kind_dev, "shipway:platform:Platform")
+    assert platform.name == "shipway-dev"
+    for layer, type_ in LAYER_TYPES.items():
+        [component] = _by_type(kind_dev, type_)
+        assert component.name == f"shipway-dev-{layer}"
+        assert component.parent == platform.urn, f"{layer} is not parented to the Platform"
+
+
+def test_every_layer_registers_real_resources(kind_dev: SynthResult) -> None:
+    counts = kind_dev.counts_by_layer()
+    for layer in LAYERS:
+        assert counts.get(layer, 0) > 0, f"layer {layer} registered nothing"
+    component_urns = {r.urn: r for r in kind_dev.resources if not r.custom}
+    for resource in kind_dev.resources:
+        if resource.custom:
+            assert resource.parent in component_urns, f"{resource.name} has no component parent"
+
+
+def test_layers_with_software_have_a_namespace_and_a_catalog_release(kind_dev: SynthResult) -> None:
+    releases = _by_type(kind_dev, "kubernetes:helm.sh/v3:Release")
+    namespaces = _by_type(kind_dev, "kubernetes:core/v1:Namespace")
+    for layer in ("observability", "gpu", "registry", "gitops", "serving"):
+        assert any(r.layer == layer for r in releases), f"{layer} has no Helm release"
+        assert any(r.layer == layer for r in namespaces), f"{layer} has no namespace"
+
+
+def test_every_release_is_pinned_by_the_catalog(kind_dev: SynthResult) -> None:
+    releases = _by_type(kind_dev, "kubernetes:helm.sh/v3:Release")
+    assert {r.inputs["chart"] for r in releases} >= {"argo-cd", "argo-rollouts", "kube-prometheus-stack", "zot"}
+    for release in releases:
+        chart = release.inputs["chart"]
+        pinned = [c for c in catalog.CHARTS.values() if c.ref == chart]
+        assert pinned, f"release {release.name} uses chart {chart}, which the catalog does not pin"
+        assert release.inputs["version"] == pinned[0].version
+        if not pinned[0].is_oci:
+            assert release.inputs["repositoryOpts"]["repo"] == pinned[0].repo
+
+
+def test_layer_order_holds(kind_dev: SynthResult) -> None:
+    # The engine records a dependency on a component as dependencies on the resources inside it.
+    layer_of = {r.urn: r.layer for r in kind_dev.resources}
+    needs = {layer: set() for layer in LAYERS}
+    for component in kind_dev.resources:
+        if component.type in LAYER_TYPES.values():
+            needs[component.layer] = {layer_of[urn] for urn in component.dependencies if urn in layer_of}
+    for index, layer in enumerate(LAYERS[1:], start=1):
+        assert "cluster" in needs[layer], f"{layer} does not depend on the cluster"
+        assert needs[layer] <= set(LAYERS[:index]), f"{layer} depends on a later layer: {needs[layer]}"
+    assert "observability" in needs["gpu"], "DCGM ServiceMonitors need the Prometheus CRDs first"
+    assert {"gpu", "registry", "observability"} <= needs["serving"]
+    assert {"gitops", "serving", "registry"} <= needs["tenancy"]
+
+
+def test_kubernetes_resources_use_the_cluster_provider(kind_dev: SynthResult) -> None:
+    [provider] = _by_type(kind_dev, "pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == "kind-shipway-dev"
+    for resource in kind_dev.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert resource.provider == f"{provider.name}-id", resource.name
+
+
+def test_secrets_never_appear_in_plain(kind_dev: SynthResult) -> None:
+    [repo_secret] = [r for r in _by_type(kind_dev, "kubernetes:core/v1:Secret") if "gitops" in r.name]
+    assert repo_secret.inputs["stringData"] == "<secret>"
+    [zot] = [r for r in _by_type(kind_dev, "kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "zot"]
+    assert zot.inputs["values"]["secretFiles"]["htpasswd"] == "<secret>"
+    text = repr([r.inputs for r in kind_dev.resources])
+    assert "synth-placeholder" not in text

@@ -1,0 +1,109 @@
+"""shipway synth: golden output for kind-dev, determinism, and every object valid for Kubernetes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from shipway.platform.synth import SECRET, UNKNOWN, synth
+
+ROOT = Path(__file__).resolve().parents[3]
+GOLDEN = ROOT / "tests" / "golden" / "kind-dev"
+UPDATE = os.environ.get("SHIPWAY_UPDATE_GOLDEN") == "1"
+KUBERNETES_VERSION = "1.31.0"
+
+
+@pytest.fixture(scope="module", params=["kind-dev", "eks-prod", "gke-prod"])
+def synthesised(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / request.param
+    synth(ROOT / "blueprints" / f"{request.param}.yaml", out)
+    return out
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): path.read_text() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_kind_dev_matches_golden(tmp_path: Path) -> None:
+    out = tmp_path / "kind-dev"
+    synth(ROOT / "blueprints" / "kind-dev.yaml", out)
+    produced = _tree(out)
+    if UPDATE:
+        import shutil
+
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(out, GOLDEN)
+    expected = _tree(GOLDEN)
+    assert sorted(produced) == sorted(expected), "file set changed; review, then SHIPWAY_UPDATE_GOLDEN=1 pytest"
+    for name, text in expected.items():
+        assert produced[name] == text, f"{name} differs from golden; review, then SHIPWAY_UPDATE_GOLDEN=1 pytest"
+
+
+@pytest.mark.parametrize("name", ["kind-dev", "eks-prod"])
+def test_two_runs_are_byte_identical(tmp_path: Path, name: str) -> None:
+    synth(ROOT / "blueprints" / f"{name}.yaml", tmp_path / "a")
+    synth(ROOT / "blueprints" / f"{name}.yaml", tmp_path / "b")
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+
+
+def test_output_layout(synthesised: Path) -> None:
+    plan = json.loads((synthesised / "plan.json").read_text())
+    assert plan["resources"] and all({"type", "name", "parent", "provider", "dependencies", "inputs"} <= set(r)
+                                      for r in plan["resources"])
+    profile = json.loads((synthesised / "platform.json").read_text())
+    assert profile["environments"] and profile["registry"]["url"]
+    assert list((synthesised / "manifests").glob("*.yaml"))
+    for release in (synthesised / "releases").glob("*.yaml"):
+        data = yaml.safe_load(release.read_text())
+        assert {"name", "chart", "repo", "version", "namespace", "values"} <= set(data)
+
+
+def test_cloud_outputs_are_marked_unknown(tmp_path: Path) -> None:
+    synth(ROOT / "blueprints" / "eks-prod.yaml", tmp_path / "eks")
+    plan = (tmp_path / "eks" / "plan.json").read_text()
+    assert UNKNOWN in plan
+    assert "_id" not in json.dumps([r["inputs"] for r in json.loads(plan)["resources"]
+                                    if r["type"].startswith("eks:")])
+
+
+def _objects(folder: Path) -> list[dict]:
+    objects = [yaml.safe_load(path.read_text()) for path in sorted((folder / "manifests").glob("*.yaml"))]
+    for obj in objects:
+        # The engine sees a secret property as one opaque value; its schema type is checked by Pulumi, not here.
+        for key in ("stringData", "data"):
+            if obj.get(key) == SECRET:
+                obj[key] = {"masked": "value"}
+    return objects
+
+
+def test_core_objects_pass_kubernetes_validate_strict(synthesised: Path) -> None:
+    checked = 0
+    for obj in _objects(synthesised):
+        if "." in obj["apiVersion"].split("/")[0] and not obj["apiVersion"].split("/")[0].endswith("k8s.io"):
+            continue
+        if obj["kind"] == "Node":
+            # A NodePatch is a partial object by design: only labels and taints are applied.
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=False)
+            continue
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        checked += 1
+    assert checked > 5
+
+
+def test_custom_resources_pass_their_crd_schema(synthesised: Path, crd_schemas: Path) -> None:
+    checked = 0
+    for obj in _objects(synthesised):
+        group, _, version = obj["apiVersion"].rpartition("/")
+        if "." not in group or group.endswith("k8s.io"):
+            continue
+        schema_file = crd_schemas / group / f"{obj['kind'].lower()}_{version}.json"
+        assert schema_file.exists(), f"no schema for {obj['apiVersion']} {obj['kind']} at {schema_file}"
+        jsonschema.Draft7Validator(json.loads(schema_file.read_text())).validate(obj)
+        checked += 1
+    assert checked >= 1
