@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine
+from shipway.cli import _spine, doctor
 
 app = typer.Typer(
     name="shipway",
@@ -37,6 +37,7 @@ def _root(
 
 
 _spine.register(app)
+doctor.register(app)
 
 
 def main() -> None:
