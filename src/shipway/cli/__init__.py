@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, doctor
+from shipway.cli import _spine, doctor, gate, template
 
 app = typer.Typer(
     name="shipway",
@@ -38,6 +38,8 @@ def _root(
 
 _spine.register(app)
 doctor.register(app)
+gate.register(app)
+template.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,103 @@
+"""`shipway gate`: the statistical validation gate between a candidate model and production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from shipway.cli._common import console, err_console, guarded
+
+if TYPE_CHECKING:
+    from shipway.gate.decision import GateResult
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `gate` command to the app."""
+    app.command("gate")(gate)
+
+
+def gate(
+    data: Path = typer.Argument(..., help="Holdout predictions: a parquet, CSV or npz file."),
+    labels: str = typer.Option(..., "--labels", help="Column (npz: array) with the true labels."),
+    candidate: str = typer.Option(..., "--candidate", help="Column with the candidate model's predictions."),
+    baseline: str = typer.Option(..., "--baseline", help="Column with the production model's predictions."),
+    metric: str = typer.Option(..., "--metric", help="accuracy, f1, roc_auc, log_loss, rmse or mae."),
+    margin: Optional[float] = typer.Option(
+        None, "--margin", help="Non-inferiority margin: the candidate may be worse by at most this much. Default 0."
+    ),
+    min_improvement: Optional[float] = typer.Option(
+        None, "--min-improvement", help="Instead of a margin: the candidate must be better by at least this much."
+    ),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the two-sided interval."),
+    resamples: int = typer.Option(2000, "--resamples", help="Paired bootstrap resamples."),
+    permutations: int = typer.Option(1000, "--permutations", help="Paired permutation test draws (0: skip)."),
+    slices: list[str] = typer.Option([], "--slice", help="Column to slice by (repeatable); Holm-corrected."),
+    report: Path = typer.Option(Path("gate-report"), "--report", help="Directory for the JSON, Markdown and PNG."),
+    task: str = typer.Option("auto", "--task", help="auto, binary, multiclass or regression."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the resampling; the same seed gives the same report."),
+) -> None:
+    """Decide with a paired bootstrap whether the candidate may replace the baseline (exit 0 pass, 1 fail, 2 bad input)."""
+    with guarded():
+        from shipway.gate import GateConfig, load_gate_data, run_gate
+        from shipway.gate.report import write_report
+
+        config = GateConfig(
+            metric=metric,
+            task=task,
+            margin=margin,
+            min_improvement=min_improvement,
+            confidence=confidence,
+            resamples=resamples,
+            permutations=permutations,
+            seed=seed,
+        )
+        holdout = load_gate_data(data, labels, candidate, baseline, slices)
+        result = run_gate(holdout, config)
+        paths = write_report(result, report)
+    _show(result)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}", highlight=False)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _show(result: GateResult) -> None:
+    """Print the decision as a table, then the reasons and warnings."""
+    from rich.table import Table
+
+    overall, config = result.overall, result.config
+    verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
+    table = Table(title=f"gate {verdict}: {result.metric} ({result.task}), {config.mode}")
+    for heading in ("rows", "candidate", "baseline", "improvement", f"{config.confidence:.0%} interval", "threshold / p"):
+        table.add_column(heading, justify="right" if heading != "rows" else "left")
+    table.add_row(
+        f"all ({overall.rows})",
+        f"{overall.candidate:.4g}",
+        f"{overall.baseline:.4g}",
+        f"{overall.improvement:.4g}",
+        f"[{overall.low:.4g}, {overall.high:.4g}]",
+        f"{config.threshold:.4g}",
+    )
+    for item in result.slices:
+        if item.estimate is None:
+            table.add_row(f"{item.column}={item.value}", "", "", "", "", item.note)
+            continue
+        mark = " [red]regressed[/]" if item.regressed else ""
+        table.add_row(
+            f"{item.column}={item.value} ({item.estimate.rows})",
+            f"{item.estimate.candidate:.4g}",
+            f"{item.estimate.baseline:.4g}",
+            f"{item.estimate.improvement:.4g}",
+            f"[{item.estimate.low:.4g}, {item.estimate.high:.4g}]",
+            f"Holm p {item.p_holm:.3g}{mark}",
+        )
+    console.print(table)
+    for reason in result.reasons:
+        console.print(f"- {reason}", highlight=False)
+    if result.mcnemar is not None:
+        console.print(f"- McNemar ({result.mcnemar.method}): p = {result.mcnemar.p_value:.4g}", highlight=False)
+    if result.permutation is not None:
+        console.print(f"- permutation test: p = {result.permutation.p_value:.4g}", highlight=False)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)

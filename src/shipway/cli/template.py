@@ -1,0 +1,118 @@
+"""`shipway new-model`: bake the model-repo template into a new repository."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from pathlib import Path
+
+import typer
+
+from shipway.cli._common import console, guarded
+from shipway.errors import ShipwayError
+
+RUNTIMES = ("sklearn", "xgboost", "pytorch-triton", "llm-vllm")
+ROLLOUTS = ("canary", "blue-green", "none")
+CI_SYSTEMS = ("github", "gitlab")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PACKAGE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DESCRIPTION = re.compile(r"^[A-Za-z0-9 .,;:()_/'-]{1,200}$")
+
+
+class TemplateInputError(ShipwayError):
+    """An input the template refuses; exit code 2."""
+
+    exit_code = 2
+
+
+def template_dir() -> Path:
+    """The model-repo template: in a source checkout, templates/model-repo at the repository root."""
+    return Path(__file__).resolve().parents[3] / "templates" / "model-repo"
+
+
+def _check(name: str, team: str, package: str, description: str, runtime: str, rollout: str, ci: str) -> None:
+    """Refuse inputs before cookiecutter renders them: it treats every value as a Jinja template."""
+    for field, value in (("name", name), ("team", team)):
+        if not _DNS_LABEL.match(value):
+            raise TemplateInputError(
+                f"--{field} {value!r} is not a DNS-1123 label: use 1-63 lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit"
+            )
+    if not _PACKAGE.match(package) or keyword.iskeyword(package):
+        raise TemplateInputError(f"--package {package!r} is not a valid Python package name (lower-case, digits, '_'; not a keyword)")
+    if not _DESCRIPTION.match(description):
+        raise TemplateInputError("--description may hold only letters, digits, spaces and . , ; : ( ) _ / ' -")
+    for field, value, allowed in (("runtime", runtime, RUNTIMES), ("rollout", rollout, ROLLOUTS), ("ci", ci, CI_SYSTEMS)):
+        if value not in allowed:
+            raise TemplateInputError(f"--{field} {value!r} is not one of {', '.join(allowed)}")
+
+
+def bake(
+    output_dir: Path,
+    name: str,
+    team: str,
+    runtime: str = "sklearn",
+    rollout: str = "canary",
+    ci: str = "github",
+    description: str = "A model served by the Shipway platform",
+    package: str | None = None,
+    template: Path | None = None,
+) -> Path:
+    """Bake the template into OUTPUT_DIR/NAME and return that path; nothing is written under $HOME."""
+    import tempfile
+
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
+    from cookiecutter.main import cookiecutter
+
+    package = package or name.replace("-", "_")
+    _check(name, team, package, description, runtime, rollout, ci)
+    context = {
+        "model_name": name,
+        "team": team,
+        "description": description,
+        "package_name": package,
+        "runtime": runtime,
+        "rollout": rollout,
+        "ci": ci,
+    }
+    with tempfile.TemporaryDirectory(prefix="shipway-cookiecutter-") as scratch:
+        config = Path(scratch) / "config.yaml"
+        # cookiecutter otherwise writes a replay file and clones under $HOME.
+        config.write_text(f"replay_dir: {scratch}/replay\ncookiecutters_dir: {scratch}/cookiecutters\n")
+        try:
+            baked = cookiecutter(
+                str(template or template_dir()),
+                no_input=True,
+                extra_context=context,
+                output_dir=str(output_dir),
+                config_file=str(config),
+            )
+        except OutputDirExistsException:
+            raise TemplateInputError(f"{Path(output_dir) / name} already exists; choose another name or directory") from None
+        except FailedHookException as error:
+            raise TemplateInputError(f"the template refused the inputs: {error}") from None
+        except CookiecutterException as error:
+            raise ShipwayError(f"baking the template failed: {error}") from None
+    return Path(baked)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `new-model` command to the app."""
+    app.command("new-model")(new_model)
+
+
+def new_model(
+    name: str = typer.Argument(..., help="Model name (DNS-1123 label), also the new directory's name."),
+    team: str = typer.Option(..., "--team", help="Owning team (DNS-1123 label)."),
+    runtime: str = typer.Option("sklearn", "--runtime", help="sklearn, xgboost, pytorch-triton or llm-vllm."),
+    rollout: str = typer.Option("canary", "--rollout", help="canary, blue-green or none."),
+    ci: str = typer.Option("github", "--ci", help="github or gitlab."),
+    description: str = typer.Option("A model served by the Shipway platform", "--description"),
+    package: str = typer.Option("", "--package", help="Python package name; default: the name with '_' for '-'."),
+    output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where the new repository is created."),
+) -> None:
+    """Create a model repository from the template: code, tests, model.yaml and the CI road to production."""
+    with guarded():
+        baked = bake(output_dir, name, team, runtime, rollout, ci, description, package or None)
+    console.print(f"created {baked}", highlight=False)
+    console.print("next: cd into it, then `make install` and `make all`", highlight=False)

@@ -1,0 +1,290 @@
+"""Metrics computed for many weighted resamples at once, and turning raw columns into their inputs.
+
+Every metric reads a small per-row table (``rows``, n x m) built once from the
+labels and both models' predictions. An evaluator built from that table takes a
+weight matrix (b x n: how often each row appears in each of b resamples) and
+returns the candidate's and the baseline's metric for every resample. Weights
+make the bootstrap (multinomial counts), the permutation test (swapped rows) and
+the point estimate (all ones) the same computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from shipway.gate.data import GateData
+from shipway.gate.errors import GateInputError
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = ("auto", "binary", "multiclass", "regression")
+Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+# Probabilities are clipped before the logarithm, as scikit-learn does, so a
+# confident wrong prediction costs a large but finite loss.
+_PROBABILITY_EPSILON = 1e-15
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric's name, direction and the tasks it applies to."""
+
+    name: str
+    higher_is_better: bool
+    tasks: tuple[Task, ...]
+    needs_scores: bool
+
+
+METRICS: dict[str, MetricInfo] = {
+    "accuracy": MetricInfo("accuracy", True, ("binary", "multiclass"), needs_scores=False),
+    "f1": MetricInfo("f1", True, ("binary", "multiclass"), needs_scores=False),
+    "roc_auc": MetricInfo("roc_auc", True, ("binary",), needs_scores=True),
+    "log_loss": MetricInfo("log_loss", False, ("binary", "multiclass"), needs_scores=True),
+    "rmse": MetricInfo("rmse", False, ("regression",), needs_scores=False),
+    "mae": MetricInfo("mae", False, ("regression",), needs_scores=False),
+}
+
+
+@dataclass(frozen=True)
+class PairedRows:
+    """The per-row metric inputs for both models, and how to evaluate weighted resamples of them."""
+
+    metric: MetricInfo
+    task: Task
+    rows: np.ndarray
+    swap: tuple[int, ...]
+    classes: tuple[str, ...]
+    make_evaluator: Callable[[np.ndarray], Evaluator]
+
+    def swapped(self) -> np.ndarray:
+        """The rows with candidate and baseline exchanged (the permutation test's other arm)."""
+        return self.rows[:, list(self.swap)]
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Look a metric up by name, refusing unknown ones with the list of known ones."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in METRICS:
+        raise GateInputError(f"unknown metric {name!r}; use one of {', '.join(METRICS)}")
+    return METRICS[key]
+
+
+def prepare(data: GateData, metric_name: str, task: str = "auto") -> PairedRows:
+    """Check the columns suit the metric and task, and build the per-row table the gate resamples."""
+    metric = metric_info(metric_name)
+    if task not in TASKS:
+        raise GateInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    resolved = _resolve_task(data, metric, task)
+    if resolved not in metric.tasks:
+        raise GateInputError(
+            f"metric {metric.name!r} does not apply to {resolved} tasks; it applies to {', '.join(metric.tasks)}"
+        )
+    if resolved == "regression":
+        return _regression_rows(data, metric)
+    return _classification_rows(data, metric, resolved)
+
+
+def _resolve_task(data: GateData, metric: MetricInfo, task: str) -> Task:
+    if task != "auto":
+        return task  # type: ignore[return-value]
+    if metric.tasks == ("regression",):
+        return "regression"
+    widths = {p.shape[1] for p in (data.candidate, data.baseline) if p.ndim == 2}
+    if any(w > 2 for w in widths):
+        return "multiclass"
+    distinct = np.unique(data.labels).shape[0]
+    return "binary" if distinct <= 2 else "multiclass"
+
+
+def _numeric(data: GateData, column: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "biuf":
+        raise GateInputError(f"{data.source}: column {column!r} must be numeric, got {values.dtype} values")
+    if values.ndim != 1:
+        raise GateInputError(f"{data.source}: column {column!r} must hold one number per row")
+    return values.astype(np.float64, copy=False)
+
+
+def _regression_rows(data: GateData, metric: MetricInfo) -> PairedRows:
+    labels = _numeric(data, data.label_column, data.labels)
+    candidate = _numeric(data, data.candidate_column, data.candidate) - labels
+    baseline = _numeric(data, data.baseline_column, data.baseline) - labels
+    if metric.name == "rmse":
+        rows = np.column_stack([candidate * candidate, baseline * baseline])
+        return PairedRows(metric, "regression", rows, (1, 0), (), lambda r: _mean_evaluator(r, root=True))
+    rows = np.column_stack([np.abs(candidate), np.abs(baseline)])
+    return PairedRows(metric, "regression", rows, (1, 0), (), lambda r: _mean_evaluator(r, root=False))
+
+
+def _classification_rows(data: GateData, metric: MetricInfo, task: Task) -> PairedRows:
+    if data.labels.ndim != 1:
+        raise GateInputError(f"{data.source}: labels column {data.label_column!r} must hold one label per row")
+    classes = np.unique(data.labels)
+    if classes.shape[0] < 2:
+        raise GateInputError(
+            f"{data.source}: labels column {data.label_column!r} holds a single class ({classes[0]!r}); "
+            "a classification gate needs at least two classes in the holdout"
+        )
+    if task == "binary" and classes.shape[0] > 2:
+        raise GateInputError(
+            f"{data.source}: labels column {data.label_column!r} holds {classes.shape[0]} classes; "
+            "use --task multiclass"
+        )
+    label_codes = np.searchsorted(classes, data.labels)
+    names = tuple(str(c) for c in classes)
+    if metric.needs_scores:
+        candidate = _scores(data, data.candidate_column, data.candidate, classes, task)
+        baseline = _scores(data, data.baseline_column, data.baseline, classes, task)
+        if metric.name == "roc_auc":
+            rows = np.column_stack([label_codes == 1, candidate, baseline]).astype(np.float64)
+            return PairedRows(metric, task, rows, (0, 2, 1), names, _auc_evaluator)
+        rows = np.column_stack([_row_log_loss(candidate, label_codes), _row_log_loss(baseline, label_codes)])
+        return PairedRows(metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False))
+    if metric.name == "accuracy":
+        # A predicted label that never occurs in the holdout (an LLM's free answer) is simply wrong.
+        rows = np.column_stack(
+            [_correct(data, data.candidate, classes, label_codes), _correct(data, data.baseline, classes, label_codes)]
+        ).astype(np.float64)
+        return PairedRows(metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False))
+    candidate_codes = _hard_labels(data, data.candidate_column, data.candidate, classes)
+    baseline_codes = _hard_labels(data, data.baseline_column, data.baseline, classes)
+    rows = np.column_stack([label_codes, candidate_codes, baseline_codes]).astype(np.float64)
+    class_count = classes.shape[0]
+    return PairedRows(metric, task, rows, (0, 2, 1), names, lambda r: _f1_evaluator(r, class_count))
+
+
+def _scores(data: GateData, column: str, values: np.ndarray, classes: np.ndarray, task: Task) -> np.ndarray:
+    """Probabilities: the positive class's (binary, n) or every class's (multiclass, n x K)."""
+    if values.dtype.kind not in "biuf":
+        raise GateInputError(
+            f"{data.source}: column {column!r} must hold probabilities for this metric, got {values.dtype} values"
+        )
+    scores = values.astype(np.float64, copy=False)
+    if scores.min() < 0.0 or scores.max() > 1.0:
+        raise GateInputError(f"{data.source}: column {column!r} must hold probabilities in [0, 1]")
+    class_count = classes.shape[0]
+    if scores.ndim == 2:
+        if scores.shape[1] != class_count:
+            raise GateInputError(
+                f"{data.source}: column {column!r} has {scores.shape[1]} probabilities per row "
+                f"but the labels hold {class_count} classes"
+            )
+        return scores[:, 1] if task == "binary" else scores
+    if task == "multiclass":
+        raise GateInputError(
+            f"{data.source}: column {column!r} holds one number per row; a multiclass "
+            "probability metric needs one probability per class (an n x K array in npz, a list column in parquet)"
+        )
+    return scores
+
+
+def _hard_labels(data: GateData, column: str, values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Class codes of predicted labels; probabilities become labels by argmax (or 0.5 for binary scores)."""
+    if values.ndim == 2:
+        if values.shape[1] != classes.shape[0]:
+            raise GateInputError(
+                f"{data.source}: column {column!r} has {values.shape[1]} probabilities per row "
+                f"but the labels hold {classes.shape[0]} classes"
+            )
+        return np.argmax(values, axis=1)
+    is_fractional = values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
+    if is_fractional and classes.shape[0] == 2:
+        return (values >= 0.5).astype(np.int64)
+    if values.dtype.kind == "f" and classes.dtype.kind in "biu":
+        values = values.astype(classes.dtype)
+    try:
+        codes = np.searchsorted(classes, values).clip(0, classes.shape[0] - 1)
+        unknown = np.asarray(classes[codes] != values)
+    except (TypeError, np.exceptions.DTypePromotionError):
+        raise GateInputError(
+            f"{data.source}: column {column!r} holds {values.dtype} values that cannot be compared "
+            f"with the {classes.dtype} labels in {data.label_column!r}"
+        ) from None
+    if np.any(unknown):
+        first = int(np.argmax(unknown))
+        raise GateInputError(
+            f"{data.source}: column {column!r} predicts {values[first:first + 1].tolist()[0]!r} at row {first + 1}, "
+            f"which is not a class in the labels ({', '.join(map(str, classes[:10]))})"
+        )
+    return codes
+
+
+def _correct(data: GateData, values: np.ndarray, classes: np.ndarray, label_codes: np.ndarray) -> np.ndarray:
+    is_fractional = values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
+    if values.ndim == 2 or (is_fractional and classes.shape[0] == 2):
+        return _hard_labels(data, "", values, classes) == label_codes
+    if values.dtype.kind in "fb" and data.labels.dtype.kind in "biu":
+        values = values.astype(data.labels.dtype)
+    return np.asarray(values == data.labels, dtype=bool)
+
+
+def _row_log_loss(scores: np.ndarray, label_codes: np.ndarray) -> np.ndarray:
+    if scores.ndim == 2:
+        chosen = scores[np.arange(scores.shape[0]), label_codes]
+    else:
+        chosen = np.where(label_codes == 1, scores, 1.0 - scores)
+    return -np.log(np.clip(chosen, _PROBABILITY_EPSILON, 1.0))
+
+
+def _mean_evaluator(rows: np.ndarray, root: bool) -> Evaluator:
+    """Weighted means of the candidate's and baseline's per-row values (accuracy, log loss, MAE, MSE)."""
+    values = np.ascontiguousarray(rows[:, :2])
+
+    def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        totals = weights @ values
+        means = totals / weights.sum(axis=1, keepdims=True)
+        if root:
+            means = np.sqrt(means)
+        return means[:, 0], means[:, 1]
+
+    return evaluate
+
+
+def _f1_evaluator(rows: np.ndarray, class_count: int) -> Evaluator:
+    """F1 of the positive class (binary) or the unweighted mean over classes (multiclass macro F1)."""
+    labels = rows[:, 0].astype(np.int64)
+    actual = np.eye(class_count)[labels]
+    per_model = []
+    for column in (1, 2):
+        predicted = np.eye(class_count)[rows[:, column].astype(np.int64)]
+        per_model.append(np.hstack([actual * predicted, predicted + actual]))
+
+    def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = []
+        for indicators in per_model:
+            sums = weights @ indicators
+            true_positive, denominator = sums[:, :class_count], sums[:, class_count:]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f1 = np.where(denominator > 0, 2.0 * true_positive / denominator, 0.0)
+            scores.append(f1[:, 1] if class_count == 2 else f1.mean(axis=1))
+        return scores[0], scores[1]
+
+    return evaluate
+
+
+def _auc_evaluator(rows: np.ndarray) -> Evaluator:
+    """Weighted ROC AUC (ties count one half), sorting each model's scores once for all resamples."""
+    positive = rows[:, 0] > 0.5
+    plans = []
+    for column in (1, 2):
+        order = np.argsort(rows[:, column], kind="stable")
+        sorted_scores = rows[order, column]
+        starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+        plans.append((order, positive[order], starts))
+
+    def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = []
+        for order, is_positive, starts in plans:
+            ordered = weights[:, order]
+            positives = np.add.reduceat(np.where(is_positive, ordered, 0.0), starts, axis=1)
+            negatives = np.add.reduceat(np.where(is_positive, 0.0, ordered), starts, axis=1)
+            negatives_below = np.cumsum(negatives, axis=1) - negatives
+            wins = (positives * (negatives_below + 0.5 * negatives)).sum(axis=1)
+            pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scores.append(np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1.0), np.nan))
+        return scores[0], scores[1]
+
+    return evaluate

@@ -1,0 +1,194 @@
+"""The gate's outputs: a versioned JSON report, a Markdown summary for a pull request, and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipway import __version__
+from shipway.gate.decision import Estimate, GateResult
+
+REPORT_SCHEMA = "shipway.dev/gate-report/v1"
+REPORT_FILE = "gate-report.json"
+SUMMARY_FILE = "gate-summary.md"
+PLOT_FILE = "gate-difference.png"
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN; an undefined figure is null."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _estimate(estimate: Estimate) -> dict[str, Any]:
+    return {
+        "rows": estimate.rows,
+        "candidate": _number(estimate.candidate),
+        "baseline": _number(estimate.baseline),
+        "improvement": _number(estimate.improvement),
+        "interval": [_number(estimate.low), _number(estimate.high)],
+        "undefined_resamples": estimate.undefined_resamples,
+    }
+
+
+def report_dict(result: GateResult) -> dict[str, Any]:
+    """The report as plain data; `passed` and `decision` are what promotion reads."""
+    config = result.config
+    return {
+        "schema": REPORT_SCHEMA,
+        "shipway_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "decision": "pass" if result.passed else "fail",
+        "passed": result.passed,
+        "reasons": result.reasons,
+        "input": {"file": result.source, "columns": result.columns},
+        "task": result.task,
+        "metric": {"name": result.metric, "higher_is_better": result.higher_is_better},
+        "rule": {
+            "mode": config.mode,
+            "margin": config.margin,
+            "min_improvement": config.min_improvement,
+            "threshold": config.threshold,
+            "confidence": config.confidence,
+            "improvement_means": "candidate better than baseline, in metric units",
+        },
+        "bootstrap": {
+            "resamples": config.resamples,
+            "seed": config.seed,
+            "method": result.bootstrap_method,
+            "interval": "percentile, two-sided",
+        },
+        "overall": _estimate(result.overall),
+        "tests": {
+            "mcnemar": None
+            if result.mcnemar is None
+            else {
+                "baseline_only_correct": result.mcnemar.baseline_only,
+                "candidate_only_correct": result.mcnemar.candidate_only,
+                "statistic": result.mcnemar.statistic,
+                "p_value": result.mcnemar.p_value,
+                "method": result.mcnemar.method,
+            },
+            "permutation": None
+            if result.permutation is None
+            else {"permutations": result.permutation.permutations, "p_value": result.permutation.p_value},
+        },
+        "slices": [
+            {
+                "column": item.column,
+                "value": item.value,
+                "estimate": None if item.estimate is None else _estimate(item.estimate),
+                "p_regression": item.p_value,
+                "p_holm": item.p_holm,
+                "regressed": item.regressed,
+                "note": item.note,
+            }
+            for item in result.slices
+        ],
+        "warnings": result.warnings,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _format(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def markdown_summary(result: GateResult) -> str:
+    """A short summary fit for a pull-request comment."""
+    config, overall = result.config, result.overall
+    verdict = "PASS" if result.passed else "FAIL"
+    lines = [
+        f"### Shipway gate: **{verdict}** ({result.metric}, {result.task})",
+        "",
+        "| | candidate | baseline | improvement | " + f"{config.confidence:.0%} interval | threshold |",
+        "|---|---|---|---|---|---|",
+        f"| all ({overall.rows} rows) | {_format(overall.candidate)} | {_format(overall.baseline)} | "
+        f"{_format(overall.improvement)} | [{_format(overall.low)}, {_format(overall.high)}] | "
+        f"{_format(config.threshold)} |",
+    ]
+    for item in result.slices:
+        if item.estimate is None:
+            lines.append(f"| {item.column}={item.value} | n/a | n/a | n/a | n/a | {item.note} |")
+            continue
+        flag = " **regressed**" if item.regressed else ""
+        lines.append(
+            f"| {item.column}={item.value} ({item.estimate.rows} rows) | {_format(item.estimate.candidate)} | "
+            f"{_format(item.estimate.baseline)} | {_format(item.estimate.improvement)} | "
+            f"[{_format(item.estimate.low)}, {_format(item.estimate.high)}] | Holm p = {_format(item.p_holm)}{flag} |"
+        )
+    lines += ["", f"Rule: {config.mode}; the interval's lower bound must reach the threshold."]
+    lines += [f"- {reason}" for reason in result.reasons]
+    if result.mcnemar is not None:
+        lines.append(
+            f"- McNemar ({result.mcnemar.method}): only baseline right {result.mcnemar.baseline_only}, "
+            f"only candidate right {result.mcnemar.candidate_only}, p = {_format(result.mcnemar.p_value)}"
+        )
+    if result.permutation is not None:
+        lines.append(
+            f"- paired permutation test ({result.permutation.permutations} permutations): "
+            f"p = {_format(result.permutation.p_value)}"
+        )
+    lines.append(
+        f"- bootstrap: {config.resamples} paired resamples ({result.bootstrap_method}), seed {config.seed}"
+    )
+    if result.warnings:
+        lines += ["", "**Warnings**", *[f"- {warning}" for warning in result.warnings]]
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write beside the target and rename, so a reader never sees half a report."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _plot(result: GateResult) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4), dpi=100)
+    axes = figure.subplots()
+    finite = result.distribution[np.isfinite(result.distribution)]
+    axes.hist(finite, bins=60, color="#4c72b0", alpha=0.8, label="bootstrap improvement")
+    axes.axvline(result.config.threshold, color="#c44e52", linewidth=2, label=f"threshold {result.config.threshold:.4g}")
+    axes.axvline(0.0, color="black", linewidth=1, linestyle=":")
+    axes.axvspan(result.overall.low, result.overall.high, color="#55a868", alpha=0.2, label="interval")
+    axes.axvline(result.overall.improvement, color="#55a868", linewidth=2, label="observed")
+    verdict = "PASS" if result.passed else "FAIL"
+    axes.set_title(f"{result.metric}: candidate - baseline ({verdict})")
+    axes.set_xlabel(f"improvement in {result.metric} (positive: candidate better)")
+    axes.set_ylabel("resamples")
+    axes.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_report(result: GateResult, directory: str | Path) -> dict[str, Path]:
+    """Write the JSON report, the Markdown summary and the plot into DIRECTORY."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    paths = {"report": target / REPORT_FILE, "summary": target / SUMMARY_FILE, "plot": target / PLOT_FILE}
+    _atomic_write(paths["plot"], _plot(result))
+    _atomic_write(paths["summary"], markdown_summary(result).encode())
+    # The JSON goes last: its presence means the whole report is there.
+    _atomic_write(paths["report"], (json.dumps(report_dict(result), indent=2) + "\n").encode())
+    return paths

@@ -1,0 +1,57 @@
+"""The model repo's own tests: the road's steps work before CI runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+{% if cookiecutter.runtime != "llm-vllm" -%}
+import pytest
+
+from {{ cookiecutter.__package_slug }}.data import split
+from {{ cookiecutter.__package_slug }}.evaluate import holdout_table
+from {{ cookiecutter.__package_slug }}.predict import load, predict_proba
+from {{ cookiecutter.__package_slug }}.train import train
+
+
+def test_holdout_is_fixed_and_disjoint_from_training() -> None:
+    first, second = split(), split()
+    assert (first[1] == second[1]).all()
+    assert len(first[0]) + len(first[1]) == 569
+
+
+def test_trained_model_beats_the_prior_on_the_holdout(tmp_path: Path) -> None:
+    train(tmp_path / "candidate")
+    table = holdout_table(tmp_path / "candidate", tmp_path / "no-production-yet")
+    assert set(table.columns) >= {"label", "candidate", "baseline", "size"}
+    assert (table["candidate"] == table["label"]).mean() > 0.9
+    assert (table["candidate"] == table["label"]).mean() > (table["baseline"] == table["label"]).mean()
+
+
+def test_saved_model_predicts_probabilities(tmp_path: Path) -> None:
+    train(tmp_path)
+    _, holdout, _, _ = split()
+    scores = predict_proba(load(tmp_path), holdout[:5])
+    assert scores.shape == (5,)
+    assert ((scores >= 0) & (scores <= 1)).all()
+{%- else -%}
+import json
+
+from {{ cookiecutter.__package_slug }}.data import QUESTIONS
+from {{ cookiecutter.__package_slug }}.predict import ANSWER
+from {{ cookiecutter.__package_slug }}.train import train
+
+
+def test_every_question_has_one_right_letter_among_its_choices() -> None:
+    for question in QUESTIONS:
+        assert question.answer in "ABCD"
+        assert f"{question.answer})" in question.prompt
+
+
+def test_answers_are_parsed_from_free_text() -> None:
+    assert ANSWER.search("THE ANSWER IS B.").group(1) == "B"
+
+
+def test_artifact_pins_the_served_model(tmp_path: Path) -> None:
+    settings = json.loads(train(tmp_path).read_text())
+    assert settings["model"] and settings["max_model_len"] > 0
+{%- endif %}

@@ -1,0 +1,167 @@
+"""The model-repo template: every option combination bakes cleanly; the sklearn repo runs its road offline."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from shipway.cli.template import CI_SYSTEMS, ROLLOUTS, RUNTIMES, bake, register
+
+COMMON = {
+    "model.yaml",
+    "README.md",
+    "Makefile",
+    "requirements.txt",
+    "requirements-dev.txt",
+    ".pre-commit-config.yaml",
+    ".gitignore",
+    "src/fraud_score/__init__.py",
+    "src/fraud_score/data.py",
+    "src/fraud_score/train.py",
+    "src/fraud_score/evaluate.py",
+    "src/fraud_score/predict.py",
+    "tests/test_model.py",
+}
+CI_FILES = {"github": {".github/workflows/model.yml"}, "gitlab": {".gitlab-ci.yml"}}
+# GitHub expressions (${{ ... }}) are copied unrendered and are not leftovers.
+LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.mark.parametrize(("runtime", "rollout", "ci"), list(itertools.product(RUNTIMES, ROLLOUTS, CI_SYSTEMS)))
+def test_every_combination_bakes_the_exact_file_set_with_nothing_left_unrendered(
+    tmp_path: Path, runtime: str, rollout: str, ci: str
+) -> None:
+    repo = bake(tmp_path, "fraud-score", "risk", runtime=runtime, rollout=rollout, ci=ci)
+    assert repo == tmp_path / "fraud-score"
+    assert _files(repo) == COMMON | CI_FILES[ci]
+    for path in repo.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert not LEFTOVER.search(text), f"{path.relative_to(repo)} has unrendered template syntax"
+            if path.suffix == ".py":
+                py_compile.compile(str(path), doraise=True, cfile=str(tmp_path / "compiled.pyc"))
+            if path.suffix == ".yaml" or path.suffix == ".yml":
+                assert yaml.safe_load(text)
+    spec = yaml.safe_load((repo / "model.yaml").read_text())
+    assert (spec["name"], spec["team"]) == ("fraud-score", "risk")
+    assert spec["rollout"]["strategy"] == rollout
+    assert spec["runtime"] == {"pytorch-triton": "triton", "llm-vllm": "vllm"}.get(runtime, runtime)
+    assert spec["artifact"].startswith("oci://") and spec["gate"]["margin"] == 0.02
+
+
+def test_github_workflow_runs_the_road_in_order(tmp_path: Path) -> None:
+    workflow = yaml.safe_load((bake(tmp_path, "fraud-score", "risk") / ".github/workflows/model.yml").read_text())
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["test", "train-evaluate-gate", "push", "promote-staging", "promote-prod"]
+    steps = [s.get("name", s.get("run", "")) for s in jobs["train-evaluate-gate"]["steps"]]
+    order = ["train", "fetch the production model", "evaluate candidate and production on the holdout", "gate"]
+    assert [steps.index(s) for s in order] == sorted(steps.index(s) for s in order)
+    assert jobs["promote-prod"]["environment"] == "production"
+    assert [jobs[j]["needs"] for j in list(jobs)[1:]] == list(jobs)[:-1]
+
+
+def test_gitlab_pipeline_has_a_manual_production_stage(tmp_path: Path) -> None:
+    pipeline = yaml.safe_load((bake(tmp_path, "fraud-score", "risk", ci="gitlab") / ".gitlab-ci.yml").read_text())
+    assert pipeline["stages"] == ["test", "train", "evaluate", "gate", "push", "staging", "production"]
+    assert pipeline["promote-prod"]["rules"][0]["when"] == "manual"
+
+
+@pytest.mark.parametrize(
+    ("name", "team", "package", "description", "words"),
+    [
+        ("Fraud_Score", "risk", None, "ok", "not a DNS-1123 label"),
+        ("../../escape", "risk", "escape", "ok", "not a DNS-1123 label"),
+        ("fraud", "risk/../../x", None, "ok", "not a DNS-1123 label"),
+        ("fraud", "risk", "class", "ok", "not a valid Python package name"),
+        ("fraud", "risk", "1pkg", "ok", "not a valid Python package name"),
+        ("fraud", "risk", None, "{{ cookiecutter.__class__ }}", "--description may hold only"),
+        ("fraud", "risk", None, "{% include '/etc/passwd' %}", "--description may hold only"),
+        ("fraud", "risk", None, 'x"\nimport os', "--description may hold only"),
+    ],
+)
+def test_new_model_refuses_unsafe_inputs_with_exit_2(
+    tmp_path: Path, name: str, team: str, package: str | None, description: str, words: str
+) -> None:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Test app."""
+
+    arguments = ["new-model", name, "--team", team, "--description", description, "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, arguments + (["--package", package] if package else []))
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "escape").exists()
+
+
+def test_plain_cookiecutter_is_refused_by_the_hook_for_a_bad_name(tmp_path: Path) -> None:
+    from cookiecutter.exceptions import FailedHookException
+    from cookiecutter.main import cookiecutter
+
+    from shipway.cli.template import template_dir
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path}/replay\ncookiecutters_dir: {tmp_path}/cc\n")
+    with pytest.raises(FailedHookException):
+        cookiecutter(
+            str(template_dir()),
+            no_input=True,
+            extra_context={"model_name": "Bad_Name", "description": 'quote " and ; import os'},
+            output_dir=str(tmp_path / "out"),
+            config_file=str(config),
+        )
+    assert not (tmp_path / "out" / "bad_name").exists() and not (tmp_path / "out" / "Bad_Name").exists()
+
+
+def test_baking_twice_into_the_same_place_is_refused(tmp_path: Path) -> None:
+    bake(tmp_path, "fraud-score", "risk")
+    with pytest.raises(Exception, match="already exists"):
+        bake(tmp_path, "fraud-score", "risk")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_sklearn_repo_runs_its_tests_train_evaluate_and_gate_offline(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn", reason="scikit-learn (dev extra) is not installed")
+    repo = bake(tmp_path, "fraud-score", "risk", runtime="sklearn")
+    shim = tmp_path / "shipway_cli.py"
+    source = Path(__file__).resolve().parents[3] / "src"
+    # The real command, registered on a small app: the same code `shipway gate` runs.
+    shim.write_text(
+        f"import sys\nsys.path.insert(0, {str(source)!r})\nimport typer\n"
+        "from shipway.cli.gate import register\n"
+        "app = typer.Typer()\n\n@app.callback()\ndef _root() -> None:\n    '''Shim.'''\n\nregister(app)\napp()\n"
+    )
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    variables = [f"PYTHON={sys.executable}", f"SHIPWAY={sys.executable} {shim}"]
+    for target in ("test", "train", "evaluate", "gate"):
+        done = subprocess.run(
+            ["make", target, *variables], cwd=repo, env=environment, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"make {target}:\n{done.stdout}\n{done.stderr}"
+    manifest = json.loads((repo / "build/candidate/manifest.json").read_text())
+    assert manifest["file"] == "model.joblib" and len(manifest["sha256"]) == 64
+    report = json.loads((repo / "build/gate/gate-report.json").read_text())
+    assert report["passed"] is True and report["overall"]["rows"] == 171
+    assert report["overall"]["candidate"] > 0.9
+    assert {s["value"] for s in report["slices"]} == {"large", "small"}
+    assert (repo / "build/gate/gate-difference.png").stat().st_size > 1000
