@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, doctor, gate, template
+from shipway.cli import _spine, artifacts, doctor, gate, template
 
 app = typer.Typer(
     name="shipway",
@@ -40,8 +40,10 @@ _spine.register(app)
 doctor.register(app)
 gate.register(app)
 template.register(app)
+artifacts.register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
     app()
+

@@ -13,7 +13,7 @@ from rich.markup import escape
 from shipway.errors import ShipwayError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager

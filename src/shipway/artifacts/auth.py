@@ -1,0 +1,57 @@
+"""Where registry credentials come from: flags, then environment, then a docker config file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipway.artifacts.errors import AuthError
+from shipway.artifacts.layout import DOCKER_CONFIG_ENV, PASSWORD_ENV, USERNAME_ENV
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and password, or a docker config file to look them up in, and where they came from."""
+
+    username: str | None = None
+    password: str | None = None
+    docker_config: Path | None = None
+    source: str = "no credentials"
+
+    @property
+    def has_password(self) -> bool:
+        """True when a username and password were given directly."""
+        return bool(self.username and self.password)
+
+
+def resolve_credentials(
+    username: str | None = None,
+    password: str | None = None,
+    docker_config: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Credentials:
+    """Pick credentials by precedence: flags, environment, docker config (explicit, $DOCKER_CONFIG, ~/.docker)."""
+    environ = os.environ if environ is None else environ
+    if username or password:
+        if not (username and password):
+            raise AuthError("Got only one of --username and --password: give both, or neither.")
+        return Credentials(username, password, source="--username/--password")
+    env_user, env_password = environ.get(USERNAME_ENV), environ.get(PASSWORD_ENV)
+    if env_user or env_password:
+        if not (env_user and env_password):
+            raise AuthError(f"Got only one of {USERNAME_ENV} and {PASSWORD_ENV}: set both, or neither.")
+        return Credentials(env_user, env_password, source=f"environment ({USERNAME_ENV})")
+    if docker_config is not None:
+        if not docker_config.is_file():
+            raise AuthError(f"Got --docker-config {docker_config}, which is not a file.")
+        return Credentials(docker_config=docker_config, source=f"docker config {docker_config}")
+    if environ.get(DOCKER_CONFIG_ENV):
+        path = Path(environ[DOCKER_CONFIG_ENV]) / "config.json"
+        if path.is_file():
+            return Credentials(docker_config=path, source=f"docker config {path}")
+    default = Path.home() / ".docker" / "config.json"
+    if default.is_file():
+        return Credentials(docker_config=default, source=f"docker config {default}")
+    return Credentials()

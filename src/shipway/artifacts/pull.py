@@ -1,0 +1,153 @@
+"""Pull a Shipway model artifact into a directory, verifying every digest on the way."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipway.artifacts.auth import Credentials
+from shipway.artifacts.bundle import extract_bundle
+from shipway.artifacts.errors import ArtifactError, DigestMismatchError
+from shipway.artifacts.layout import (
+    ANNOTATION_BUNDLE_FILES,
+    ANNOTATION_TITLE,
+    ARTIFACT_TYPE,
+    BUNDLE_MEDIA_TYPE,
+    CONFIG_MEDIA_TYPE,
+    MARKER_FILE,
+    Reference,
+    parse_reference,
+    safe_relative_path,
+)
+from shipway.artifacts.progress import Progress, no_progress
+from shipway.artifacts.registry import RegistryClient, RetryPolicy
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull wrote: the files, the manifest digest they were verified against, and the bytes fetched."""
+
+    reference: Reference
+    manifest_digest: str
+    destination: Path
+    files: tuple[str, ...]
+    bytes_fetched: int
+    up_to_date: bool
+    seconds: float
+
+
+def _check_manifest(raw: bytes, reference: Reference) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise ArtifactError(f"{reference} has a manifest that is not JSON.") from None
+    config_type = manifest.get("config", {}).get("mediaType")
+    if manifest.get("artifactType") != ARTIFACT_TYPE and config_type != CONFIG_MEDIA_TYPE:
+        raise ArtifactError(
+            f"{reference} is not a Shipway model (artifactType {manifest.get('artifactType')!r}, "
+            f"config {config_type!r}); push it with `shipway model push`."
+        )
+    titles = [(layer.get("annotations") or {}).get(ANNOTATION_TITLE, "") for layer in manifest.get("layers", [])]
+    for title in titles:
+        safe_relative_path(title)
+    if len(set(titles)) != len(titles):
+        raise ArtifactError(f"{reference} names the same file in two layers: {sorted(titles)}.")
+    return manifest  # type: ignore[no-any-return]
+
+
+def installed_digest(destination: Path) -> str | None:
+    """The manifest digest a finished pull recorded in the directory, if any."""
+    try:
+        return str(json.loads((destination / MARKER_FILE).read_text())["manifest_digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def pull(
+    target: str,
+    destination: Path,
+    *,
+    force: bool = False,
+    plain_http: bool = False,
+    credentials: Credentials | None = None,
+    retry: RetryPolicy | None = None,
+    progress: Progress = no_progress,
+) -> PullResult:
+    """Download into a hidden temporary sibling of `destination`, verify, then rename it into place."""
+    reference = parse_reference(target)
+    started = time.perf_counter()
+    client = RegistryClient(reference.registry, plain_http=plain_http, credentials=credentials, retry=retry)
+    raw, digest = client.get_manifest(reference)
+    manifest = _check_manifest(raw, reference)
+    if destination.exists():
+        if installed_digest(destination) == digest:
+            return PullResult(reference, digest, destination, (), 0, True, time.perf_counter() - started)
+        if not force:
+            raise ArtifactError(
+                f"{destination} already exists and holds something else: pass --force to replace it."
+            )
+    pinned = reference.with_digest(digest)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    # A sibling, so the final rename stays on one filesystem and is atomic.
+    staging = destination.parent / f".{destination.name}.partial-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        files, fetched = _fetch_layers(client, pinned, manifest, staging, progress)
+        config = manifest["config"]
+        config_path = staging / ".shipway-config.json"
+        client.pull_blob(pinned, config["digest"], config["size"], config_path, lambda _: None)
+        marker = {"reference": str(reference), "manifest_digest": digest, "manifest": manifest}
+        marker["config"] = json.loads(config_path.read_bytes())
+        config_path.unlink()
+        (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True))
+        _swap_into_place(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PullResult(reference, digest, destination, tuple(files), fetched, False, time.perf_counter() - started)
+
+
+def _fetch_layers(
+    client: RegistryClient, reference: Reference, manifest: dict[str, Any], staging: Path, progress: Progress
+) -> tuple[list[str], int]:
+    files: list[str] = []
+    fetched = 0
+    for layer in manifest.get("layers", []):
+        annotations = layer.get("annotations") or {}
+        title = str(safe_relative_path(annotations[ANNOTATION_TITLE]))
+        digest, size = layer["digest"], int(layer["size"])
+        label = f"pull {title}"
+
+        def done(count: int, label: str = label, size: int = size) -> None:
+            progress(label, count, size)
+
+        if layer["mediaType"] == BUNDLE_MEDIA_TYPE:
+            archive = staging / f".bundle-{digest.removeprefix('sha256:')}.tar"
+            client.pull_blob(reference, digest, size, archive, done)
+            expected = json.loads(annotations.get(ANNOTATION_BUNDLE_FILES, "[]"))
+            files += extract_bundle(archive, staging, expected)
+            archive.unlink()
+        else:
+            client.pull_blob(reference, digest, size, staging / title, done)
+            files.append(title)
+        fetched += size
+    if len(set(files)) != len(files):
+        raise DigestMismatchError(f"{reference} holds some files twice: {sorted(files)}.")
+    return sorted(files), fetched
+
+
+def _swap_into_place(staging: Path, destination: Path) -> None:
+    """Rename the verified directory into place; an old copy is moved aside first, then removed."""
+    if not destination.exists():
+        staging.rename(destination)
+        return
+    retired = destination.parent / f".{destination.name}.old-{secrets.token_hex(4)}"
+    destination.rename(retired)
+    staging.rename(destination)
+    shutil.rmtree(retired, ignore_errors=True)
+

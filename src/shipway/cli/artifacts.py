@@ -1,0 +1,158 @@
+"""`shipway model push|pull`: model artifacts in an OCI registry, a thin adapter over shipway.artifacts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from shipway.cli._common import console, guarded
+
+if TYPE_CHECKING:
+    from shipway.artifacts.auth import Credentials
+
+# Options shared by push and pull.
+Username = Annotated[str | None, typer.Option("--username", "-u", help="Registry user (else env or docker config).")]
+Password = Annotated[str | None, typer.Option("--password", "-p", help="Registry password.")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+DockerConfig = Annotated[
+    Path | None, typer.Option("--docker-config", help="A docker config.json to take credentials from.")
+]
+PlainHttp = Annotated[bool, typer.Option("--plain-http", help="Speak HTTP, not HTTPS (local registries).")]
+
+
+def _credentials(username: str | None, password: str | None, password_stdin: bool, docker_config: Path | None) -> Credentials:
+    from shipway.artifacts.auth import resolve_credentials
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    return resolve_credentials(username, password, docker_config)
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+class _Bars:
+    """Draws one rich progress bar per file being hashed or transferred."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done)  # type: ignore[arg-type]
+
+
+def push_command(
+    source: Annotated[Path, typer.Argument(help="Model directory or single file.")],
+    target: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY:TAG")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a tag that names other content.")] = False,
+    model_yaml: Annotated[Path | None, typer.Option(help="model.yaml to annotate from (default: SOURCE/model.yaml).")] = None,
+    drift_profile: Annotated[Path | None, typer.Option(help="Reference drift profile, pushed as its own layer.")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name annotation.")] = None,
+    model_version: Annotated[str | None, typer.Option(help="Model version annotation (default: the tag).")] = None,
+    framework: Annotated[str | None, typer.Option(help="Framework annotation, e.g. sklearn.")] = None,
+    training_data_digest: Annotated[str | None, typer.Option(help="Digest of the training data.")] = None,
+    gate_report_digest: Annotated[str | None, typer.Option(help="Digest of the gate report.")] = None,
+    chunk_mib: Annotated[int, typer.Option(min=1, max=512, help="Upload chunk size in MiB.")] = 32,
+    username: Username = None,
+    password: Password = None,
+    password_stdin: PasswordStdin = False,
+    docker_config: DockerConfig = None,
+    plain_http: PlainHttp = False,
+) -> None:
+    """Push a model as an OCI artifact; blobs the registry already has are not sent again."""
+    with guarded():
+        from shipway.artifacts.layout import ModelMetadata
+        from shipway.artifacts.metadata import describe_model
+        from shipway.artifacts.push import push
+
+        overrides = ModelMetadata(name, model_version, framework, training_data_digest, gate_report_digest)
+        metadata, profile_from_yaml = describe_model(source, model_yaml, overrides)
+        credentials = _credentials(username, password, password_stdin, docker_config)
+        bars = _Bars()
+        with bars.progress:
+            result = push(
+                source,
+                target,
+                metadata=metadata,
+                drift_profile=drift_profile or profile_from_yaml,
+                force=force,
+                plain_http=plain_http,
+                credentials=credentials,
+                chunk_bytes=chunk_mib * 1024 * 1024,
+                progress=bars,
+            )
+        pinned = result.reference.with_digest(result.manifest_digest)
+        if result.unchanged:
+            console.print(f"[green]up to date[/]: {result.reference} already names this model ({pinned})")
+            return
+        skipped = sum(layer.size for layer in result.skipped)
+        rate = result.bytes_uploaded / result.seconds / 1e6 if result.seconds else 0.0
+        console.print(
+            f"[green]pushed[/] {result.reference}\n  digest   {pinned}\n"
+            f"  uploaded {len(result.uploaded)} blobs, {_size(result.bytes_uploaded)} ({rate:.0f} MB/s)\n"
+            f"  skipped  {len(result.skipped)} blobs already in the registry, {_size(skipped)}"
+        )
+
+
+def pull_command(
+    reference: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY:TAG or ...@sha256:DIGEST")],
+    destination: Annotated[Path, typer.Argument(help="Directory to create (must not exist unless --force).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a destination that holds something else.")] = False,
+    username: Username = None,
+    password: Password = None,
+    password_stdin: PasswordStdin = False,
+    docker_config: DockerConfig = None,
+    plain_http: PlainHttp = False,
+) -> None:
+    """Pull a model, verifying every digest; the directory appears only once it is complete."""
+    with guarded():
+        from shipway.artifacts.pull import pull
+
+        credentials = _credentials(username, password, password_stdin, docker_config)
+        bars = _Bars()
+        with bars.progress:
+            result = pull(
+                reference, destination, force=force, plain_http=plain_http, credentials=credentials, progress=bars
+            )
+        pinned = result.reference.with_digest(result.manifest_digest)
+        if result.up_to_date:
+            console.print(f"[green]up to date[/]: {destination} already holds {pinned}")
+            return
+        console.print(
+            f"[green]pulled[/] {pinned}\n  into     {destination}\n"
+            f"  verified {len(result.files)} files, {_size(result.bytes_fetched)} in {result.seconds:.1f} s"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `model` command group (push, pull) to the app."""
+    model = typer.Typer(name="model", help="Push and pull model artifacts in an OCI registry.", no_args_is_help=True)
+    model.command("push")(push_command)
+    model.command("pull")(pull_command)
+    app.add_typer(model, name="model")

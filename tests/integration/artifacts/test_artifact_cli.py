@@ -1,0 +1,71 @@
+"""`shipway model push|pull` end to end through typer, against a real registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from shipway.artifacts.layout import MARKER_FILE, init_container_args
+from shipway.cli.artifacts import register
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    return app
+
+
+def _model(root: Path) -> Path:
+    root.mkdir()
+    (root / "model.joblib").write_bytes(b"\x80\x04" + bytes(range(256)) * 64)
+    (root / "model.yaml").write_text("name: iris\nframework: sklearn\n")
+    return root
+
+
+def test_push_then_pull_with_the_init_container_command_line(app, registry, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ref = registry.ref("team/iris", "1.0.0")
+    pushed = runner.invoke(app, ["model", "push", str(_model(tmp_path / "model")), ref, "--plain-http"])
+    assert pushed.exit_code == 0, pushed.output
+    assert "pushed" in pushed.output and "uploaded 2 blobs" in pushed.output
+
+    again = runner.invoke(app, ["model", "push", str(tmp_path / "model"), ref, "--plain-http"])
+    assert again.exit_code == 0 and "up to date" in again.output
+
+    # The rendered init container runs exactly this command line (minus the program name).
+    args = init_container_args(ref, mount_path=str(tmp_path / "models"), plain_http=True)
+    assert args[:3] == ["shipway", "model", "pull"]
+    pulled = runner.invoke(app, args[1:])
+    assert pulled.exit_code == 0, pulled.output
+    assert (tmp_path / "models" / "model" / "model.joblib").read_bytes() == (tmp_path / "model" / "model.joblib").read_bytes()
+    assert (tmp_path / "models" / "model" / MARKER_FILE).is_file()
+
+
+def test_cli_errors_are_one_line_and_carry_exit_codes(app, auth_registry, tmp_path: Path) -> None:
+    runner = CliRunner()
+    model = str(_model(tmp_path / "model"))
+    ref = auth_registry.ref("team/iris", "1.0.0")
+    wrong = runner.invoke(app, ["model", "push", model, ref, "--plain-http", "-u", "shipway", "-p", "nope"])
+    assert wrong.exit_code == 4
+    assert "error:" in wrong.output and "check the username and password" in wrong.output
+    assert "Traceback" not in wrong.output
+
+    right = ["--plain-http", "-u", auth_registry.username, "--password-stdin"]
+    ok = runner.invoke(app, ["model", "push", model, ref, *right], input=auth_registry.password + "\n")
+    assert ok.exit_code == 0, ok.output
+    (tmp_path / "model" / "model.joblib").write_bytes(b"retrained")
+    refused = runner.invoke(app, ["model", "push", model, ref, *right], input=auth_registry.password + "\n")
+    assert refused.exit_code == 5 and "--force" in refused.output
+    forced = runner.invoke(app, ["model", "push", model, ref, *right, "--force"], input=auth_registry.password + "\n")
+    assert forced.exit_code == 0, forced.output
