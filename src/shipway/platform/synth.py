@@ -157,11 +157,12 @@ def _is_reference(value: Any) -> bool:
 
 
 def _clean(value: Any) -> Any:
-    """Mask secrets, mark unknowns, and turn protobuf's whole-number doubles back into ints."""
+    """Mask secrets, mark unknowns, sort keys, and turn protobuf's whole-number doubles back into ints."""
     if isinstance(value, dict):
         if _SECRET_SIG in value:
             return SECRET
-        return {key: _clean(item) for key, item in value.items()}
+        # Sorted: protobuf Struct maps come back in an order that changes between processes.
+        return {key: _clean(value[key]) for key in sorted(value)}
     if isinstance(value, list):
         return [_clean(item) for item in value]
     if isinstance(value, float) and value.is_integer():

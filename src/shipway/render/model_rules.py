@@ -1,0 +1,217 @@
+"""Model SLO alert rules and the Argo Rollouts circuit breakers, as plain dicts.
+
+Every query is built with `shipway.metric_names`, the module the sidecar
+registers its metrics under, so a renamed metric cannot silently break an alert.
+
+The circuit breakers are ClusterAnalysisTemplates that compare the canary with
+stable by the `version` label. Each query returns one number, "how much worse
+the canary is", or nothing when the canary has no evidence yet (no traffic, too
+few drift rows, too few labels); Argo Rollouts then marks the measurement
+inconclusive rather than passing or failing it. A stable version with no data
+counts as perfect, so a canary without a baseline must meet the bound on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipway import metric_names as m
+from shipway.render.common import Obj, metadata
+
+MODEL_GROUPING = (m.NAMESPACE_LABEL, m.MODEL_LABEL, m.VERSION_LABEL)
+DEFAULT_PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
+BREAKER_ARGS = ("model", "namespace", "canary-version", "stable-version", "prometheus-address")
+_ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class ModelSlo:
+    """Thresholds and timing of the model SLO alerts."""
+
+    max_error_rate: float = 0.05
+    max_latency_p99_seconds: float = 1.0
+    max_feature_psi: float = 0.25
+    min_online_accuracy: float = 0.8
+    min_drift_rows: int = 500
+    rate_window: str = "5m"
+    for_duration: str = "5m"
+    evaluation_interval: str | None = None
+
+
+@dataclass(frozen=True)
+class CircuitBreaker:
+    """Bounds of the canary analysis and how often it measures."""
+
+    max_error_rate_increase: float = 0.02
+    max_latency_p99_increase_seconds: float = 0.25
+    max_feature_psi: float = 0.25
+    max_accuracy_drop: float = 0.05
+    min_drift_rows: int = 500
+    rate_window: str = "5m"
+    interval: str = "1m"
+    failure_limit: int = 1
+    count: int | None = None
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+
+
+def model_rule_groups(model: str | None = None, namespace: str | None = None, slo: ModelSlo = ModelSlo()) -> list[Obj]:
+    """The SLO alert rule groups; without a model they cover every model, alerting per version."""
+    sel = m.selector(model, namespace=namespace) if model is not None else ""
+    by = MODEL_GROUPING
+    window = slo.rate_window
+    who = "{{ $labels.model }} {{ $labels.version }} in {{ $labels.namespace }}"
+    rules = [
+        _alert(
+            "ShipwayModelErrorRateHigh",
+            f"{m.error_rate(sel, window, by)} > {slo.max_error_rate:g}",
+            slo.for_duration,
+            "critical",
+            f"{who}: {{{{ $value | humanizePercentage }}}} of requests failing (SLO {slo.max_error_rate:.2%}).",
+        ),
+        _alert(
+            "ShipwayModelLatencyP99High",
+            f"{m.latency_p99(sel, window, by)} > {slo.max_latency_p99_seconds:g}",
+            slo.for_duration,
+            "warning",
+            f"{who}: p99 latency {{{{ $value | humanizeDuration }}}} (SLO {slo.max_latency_p99_seconds:g}s).",
+        ),
+        _alert(
+            "ShipwayModelFeatureDrift",
+            f"({m.max_feature_psi(sel, by)} > {slo.max_feature_psi:g})"
+            f" and ({m.drift_window_rows(sel, by)} >= {slo.min_drift_rows})",
+            slo.for_duration,
+            "warning",
+            f"{who}: largest feature PSI {{{{ $value | printf \"%.3f\" }}}} (bound {slo.max_feature_psi:g}).",
+        ),
+        _alert(
+            "ShipwayModelOnlineAccuracyLow",
+            f"{m.online_accuracy(sel, by)} < {slo.min_online_accuracy:g}",
+            slo.for_duration,
+            "critical",
+            f"{who}: online accuracy {{{{ $value | humanizePercentage }}}} (SLO {slo.min_online_accuracy:.0%}).",
+        ),
+    ]
+    group: Obj = {"name": f"shipway-model-slo{'-' + model if model else ''}", "rules": rules}
+    if slo.evaluation_interval:
+        group["interval"] = slo.evaluation_interval
+    return [group]
+
+
+def prometheus_rule(name: str, namespace: str, groups: Sequence[Obj], labels: Mapping[str, str] | None = None) -> Obj:
+    """A monitoring.coreos.com/v1 PrometheusRule holding the groups."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata(name, namespace, dict(labels or {})),
+        "spec": {"groups": [dict(group) for group in groups]},
+    }
+
+
+def rules_file(groups: Sequence[Obj]) -> Obj:
+    """The groups as a plain Prometheus rules file document (for promtool or `rule_files`)."""
+    return {"groups": [dict(group) for group in groups]}
+
+
+def write_rules_file(path: Path, groups: Sequence[Obj]) -> Path:
+    """Write the groups as a Prometheus rules YAML file and return the path."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(rules_file(groups), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def breaker_queries(breaker: CircuitBreaker = CircuitBreaker()) -> dict[str, tuple[str, float]]:
+    """Each circuit breaker's PromQL (with `{{args.*}}` placeholders) and its upper bound."""
+    canary = m.selector("{{args.model}}", "{{args.canary-version}}", "{{args.namespace}}")
+    stable = m.selector("{{args.model}}", "{{args.stable-version}}", "{{args.namespace}}")
+    window = breaker.rate_window
+    return {
+        "error-rate": (
+            f"(({m.error_rate(canary, window)}) - (({m.error_rate(stable, window)}) or vector(0)))"
+            f" and on() ({m.request_rate(canary, window)} > 0)",
+            breaker.max_error_rate_increase,
+        ),
+        "latency": (
+            f"({m.latency_p99(canary, window)} >= 0) - (({m.latency_p99(stable, window)} >= 0) or vector(0))",
+            breaker.max_latency_p99_increase_seconds,
+        ),
+        "drift": (
+            f"{m.max_feature_psi(canary)} and on() ({m.drift_window_rows(canary)} >= {breaker.min_drift_rows})",
+            breaker.max_feature_psi,
+        ),
+        "accuracy": (
+            f"(({m.online_accuracy(stable)} >= 0) or vector(1)) - ({m.online_accuracy(canary)} >= 0)",
+            breaker.max_accuracy_drop,
+        ),
+    }
+
+
+def circuit_breaker_templates(breaker: CircuitBreaker = CircuitBreaker(), prefix: str = "shipway-model") -> list[Obj]:
+    """One argoproj.io/v1alpha1 ClusterAnalysisTemplate per breaker: error rate, latency, drift, accuracy."""
+    return [
+        _analysis_template(f"{prefix}-{name}", name, query, bound, breaker)
+        for name, (query, bound) in breaker_queries(breaker).items()
+    ]
+
+
+def success_condition(bound: float) -> str:
+    """The Argo expression passing a measurement: a value at or under the bound."""
+    return f"len(result) > 0 && result[0] <= {bound:g}"
+
+
+def failure_condition(bound: float) -> str:
+    """The Argo expression failing a measurement; an empty or NaN result is neither (inconclusive)."""
+    return f"len(result) > 0 && result[0] > {bound:g}"
+
+
+def resolve_args(text: str, args: Mapping[str, str]) -> str:
+    """Substitute `{{args.NAME}}` the way Argo Rollouts does; an unknown arg is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in args:
+            raise KeyError(f"analysis argument {name!r} has no value; given: {sorted(args)}")
+        return args[name]
+
+    return _ARG.sub(value, text)
+
+
+def _analysis_template(name: str, metric: str, query: str, bound: float, breaker: CircuitBreaker) -> Obj:
+    measurement: dict[str, Any] = {
+        "name": metric,
+        "interval": breaker.interval,
+        "failureLimit": breaker.failure_limit,
+        "successCondition": success_condition(bound),
+        "failureCondition": failure_condition(bound),
+        "provider": {"prometheus": {"address": "{{args.prometheus-address}}", "query": query}},
+    }
+    if breaker.count is not None:
+        measurement["count"] = breaker.count
+    args: list[Obj] = [{"name": arg} for arg in BREAKER_ARGS if arg != "prometheus-address"]
+    args.append({"name": "prometheus-address", "value": breaker.prometheus_address})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ClusterAnalysisTemplate",
+        "metadata": metadata(name),
+        "spec": {"args": args, "metrics": [measurement]},
+    }
+
+
+def _alert(name: str, expr: str, for_duration: str, severity: str, description: str) -> Obj:
+    summary = {
+        "ShipwayModelErrorRateHigh": "Model error rate above its SLO",
+        "ShipwayModelLatencyP99High": "Model p99 latency above its SLO",
+        "ShipwayModelFeatureDrift": "Model input features drifted from the training reference",
+        "ShipwayModelOnlineAccuracyLow": "Model online accuracy below its SLO",
+    }[name]
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_duration,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description},
+    }

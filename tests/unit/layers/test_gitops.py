@@ -1,0 +1,45 @@
+"""GitOps: Argo CD, repo credentials, an AppProject per team, the model ApplicationSet."""
+
+from __future__ import annotations
+
+from shipway.render import gitops
+
+
+def test_app_projects_are_limited_to_their_team_namespaces(each_blueprint):
+    blueprint = each_blueprint.blueprint
+    projects = {p["metadata"]["name"]: p for p in each_blueprint.kind("AppProject")}
+    assert set(projects) == {team.name for team in blueprint.teams}
+    tenancy = {ns["metadata"]["name"] for ns in each_blueprint.kind("Namespace")
+               if "shipway.dev/team" in ns["metadata"]["labels"]}
+    for team in blueprint.teams:
+        spec = projects[team.name]["spec"]
+        destinations = {d["namespace"] for d in spec["destinations"]}
+        assert destinations == set(blueprint.namespaces[team.name].values())
+        assert destinations <= tenancy
+        assert {d["server"] for d in spec["destinations"]} == {gitops.IN_CLUSTER}
+        assert spec["sourceRepos"] == [blueprint.gitops.repo_url]
+        assert spec["clusterResourceWhitelist"] == []
+
+
+def test_application_set_generates_one_app_per_env_team_model(kind_dev):
+    [appset] = kind_dev.kind("ApplicationSet")
+    spec = appset["spec"]
+    [generator] = spec["generators"]
+    assert generator["git"]["directories"] == [{"path": "apps/*/*/*"}]
+    template = spec["template"]
+    assert template["spec"]["project"] == "{{ (index .path.segments 2) }}"
+    assert template["spec"]["destination"]["namespace"] == "{{ (index .path.segments 2) }}-{{ (index .path.segments 1) }}"
+    assert template["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+def test_argocd_is_ha_in_the_cloud_only(kind_dev, eks_prod):
+    assert kind_dev.releases["argo-cd"]["values"]["redis-ha"]["enabled"] is False
+    cloud = eks_prod.releases["argo-cd"]["values"]
+    assert cloud["redis-ha"]["enabled"] is True
+    assert cloud["applicationSet"]["replicaCount"] == 2 and cloud["server"]["replicas"] == 2
+
+
+def test_repo_credentials_are_a_secret_input(kind_dev):
+    secret = kind_dev.named("shipway-dev-gitops-secret--argocd--shipway-gitops-repo")
+    assert secret.inputs["stringData"] == "<secret>"
+    assert secret.inputs["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repository"

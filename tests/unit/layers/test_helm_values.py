@@ -1,0 +1,119 @@
+"""Pins every Helm value path Shipway sets, per chart, as checked against each chart's documented values.
+
+Where each path was checked (chart values.yaml or generated README key table, in the chart's repository):
+argo-cd: argoproj/argo-helm charts/argo-cd README; argo-rollouts: argoproj/argo-helm charts/argo-rollouts/values.yaml;
+kube-prometheus-stack: prometheus-community/helm-charts (prometheusSpec) and grafana/helm-charts (sidecar);
+gpu-operator: NVIDIA/gpu-operator deployments/gpu-operator/values.yaml; nvidia-device-plugin: NVIDIA/k8s-device-plugin
+deployments/helm/nvidia-device-plugin/values.yaml; dcgm-exporter: NVIDIA/dcgm-exporter deployment/values.yaml;
+zot: project-zot/helm-charts charts/zot/values.yaml and templates; fake-gpu-operator: run-ai/fake-gpu-operator
+deploy/fake-gpu-operator/values.yaml and templates. A path added to the render code fails here until it is checked
+and listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from layer_support import dotted, synthesised
+
+from shipway.render import gpu, registry
+
+# Dotted paths Shipway sets, per chart; [a.b] is one key that contains dots.
+DOCUMENTED: dict[str, set[str]] = {
+    "argo-cd": {
+        "global.domain", "configs.params.[server.insecure]", "configs.params.[applicationsetcontroller.policy]",
+        "configs.cm.[exec.enabled]", "configs.cm.[admin.enabled]", "redis-ha.enabled", "controller.replicas",
+        "controller.metrics.enabled", "controller.metrics.serviceMonitor.enabled",
+        "controller.metrics.serviceMonitor.additionalLabels", "server.replicas", "server.metrics.enabled",
+        "server.metrics.serviceMonitor.enabled", "server.metrics.serviceMonitor.additionalLabels",
+        "repoServer.replicas", "repoServer.metrics.enabled", "repoServer.metrics.serviceMonitor.enabled",
+        "repoServer.metrics.serviceMonitor.additionalLabels", "applicationSet.replicaCount",
+    },
+    "argo-rollouts": {
+        "controller.replicas", "controller.metrics.enabled", "controller.metrics.serviceMonitor.enabled",
+        "controller.metrics.serviceMonitor.additionalLabels", "controller.resources", "containerSecurityContext",
+        "dashboard.enabled",
+    },
+    "kube-prometheus-stack": {
+        "prometheus.prometheusSpec.retention", "prometheus.prometheusSpec.storageSpec",
+        "prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues",
+        "prometheus.prometheusSpec.serviceMonitorSelectorNilUsesHelmValues",
+        "prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues", "prometheus.prometheusSpec.resources",
+        "alertmanager.config", "grafana.enabled", "grafana.sidecar.dashboards.enabled",
+        "grafana.sidecar.dashboards.label", "grafana.sidecar.dashboards.labelValue",
+        "grafana.sidecar.dashboards.searchNamespace",
+    },
+    "gpu-operator": {
+        "operator.defaultRuntime", "driver.enabled", "toolkit.enabled", "daemonsets.tolerations",
+        "dcgmExporter.enabled", "dcgmExporter.serviceMonitor.enabled", "dcgmExporter.serviceMonitor.interval",
+        "dcgmExporter.serviceMonitor.additionalLabels", "mig.strategy", "migManager.enabled",
+        "devicePlugin.config.name", "devicePlugin.config.default",
+    },
+    "nvidia-device-plugin": {"tolerations", "nodeSelector", "migStrategy", "gfd.enabled", "config.name",
+                             "config.default"},
+    "dcgm-exporter": {"tolerations", "nodeSelector", "serviceMonitor.enabled", "serviceMonitor.interval",
+                      "serviceMonitor.additionalLabels"},
+    "zot": {
+        "persistence", "pvc.create", "pvc.accessModes", "pvc.storage", "pvc.storageClassName", "service.type",
+        "service.port", "service.nodePort", "mountConfig", "configFiles.[config.json]", "mountSecret",
+        "secretFiles.htpasswd", "ingress.enabled", "ingress.annotations", "metrics.enabled",
+        "metrics.serviceMonitor.enabled", "podSecurityContext", "securityContext", "resources",
+    },
+    "fake-gpu-operator": {"topology.nodePoolLabelKey", "topology.nodePools", "statusExporter.serviceMonitor.enabled"},
+    "cert-manager": {"crds.enabled"},
+    "kserve-crd": set(),
+    "kserve": {"kserve.controller.deploymentMode"},
+}
+def _leaves(values: Any, prefix: str = "") -> set[str]:
+    # Free-form data under a pinned key (labels, tolerations, configs) is covered by the key's prefix.
+    if not isinstance(values, dict) or not values:
+        return {prefix}
+    paths: set[str] = set()
+    for key, value in values.items():
+        segment = f"[{key}]" if "." in key else key
+        path = f"{prefix}.{segment}" if prefix else segment
+        paths |= _leaves(value, path)
+    return paths
+
+
+def _all_releases() -> dict[str, list[dict[str, Any]]]:
+    by_chart: dict[str, list[dict[str, Any]]] = {}
+    for name in ("kind-dev", "eks-prod", "gke-prod"):
+        for release in synthesised(name).releases.values():
+            by_chart.setdefault(release["chart"].rsplit("/", 1)[-1], []).append(release)
+    # No example runs the operator with time-slicing or names a storage class; render those too.
+    gke = synthesised("gke-prod").blueprint
+    sliced = gke.model_copy(update={"gpu_stack": gke.gpu_stack.model_copy(update={"mode": "operator"})})
+    by_chart["gpu-operator"].append({"name": "gpu-operator-time-slicing", "values": gpu.operator_values(sliced)})
+    eks = synthesised("eks-prod").blueprint
+    classed = eks.model_copy(update={"registry": eks.registry.model_copy(update={"storage_class": "gp3"})})
+    by_chart["zot"].append({"name": "zot-storage-class", "values": registry.zot_values(classed, "htpasswd")})
+    return by_chart
+
+
+@pytest.mark.parametrize("chart", sorted(DOCUMENTED))
+def test_every_value_path_set_is_a_documented_chart_key(chart):
+    releases = _all_releases()
+    if chart not in releases:
+        pytest.skip(f"no example blueprint installs {chart}")
+    for release in releases[chart]:
+        set_paths = _leaves(release["values"]) - {""}
+        undocumented = {path for path in set_paths
+                        if not any(path == known or path.startswith(known + ".") for known in DOCUMENTED[chart])}
+        assert not undocumented, f"{chart}: paths not checked against the chart's values: {sorted(undocumented)}"
+
+
+def test_table_paths_resolve_in_at_least_one_release():
+    releases = _all_releases()
+    for chart, paths in DOCUMENTED.items():
+        for path in paths:
+            found = []
+            for release in releases.get(chart, []):
+                try:
+                    dotted(release["values"], path)
+                    found.append(release["name"])
+                except KeyError:
+                    pass
+            assert found or chart not in releases, f"{chart}: {path} is pinned but no release sets it"
