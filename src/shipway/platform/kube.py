@@ -66,24 +66,44 @@ def create_release(name: str, release: Release, opts: pulumi.ResourceOptions) ->
     )
 
 
+def upstream(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    """The layers a component was told to wait for; its children must wait for them too."""
+    if opts is None or opts.depends_on is None:
+        return []
+    depends_on = opts.depends_on
+    return list(depends_on) if isinstance(depends_on, Sequence) else [depends_on]  # type: ignore[list-item]
+
+
 def apply_layer(owner: pulumi.ComponentResource, prefix: str, layer: LayerRender,
                 depends_on: Sequence[pulumi.Resource] = ()) -> list[pulumi.Resource]:
-    """Create a layer's namespaces, then its releases, then its objects (which may need the releases' CRDs)."""
+    """Create a layer's namespaces, then its releases, then its objects.
+
+    Pulumi does not make a component's children wait for what the component depends on, so the
+    first children of a layer (namespaces, and cluster-scoped objects) carry the layer's upstream
+    dependencies. Each release waits for its namespace; each object for its own namespace and the
+    layer's releases, whose CRDs and webhooks it may need. Depending on every namespace instead
+    would make the graph quadratic in the number of teams.
+    """
     created: list[pulumi.Resource] = []
-    namespaces = [
-        create_object(f"{prefix}-ns-{ns['metadata']['name']}", ns,
-                      pulumi.ResourceOptions(parent=owner, depends_on=list(depends_on)))
-        for ns in layer.namespaces
-    ]
-    created += namespaces
+    namespaces: dict[str, pulumi.Resource] = {}
+    for ns in layer.namespaces:
+        name = ns["metadata"]["name"]
+        namespaces[name] = create_object(f"{prefix}-ns-{name}", ns,
+                                         pulumi.ResourceOptions(parent=owner, depends_on=list(depends_on)))
+    created += namespaces.values()
+
+    def home(namespace: str | None) -> list[pulumi.Resource]:
+        found = namespaces.get(namespace or "")
+        return [found] if found is not None else list(depends_on)
+
     releases = [
         create_release(f"{prefix}-{release.name}", release,
-                       pulumi.ResourceOptions(parent=owner, depends_on=[*depends_on, *namespaces]))
+                       pulumi.ResourceOptions(parent=owner, depends_on=home(release.namespace)))
         for release in layer.releases
     ]
     created += releases
     for obj in layer.objects:
+        needs = [*home(obj["metadata"].get("namespace")), *releases]
         created.append(create_object(f"{prefix}-{object_key(obj)}", obj,
-                                     pulumi.ResourceOptions(parent=owner, depends_on=[*depends_on, *namespaces,
-                                                                                      *releases])))
+                                     pulumi.ResourceOptions(parent=owner, depends_on=needs)))
     return created

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_random as random
 
-from shipway.platform.kube import apply_layer
+from shipway.platform.kube import apply_layer, upstream
 from shipway.render import cluster as render_cluster
 from shipway.render import gitops, gpu, observability, registry, serving, tenancy
 from shipway.render.common import Obj, config_map, platform_namespace
@@ -35,7 +35,7 @@ class _Layer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
-        self.resources = apply_layer(self, name, self.render(name, args))
+        self.resources = apply_layer(self, name, self.render(name, args), upstream(opts))
         self.register_outputs({"resources": len(self.resources)})
 
     def render(self, name: str, args: LayerArgs) -> LayerRender:
@@ -115,7 +115,7 @@ class Registry(pulumi.ComponentResource):
         if isinstance(reg, ExternalRegistry):
             config_json = pulumi.Output.secret(password.apply(
                 lambda secret: registry.docker_config_json(reg.url.split("/")[0], reg.username, secret)))
-        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd, config_json))
+        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd, config_json), upstream(opts))
         self.url = pulumi.Output.from_input(registry.url(blueprint))
         self.password = password
         self.register_outputs({"url": self.url, "password": self.password})
