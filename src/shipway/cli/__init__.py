@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, artifacts, doctor, gate, template
+from shipway.cli import _spine, artifacts, doctor, gate, sidecar, template
 
 app = typer.Typer(
     name="shipway",
@@ -41,6 +41,7 @@ doctor.register(app)
 gate.register(app)
 template.register(app)
 artifacts.register(app)
+sidecar.register(app)
 
 
 def main() -> None:

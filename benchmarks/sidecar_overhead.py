@@ -1,0 +1,199 @@
+"""How much the sidecar adds to small OIP v2 requests on loopback, against direct calls.
+
+A fast upstream (aiohttp answering a fixed OIP response) runs in one process,
+the real `shipway sidecar` command (with a drift reference, so features are
+parsed and binned) in another, and the load generator here. Latency is
+measured one request at a time; throughput with a fixed number of requests
+over several concurrent connections. Targets: p50 added under 1 ms, and at
+least 80% of direct throughput.
+
+`--runtime mlserver` puts a real MLServer (sklearn logistic regression, one
+worker) upstream instead, for the figure a model team would see.
+
+    python benchmarks/sidecar_overhead.py [--requests 3000] [--concurrency 16] [--runtime aiohttp|mlserver]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+UPSTREAM = """
+import sys
+from aiohttp import web
+ANSWER = b'{"model_name":"m","outputs":[{"name":"predict","shape":[1,1],"datatype":"INT64","data":[1]}]}'
+async def infer(request):
+    await request.read()
+    return web.Response(body=ANSWER, content_type="application/json")
+async def ready(request):
+    return web.Response(text="ok")
+app = web.Application()
+app.router.add_post("/v2/models/m/infer", infer)
+app.router.add_get("/v2/health/ready", ready)
+try:
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+SIDECAR = "import typer; from shipway.cli import sidecar; app = typer.Typer(); sidecar.register(app); app()"
+BODY = json.dumps(
+    {"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": [[0.1, -0.4, 1.2, 0.3]]}]}
+).encode()
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def child_environment() -> dict[str, str]:
+    """This environment, with the shipway imported here first on the children's path."""
+    import shipway
+
+    source = str(Path(shipway.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+
+
+def wait_ready(url: str, seconds: float = 30.0) -> None:
+    """Poll until the URL answers 200."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise SystemExit(f"not ready: {url}")
+
+
+async def latencies(url: str, count: int) -> list[float]:
+    """Seconds per request, one at a time over one keep-alive connection."""
+    results = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            started = time.perf_counter()
+            async with session.post(url, data=BODY, headers={"Content-Type": "application/json"}) as response:
+                await response.read()
+                assert response.status == 200
+            results.append(time.perf_counter() - started)
+    return results
+
+
+async def throughput(url: str, count: int, concurrency: int) -> float:
+    """Requests per second for `count` requests over `concurrency` connections."""
+    remaining = count
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            async with session.post(url, data=BODY, headers={"Content-Type": "application/json"}) as response:
+                await response.read()
+                assert response.status == 200
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return count / (time.perf_counter() - started)
+
+
+def start_mlserver(work: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real MLServer serving a small sklearn model on 127.0.0.1."""
+    from joblib import dump
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(1000, 4))
+    (work / "model").mkdir()
+    dump(LogisticRegression().fit(rows, rows[:, 0] > 0), work / "model" / "model.joblib")
+    (work / "model" / "model-settings.json").write_text(json.dumps(
+        {"name": "m", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}}
+    ))
+    (work / "settings.json").write_text(json.dumps(
+        {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
+         "parallel_workers": 0}
+    ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlserver.cli.main", "start", str(work)],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    """Start both servers, measure direct and through the sidecar, print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--runtime", choices=("aiohttp", "mlserver"), default="aiohttp")
+    options = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    from shipway.drift.profile import build_profile
+
+    work = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
+    profile = build_profile(np.random.default_rng(0).normal(size=(5000, 4))).save(work / "profile.json")
+    upstream_port, sidecar_port, metrics_port = free_port(), free_port(), free_port()
+    processes = [
+        start_mlserver(work, upstream_port)
+        if options.runtime == "mlserver"
+        else subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)], start_new_session=True),
+        subprocess.Popen(
+            [sys.executable, "-c", SIDECAR, "sidecar", "--listen", f"127.0.0.1:{sidecar_port}",
+             "--metrics-listen", f"127.0.0.1:{metrics_port}", "--upstream", f"http://127.0.0.1:{upstream_port}",
+             "--model", "m", "--version", "bench", "--reference", str(profile)],
+            start_new_session=True, stdout=subprocess.DEVNULL, env=child_environment(),
+        ),
+    ]
+    try:
+        wait_ready(f"http://127.0.0.1:{upstream_port}/v2/health/ready", 60)
+        wait_ready(f"http://127.0.0.1:{metrics_port}/healthz")
+        direct = f"http://127.0.0.1:{upstream_port}/v2/models/m/infer"
+        proxied = f"http://127.0.0.1:{sidecar_port}/v2/models/m/infer"
+        # Warm both paths (connections, caches) before timing.
+        asyncio.run(latencies(direct, 200))
+        asyncio.run(latencies(proxied, 200))
+        direct_p50 = statistics.median(asyncio.run(latencies(direct, options.requests)))
+        proxied_p50 = statistics.median(asyncio.run(latencies(proxied, options.requests)))
+        direct_rps = asyncio.run(throughput(direct, options.requests, options.concurrency))
+        proxied_rps = asyncio.run(throughput(proxied, options.requests, options.concurrency))
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+    added_ms = (proxied_p50 - direct_p50) * 1000
+    ratio = proxied_rps / direct_rps
+    print(f"runtime: {options.runtime}  cpus: {os.cpu_count()}  requests: {options.requests}"
+          f"  concurrency: {options.concurrency}")
+    print(f"p50 direct {direct_p50 * 1000:.3f} ms, via sidecar {proxied_p50 * 1000:.3f} ms: added {added_ms:.3f} ms"
+          f" (target < 1 ms: {'PASS' if added_ms < 1 else 'FAIL'})")
+    print(f"throughput direct {direct_rps:.0f}/s, via sidecar {proxied_rps:.0f}/s: ratio {ratio:.2f}"
+          f" (target >= 0.80: {'PASS' if ratio >= 0.8 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()

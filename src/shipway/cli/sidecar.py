@@ -1,0 +1,123 @@
+"""`shipway sidecar` and `shipway drift profile`: the model-pod observability commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from shipway.cli._common import console, guarded
+from shipway.errors import ShipwayError
+
+drift_app = typer.Typer(help="Drift reference profiles.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sidecar` and the `drift` group to the app."""
+    app.command("sidecar")(sidecar)
+    drift_app.command("profile")(profile)
+    app.add_typer(drift_app, name="drift")
+
+
+def sidecar(
+    listen: str = typer.Option("0.0.0.0:8080", "--listen", help="HOST:PORT the proxy serves on."),
+    upstream: str = typer.Option(..., "--upstream", help="Base URL of the runtime, e.g. http://127.0.0.1:9000."),
+    model: str = typer.Option(..., "--model", help="Model name, the `model` label of every metric."),
+    version: str = typer.Option(..., "--version", help="Model version, the `version` label (canary vs stable)."),
+    reference: Optional[Path] = typer.Option(
+        None, "--reference", help="Reference profile JSON from `shipway drift profile`; without it, no drift."
+    ),
+    metrics_listen: str = typer.Option("0.0.0.0:9091", "--metrics-listen", help="HOST:PORT serving /metrics."),
+    window_rows: int = typer.Option(2000, "--window-rows", help="Rows in the sliding drift window."),
+    accuracy_window: int = typer.Option(500, "--accuracy-window", help="Labels in the rolling accuracy."),
+    min_labels: int = typer.Option(20, "--min-labels", help="Labels needed before accuracy is reported."),
+    label_ttl: float = typer.Option(
+        3600.0, "--label-ttl", help="Seconds a prediction waits for its delayed label before it is forgotten."
+    ),
+    pending_limit: int = typer.Option(100_000, "--pending-limit", help="Most predictions kept awaiting labels."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for the runtime per request."),
+) -> None:
+    """Run the observability reverse proxy in front of a model runtime."""
+    with guarded():
+        import asyncio
+        import signal
+
+        from shipway.drift.profile import ReferenceProfile
+        from shipway.sidecar.observer import ObserverSettings
+        from shipway.sidecar.server import SidecarConfig, serve
+
+        listen_host, listen_port = _address(listen, "--listen")
+        metrics_host, metrics_port = _address(metrics_listen, "--metrics-listen")
+        if not upstream.startswith(("http://", "https://")):
+            raise ShipwayError(f"--upstream must be an http(s) URL, got {upstream!r}")
+        if min(window_rows, accuracy_window, pending_limit) < 1 or label_ttl <= 0:
+            raise ShipwayError("--window-rows, --accuracy-window, --pending-limit and --label-ttl must be positive")
+        if (listen_host, listen_port) == (metrics_host, metrics_port):
+            raise ShipwayError(f"--listen and --metrics-listen must differ, both are {listen}")
+        config = SidecarConfig(
+            listen_host=listen_host,
+            listen_port=listen_port,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            upstream=upstream,
+            model=model,
+            version=version,
+            profile=ReferenceProfile.load(reference) if reference else None,
+            observer=ObserverSettings(
+                window_rows=window_rows,
+                accuracy_window=accuracy_window,
+                min_labels=min_labels,
+                pending_ttl_seconds=label_ttl,
+                pending_limit=pending_limit,
+            ),
+            timeout_seconds=timeout,
+        )
+
+        async def main() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            # SIGTERM (the kubelet stopping the pod) closes the listeners like Ctrl-C does.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+            console.print(
+                f"sidecar {model}:{version} on {listen} -> {upstream}; metrics on {metrics_listen}/metrics",
+                highlight=False,
+            )
+            await serve(config)
+
+        try:
+            import uvloop  # optional: a faster event loop when the runtime image already has it
+
+            uvloop.install()
+        except ImportError:
+            pass
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            pass
+        except OSError as error:
+            raise ShipwayError(f"cannot listen: {error}") from None
+
+
+def profile(
+    data: Path = typer.Argument(..., help="Training features: a .csv or .parquet file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the profile JSON."),
+    features: list[str] = typer.Option([], "--feature", help="Feature column (repeatable); default all."),
+    categorical: list[str] = typer.Option([], "--categorical", help="Treat this column as categorical."),
+    prediction: Optional[str] = typer.Option(None, "--prediction", help="Column with the model's predictions."),
+    bins: int = typer.Option(20, "--bins", help="Quantile bins per numeric feature."),
+) -> None:
+    """Build a drift reference profile from training features."""
+    with guarded():
+        from shipway.drift.data import profile_from_file
+
+        built = profile_from_file(data, features, categorical, prediction, bins)
+        built.save(output)
+    console.print(f"profile of {len(built.features)} features: {output}", highlight=False)
+
+
+def _address(text: str, option: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ShipwayError(f"{option} must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,1 @@
+"""The model observability sidecar: a reverse proxy that measures traffic, drift and online accuracy."""

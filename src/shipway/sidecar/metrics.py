@@ -1,0 +1,86 @@
+"""The sidecar's Prometheus metrics, registered under the names in `shipway.metric_names`."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shipway import metric_names as names
+
+# Model servers answer in milliseconds to seconds; the buckets resolve both ends.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+MODEL_LABELS = (names.MODEL_LABEL, names.VERSION_LABEL)
+
+
+class SidecarMetrics:
+    """Every metric one sidecar exports, in its own registry (one model and version per sidecar)."""
+
+    def __init__(self, model: str, version: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.model = model
+        self.version = version
+        labels = (model, version)
+        self._requests = Counter(
+            names.REQUESTS_TOTAL, "Inference requests seen by the sidecar.", (*MODEL_LABELS, "code"),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            names.REQUEST_ERRORS_TOTAL, "Failed inference requests: 5xx or upstream unreachable.", MODEL_LABELS,
+            registry=self.registry,
+        ).labels(*labels)
+        self.unparsed = Counter(
+            names.REQUESTS_UNPARSED_TOTAL, "Inference requests passed through whose features could not be read.",
+            MODEL_LABELS, registry=self.registry,
+        ).labels(*labels)
+        self.duration = Histogram(
+            names.REQUEST_DURATION_SECONDS, "Request latency through the sidecar, in seconds.", MODEL_LABELS,
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        ).labels(*labels)
+        self.labels_matched = Counter(
+            names.LABELS_TOTAL, "Delayed labels matched to a prediction.", MODEL_LABELS, registry=self.registry
+        ).labels(*labels)
+        self.labels_unmatched = Counter(
+            names.LABELS_UNMATCHED_TOTAL, "Delayed labels whose request id was unknown or expired.", MODEL_LABELS,
+            registry=self.registry,
+        ).labels(*labels)
+        self.online_accuracy = Gauge(
+            names.ONLINE_ACCURACY, "Rolling accuracy over delayed labels (NaN until enough labels).", MODEL_LABELS,
+            registry=self.registry,
+        ).labels(*labels)
+        self.window_rows = Gauge(
+            names.DRIFT_WINDOW_ROWS, "Rows in the current drift window.", MODEL_LABELS, registry=self.registry
+        ).labels(*labels)
+        feature_labels = (*MODEL_LABELS, "feature")
+        self.feature_psi = Gauge(
+            names.FEATURE_DRIFT_PSI, "PSI of a feature's live window against the reference.", feature_labels,
+            registry=self.registry,
+        )
+        self.feature_ks = Gauge(
+            names.FEATURE_DRIFT_KS, "Binned KS statistic of a numeric feature against the reference.",
+            feature_labels, registry=self.registry,
+        )
+        self.feature_js = Gauge(
+            names.FEATURE_DRIFT_JS, "Jensen-Shannon distance of a feature against the reference.", feature_labels,
+            registry=self.registry,
+        )
+        self.feature_chi2_pvalue = Gauge(
+            names.FEATURE_DRIFT_CHI2_PVALUE, "Chi-square p-value of a categorical feature against the reference.",
+            feature_labels, registry=self.registry,
+        )
+        self.prediction_psi = Gauge(
+            names.PREDICTION_DRIFT_PSI, "PSI of the predictions against the reference.", MODEL_LABELS,
+            registry=self.registry,
+        ).labels(*labels)
+        # Children are cached per status code: a handful at most, so a dict stays tiny.
+        self._requests_by_code: dict[int, Counter] = {}
+        # Series that exist from the start make rate() see the first requests.
+        self._requests_by_code[200] = self._requests.labels(model, version, "200")
+        self.online_accuracy.set(float("nan"))
+
+    def request(self, status: int) -> None:
+        """Count one inference request by its status code."""
+        child = self._requests_by_code.get(status)
+        if child is None:
+            child = self._requests.labels(self.model, self.version, str(status))
+            self._requests_by_code[status] = child
+        child.inc()

@@ -1,0 +1,148 @@
+"""The sidecar's bookkeeping for each exchange, kept apart from the HTTP plumbing.
+
+Every state it holds is bounded: drift windows are bin counts, the feature
+buffer is flushed every `flush_rows` rows, pending predictions are capped in
+entries, age and values per entry, and the accuracy window is a fixed deque.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shipway.drift.profile import ReferenceProfile
+from shipway.drift.window import DriftWindow
+from shipway.sidecar import payload
+from shipway.sidecar.feedback import PendingPredictions, RollingAccuracy, matches
+from shipway.sidecar.metrics import SidecarMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObserverSettings:
+    """Bounds and window sizes; the defaults suit one replica at tens to thousands of requests per second."""
+
+    window_rows: int = 2000
+    window_slices: int = 4
+    flush_rows: int = 256
+    pending_limit: int = 100_000
+    pending_ttl_seconds: float = 3600.0
+    predictions_per_request: int = 256
+    accuracy_window: int = 500
+    min_labels: int = 20
+    # Larger bodies (images, long prompts) are forwarded without looking inside.
+    max_parse_bytes: int = 4 * 1024 * 1024
+
+
+class Observer:
+    """Counts, drift windows and delayed-label accuracy for one model version."""
+
+    def __init__(
+        self, metrics: SidecarMetrics, profile: ReferenceProfile | None, settings: ObserverSettings | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.settings = settings or ObserverSettings()
+        self.profile = profile
+        self.feature_names = profile.feature_names if profile else ()
+        self.window = (
+            DriftWindow(profile, self.settings.window_rows, self.settings.window_slices) if profile else None
+        )
+        self.pending = PendingPredictions(self.settings.pending_limit, self.settings.pending_ttl_seconds)
+        self.accuracy = RollingAccuracy(self.settings.accuracy_window, self.settings.min_labels)
+        self._columns: dict[str, list[Any]] = {}
+        self._rows = 0
+        self._predictions: list[Any] = []
+
+    def parse(self, body: bytes) -> Any:
+        """The request's JSON document, or None when it is too large or not JSON."""
+        if len(body) > self.settings.max_parse_bytes:
+            return None
+        return payload.load_json(body)
+
+    def record(
+        self, request_id: str | None, document: Any, status: int, response_body: bytes | None, seconds: float
+    ) -> None:
+        """Account for one finished inference exchange."""
+        metrics = self.metrics
+        metrics.request(status)
+        metrics.duration.observe(seconds)
+        if status >= 500:
+            metrics.errors.inc()
+        found = payload.features(document, self.feature_names) if self.window is not None else None
+        if found is None:
+            if document is None or self.window is not None:
+                metrics.unparsed.inc()
+        else:
+            self._buffer(found)
+        if status >= 400 or not response_body or len(response_body) > self.settings.max_parse_bytes:
+            return
+        predicted = payload.predictions(payload.load_json(response_body))
+        if not predicted:
+            return
+        if self.window is not None and self.profile is not None and self.profile.prediction is not None:
+            self._predictions.extend(predicted)
+            if len(self._predictions) >= self.settings.flush_rows:
+                self._flush()
+        if request_id is not None:
+            self.pending.put(request_id, predicted[: self.settings.predictions_per_request])
+
+    def feedback(self, request_id: str, labels: Sequence[Any]) -> int:
+        """Match delayed labels to a request's predictions; returns how many were matched."""
+        predicted = self.pending.pop(request_id)
+        if predicted is None:
+            self.metrics.labels_unmatched.inc()
+            return 0
+        outcomes = matches(predicted, labels)
+        self.accuracy.add(outcomes)
+        self.metrics.labels_matched.inc(len(outcomes))
+        self.metrics.online_accuracy.set(self.accuracy.value)
+        return len(outcomes)
+
+    def refresh(self) -> None:
+        """Flush buffered rows and publish the drift gauges; called before every scrape."""
+        self._flush()
+        self.metrics.online_accuracy.set(self.accuracy.value)
+        if self.window is None:
+            return
+        statistics = self.window.statistics()
+        metrics = self.metrics
+        metrics.window_rows.set(statistics.rows)
+        model, version = metrics.model, metrics.version
+        for feature in statistics.features:
+            labels = (model, version, feature.name)
+            metrics.feature_psi.labels(*labels).set(feature.psi)
+            metrics.feature_js.labels(*labels).set(feature.js)
+            if feature.kind == "numeric":
+                metrics.feature_ks.labels(*labels).set(feature.ks)
+            else:
+                metrics.feature_chi2_pvalue.labels(*labels).set(feature.chi2_pvalue)
+        if statistics.prediction is not None:
+            metrics.prediction_psi.set(statistics.prediction.psi)
+
+    def _buffer(self, found: payload.Features) -> None:
+        for name, column in found.columns.items():
+            self._columns.setdefault(name, []).extend(column)
+        self._rows += found.rows
+        if self._rows >= self.settings.flush_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.window is None:
+            return
+        if self._rows:
+            columns, rows = self._columns, self._rows
+            self._columns, self._rows = {}, 0
+            try:
+                self.window.add_columns(columns, rows)
+            except (TypeError, ValueError) as error:
+                # A batch that cannot be binned is dropped: drift is best effort, serving is not.
+                log.warning("dropped %d rows from the drift window: %s", rows, error)
+        if self._predictions:
+            predicted, self._predictions = self._predictions, []
+            try:
+                self.window.add_predictions(predicted)
+            except (TypeError, ValueError) as error:
+                log.warning("dropped %d predictions from the drift window: %s", len(predicted), error)

@@ -1,0 +1,69 @@
+"""Running the sidecar: both listeners on one event loop, until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from shipway.drift.profile import ReferenceProfile
+from shipway.sidecar.metrics import SidecarMetrics
+from shipway.sidecar.observer import Observer, ObserverSettings
+from shipway.sidecar.proxy import Proxy, ProxySettings
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """Everything one sidecar needs: addresses, the runtime, the model identity and its reference."""
+
+    listen_host: str
+    listen_port: int
+    metrics_host: str
+    metrics_port: int
+    upstream: str
+    model: str
+    version: str
+    profile: ReferenceProfile | None = None
+    observer: ObserverSettings = field(default_factory=ObserverSettings)
+    timeout_seconds: float = 300.0
+
+
+@dataclass
+class RunningSidecar:
+    """A started sidecar: its proxy (for inspection in tests) and the runners to stop."""
+
+    proxy: Proxy
+    runners: tuple[web.AppRunner, ...]
+
+    async def stop(self) -> None:
+        """Stop both listeners and close the upstream session."""
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def start(config: SidecarConfig) -> RunningSidecar:
+    """Start both listeners on the running loop and return once they accept connections."""
+    metrics = SidecarMetrics(config.model, config.version)
+    observer = Observer(metrics, config.profile, config.observer)
+    proxy = Proxy(ProxySettings(upstream=config.upstream, timeout_seconds=config.timeout_seconds), observer)
+    runners = []
+    for app, host, port in (
+        (proxy.serving_app(), config.listen_host, config.listen_port),
+        (proxy.metrics_app(), config.metrics_host, config.metrics_port),
+    ):
+        # access_log=None: a log line per request would cost more than the proxying itself.
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
+    return RunningSidecar(proxy=proxy, runners=tuple(runners))
+
+
+async def serve(config: SidecarConfig) -> None:
+    """Run the sidecar until the task is cancelled (Ctrl-C or SIGTERM in the CLI)."""
+    running = await start(config)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.stop()

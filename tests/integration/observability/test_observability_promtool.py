@@ -1,0 +1,99 @@
+"""The generated model SLO rules under promtool: valid, and each alert fires on bad series only."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shipway.render.model_rules import ModelSlo, model_rule_groups, write_rules_file
+
+pytestmark = pytest.mark.integration
+
+PROMTOOL = shutil.which("promtool")
+SLO = ModelSlo(rate_window="1m", for_duration="1m", min_drift_rows=500)
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    if PROMTOOL is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def _series(name: str, values: str, **labels: str) -> dict[str, str]:
+    label_text = ",".join(f'{key}="{value}"' for key, value in {"namespace": "ns", "model": "iris", **labels}.items())
+    return {"series": f"{name}{{{label_text}}}", "values": values}
+
+
+def _alert(name: str, version: str, severity: str, description: str, summary: str) -> dict[str, object]:
+    return {
+        "exp_labels": {"severity": severity, "namespace": "ns", "model": "iris", "version": version},
+        "exp_annotations": {"summary": summary, "description": description},
+    }
+
+
+def test_rules_file_passes_promtool_check(tmp_path: Path) -> None:
+    rules = write_rules_file(tmp_path / "rules.yml", model_rule_groups(slo=SLO))
+    result = _promtool("check", "rules", str(rules))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 4 rules found" in result.stdout
+
+
+def test_each_alert_fires_on_a_bad_version_and_stays_quiet_on_a_good_one(tmp_path: Path) -> None:
+    write_rules_file(tmp_path / "rules.yml", model_rule_groups(slo=SLO))
+    series = [
+        # Error rate: "bad" fails 1 in 4 requests, "good" none.
+        _series("shipway_model_requests_total", "0+45x40", version="bad", code="200"),
+        _series("shipway_model_requests_total", "0+15x40", version="bad", code="500"),
+        _series("shipway_model_request_errors_total", "0+15x40", version="bad"),
+        _series("shipway_model_requests_total", "0+60x40", version="good", code="200"),
+        _series("shipway_model_request_errors_total", "0x40", version="good"),
+        # Latency: every "bad" request is between 1 s and 2.5 s, every "good" one under 100 ms.
+        _series("shipway_model_request_duration_seconds_bucket", "0x40", version="bad", le="1"),
+        _series("shipway_model_request_duration_seconds_bucket", "0+10x40", version="bad", le="2.5"),
+        _series("shipway_model_request_duration_seconds_bucket", "0+10x40", version="bad", le="+Inf"),
+        _series("shipway_model_request_duration_seconds_bucket", "0+10x40", version="good", le="0.1"),
+        _series("shipway_model_request_duration_seconds_bucket", "0+10x40", version="good", le="+Inf"),
+        # Drift: "bad" drifted on a full window; "good" is calm; "young" drifted on too few rows to trust.
+        _series("shipway_model_feature_drift_psi", "0.6x40", version="bad", feature="f0"),
+        _series("shipway_model_feature_drift_psi", "0.01x40", version="bad", feature="f1"),
+        _series("shipway_model_drift_window_rows", "1000x40", version="bad"),
+        _series("shipway_model_feature_drift_psi", "0.05x40", version="good", feature="f0"),
+        _series("shipway_model_drift_window_rows", "1000x40", version="good"),
+        _series("shipway_model_feature_drift_psi", "0.9x40", version="young", feature="f0"),
+        _series("shipway_model_drift_window_rows", "100x40", version="young"),
+        # Accuracy: "bad" is wrong half the time, "good" rarely; "new" has too few labels (NaN).
+        _series("shipway_model_online_accuracy", "0.5x40", version="bad"),
+        _series("shipway_model_online_accuracy", "0.95x40", version="good"),
+        _series("shipway_model_online_accuracy", " ".join(["NaN"] * 41), version="new"),
+    ]
+    who = "iris bad in ns"
+    cases = [
+        ("ShipwayModelErrorRateHigh", "critical", f"{who}: 25% of requests failing (SLO 5.00%).",
+         "Model error rate above its SLO"),
+        ("ShipwayModelLatencyP99High", "warning", f"{who}: p99 latency 2.485s (SLO 1s).",
+         "Model p99 latency above its SLO"),
+        ("ShipwayModelFeatureDrift", "warning", f"{who}: largest feature PSI 0.600 (bound 0.25).",
+         "Model input features drifted from the training reference"),
+        ("ShipwayModelOnlineAccuracyLow", "critical", f"{who}: online accuracy 50% (SLO 80%).",
+         "Model online accuracy below its SLO"),
+    ]
+    alert_tests = []
+    for name, severity, description, summary in cases:
+        # Before `for` has elapsed nothing fires; afterwards only the bad version does.
+        alert_tests.append({"eval_time": "30s", "alertname": name, "exp_alerts": []})
+        alert_tests.append(
+            {"eval_time": "5m", "alertname": name, "exp_alerts": [_alert(name, "bad", severity, description, summary)]}
+        )
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "15s",
+        "tests": [{"interval": "15s", "input_series": series, "alert_rule_test": alert_tests}],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    result = _promtool("test", "rules", str(tmp_path / "tests.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

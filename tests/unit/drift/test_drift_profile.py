@@ -1,0 +1,76 @@
+"""Reference profiles: quantile bins, category shares, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shipway.drift.profile import (
+    CategoricalFeature,
+    NumericFeature,
+    ReferenceProfile,
+    build_profile,
+    numeric_feature,
+)
+from shipway.errors import ShipwayError
+
+
+def test_numeric_bins_hold_equal_shares_of_training_data() -> None:
+    values = np.random.default_rng(1).normal(size=50_000)
+    feature = numeric_feature("x", values, bins=10)
+    assert feature.bins == 10
+    assert list(feature.cuts) == sorted(feature.cuts)
+    np.testing.assert_allclose(feature.proportions, 0.1, atol=1e-3)
+    assert feature.rows == 50_000
+
+
+def test_ties_collapse_bins_instead_of_leaving_empty_ones() -> None:
+    feature = numeric_feature("flag", np.array([0.0] * 700 + [1.0] * 300), bins=10)
+    assert feature.cuts == (0.0, 1.0)
+    assert feature.proportions == (0.0, 0.7, 0.3)
+
+
+def test_frame_columns_become_numeric_or_categorical_by_dtype() -> None:
+    frame = pd.DataFrame({"age": np.arange(100.0), "city": ["a"] * 60 + ["b"] * 30 + ["c"] * 10})
+    profile = build_profile(frame, predictions=np.array([0, 1] * 50))
+    age, city = profile.features
+    assert isinstance(age, NumericFeature)
+    assert isinstance(city, CategoricalFeature)
+    assert city.categories == ("a", "b", "c")
+    assert city.proportions == pytest.approx((0.6, 0.3, 0.1, 0.0))
+    assert isinstance(profile.prediction, CategoricalFeature)
+    assert profile.prediction.categories == ("0", "1")
+
+
+def test_numpy_array_with_named_categorical_column() -> None:
+    data = np.column_stack([np.random.default_rng(2).normal(size=200), np.repeat([1, 2], 100)])
+    profile = build_profile(data, feature_names=["x", "kind"], categorical=["kind"])
+    assert profile.feature_names == ("x", "kind")
+    assert isinstance(profile.features[1], CategoricalFeature)
+    assert profile.features[1].categories == ("1.0", "2.0")
+
+
+def test_round_trip_through_json(tmp_path) -> None:
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 500), "colour": ["red", "blue"] * 250})
+    profile = build_profile(frame, predictions=np.linspace(0, 1, 500))
+    path = profile.save(tmp_path / "profile.json")
+    assert ReferenceProfile.load(path) == profile
+    # Small enough to sit beside a model artifact.
+    assert path.stat().st_size < 4_000
+
+
+def test_load_rejects_other_documents_with_a_clear_message(tmp_path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ShipwayError, match="not a drift reference profile"):
+        ReferenceProfile.load(path)
+    with pytest.raises(ShipwayError, match="not found"):
+        ReferenceProfile.load(tmp_path / "missing.json")
+
+
+def test_unknown_categorical_column_is_an_error() -> None:
+    with pytest.raises(ShipwayError, match=r"\['nope'\]"):
+        build_profile(np.zeros((3, 2)), categorical=["nope"])

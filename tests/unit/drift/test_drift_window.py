@@ -1,0 +1,71 @@
+"""Sliding drift windows: they follow the traffic and never grow with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from shipway.drift.profile import build_profile
+from shipway.drift.window import DriftWindow
+
+
+def _window(window_rows: int = 1000) -> DriftWindow:
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"x": rng.normal(size=20_000), "y": rng.uniform(size=20_000), "c": rng.choice(["a", "b"], 20_000)})
+    return DriftWindow(build_profile(frame, predictions=rng.integers(0, 2, 20_000)), window_rows=window_rows, slices=4)
+
+
+def _rows(rng: np.random.Generator, count: int, shift: float = 0.0) -> list[list[object]]:
+    x = rng.normal(loc=shift, size=count)
+    y = rng.uniform(size=count)
+    c = rng.choice(["a", "b"], count)
+    return [[float(a), float(b), str(z)] for a, b, z in zip(x, y, c, strict=True)]
+
+
+def test_window_forgets_old_rows_and_recovers_after_drift_ends() -> None:
+    rng = np.random.default_rng(8)
+    window = _window()
+    for _ in range(20):
+        window.add_rows(_rows(rng, 50))
+    calm = window.statistics()
+    assert calm.rows <= 1000
+    assert calm.max_psi < 0.1
+    for _ in range(25):
+        window.add_rows(_rows(rng, 50, shift=2.0))
+    drifted = window.statistics()
+    by_name = {feature.name: feature for feature in drifted.features}
+    assert by_name["x"].psi > 1.0
+    assert by_name["y"].psi < 0.1
+    assert by_name["c"].chi2_pvalue > 0.001
+    for _ in range(25):
+        window.add_rows(_rows(rng, 50))
+    assert window.statistics().max_psi < 0.1
+
+
+def test_memory_is_fixed_whatever_the_traffic() -> None:
+    rng = np.random.default_rng(9)
+    window = _window(window_rows=400)
+    state = [counts.slices.nbytes for counts in window._block_counts]
+    for _ in range(200):
+        window.add_rows(_rows(rng, 20))
+    assert [counts.slices.nbytes for counts in window._block_counts] == state
+    assert 400 <= window.rows <= 400 + 100 + 20
+
+
+def test_prediction_drift_is_measured_against_the_training_predictions() -> None:
+    window = _window()
+    window.add_predictions([0, 1] * 200)
+    assert window.statistics().prediction.psi < 0.01
+    window = _window()
+    window.add_predictions([1] * 400)
+    assert window.statistics().prediction.psi > 1.0
+
+
+def test_columns_with_stray_values_count_what_parses() -> None:
+    window = _window()
+    window.add_columns({"x": [0.1, "oops", None, 0.3], "c": ["a", None, "b", "new"]}, rows=4)
+    stats = {feature.name: feature for feature in window.statistics().features}
+    assert stats["x"].rows == 2
+    assert stats["c"].rows == 3
+    assert stats["y"].rows == 0
+    assert np.isnan(stats["y"].psi)

@@ -1,0 +1,88 @@
+"""Model SLO rules and circuit-breaker templates: valid custom resources, queries from metric_names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shipway import metric_names as m
+from shipway.render.model_rules import (
+    BREAKER_ARGS,
+    CircuitBreaker,
+    ModelSlo,
+    breaker_queries,
+    circuit_breaker_templates,
+    model_rule_groups,
+    prometheus_rule,
+    resolve_args,
+)
+
+
+
+def _validate(document: dict, schemas: Path, relative: str) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    path = schemas / relative
+    if not path.is_file():
+        pytest.skip(f"CRD schema {relative} not found under {schemas}")
+    jsonschema.Draft7Validator(json.loads(path.read_text())).validate(document)
+
+
+def test_prometheus_rule_is_a_valid_custom_resource(crd_schemas: Path) -> None:
+    rule = prometheus_rule("shipway-models", "monitoring", model_rule_groups(), {"release": "kube-prometheus-stack"})
+    _validate(rule, crd_schemas, "monitoring.coreos.com/prometheusrule_v1.json")
+    alerts = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
+    assert set(alerts) == {
+        "ShipwayModelErrorRateHigh",
+        "ShipwayModelLatencyP99High",
+        "ShipwayModelFeatureDrift",
+        "ShipwayModelOnlineAccuracyLow",
+    }
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_thresholds_and_selectors_reach_the_expressions() -> None:
+    slo = ModelSlo(max_error_rate=0.01, max_latency_p99_seconds=0.2, max_feature_psi=0.3, min_online_accuracy=0.9,
+                   rate_window="1m", for_duration="30s", evaluation_interval="15s")
+    (group,) = model_rule_groups("iris", "team-a", slo)
+    assert group["interval"] == "15s"
+    exprs = {rule["alert"]: rule["expr"] for rule in group["rules"]}
+    sel = m.selector("iris", namespace="team-a")
+    by = ("namespace", "model", "version")
+    assert exprs["ShipwayModelErrorRateHigh"] == f"{m.error_rate(sel, '1m', by)} > 0.01"
+    assert exprs["ShipwayModelLatencyP99High"] == f"{m.latency_p99(sel, '1m', by)} > 0.2"
+    assert exprs["ShipwayModelFeatureDrift"].startswith(f"({m.max_feature_psi(sel, by)} > 0.3)")
+    assert exprs["ShipwayModelOnlineAccuracyLow"] == f"{m.online_accuracy(sel, by)} < 0.9"
+    assert all(rule["for"] == "30s" for rule in group["rules"])
+
+
+def test_circuit_breakers_are_valid_cluster_analysis_templates(crd_schemas: Path) -> None:
+    templates = circuit_breaker_templates(CircuitBreaker(count=5))
+    assert [t["metadata"]["name"] for t in templates] == [
+        "shipway-model-error-rate",
+        "shipway-model-latency",
+        "shipway-model-drift",
+        "shipway-model-accuracy",
+    ]
+    for template in templates:
+        _validate(template, crd_schemas, "argoproj.io/clusteranalysistemplate_v1alpha1.json")
+        (metric,) = template["spec"]["metrics"]
+        prometheus = metric["provider"]["prometheus"]
+        assert prometheus["address"] == "{{args.prometheus-address}}"
+        assert metric["count"] == 5
+        assert [arg["name"] for arg in template["spec"]["args"]] == list(BREAKER_ARGS)
+
+
+def test_breakers_compare_the_canary_with_stable_by_version() -> None:
+    queries = breaker_queries()
+    args = {"model": "iris", "namespace": "team-a", "canary-version": "v2", "stable-version": "v1"}
+    canary = m.selector("iris", "v2", "team-a")
+    stable = m.selector("iris", "v1", "team-a")
+    for name in ("error-rate", "latency", "accuracy"):
+        query = resolve_args(queries[name][0], args)
+        assert canary in query and stable in query, name
+    drift = resolve_args(queries["drift"][0], args)
+    assert m.max_feature_psi(canary) in drift and stable not in drift
+    with pytest.raises(KeyError, match="canary-version"):
+        resolve_args(queries["drift"][0], {"model": "iris", "namespace": "x"})

@@ -1,0 +1,55 @@
+"""`shipway sidecar` and `shipway drift profile` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+from typer.testing import CliRunner
+
+from shipway.cli import sidecar as sidecar_cli
+from shipway.drift.profile import CategoricalFeature, ReferenceProfile
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    sidecar_cli.register(app)
+    return app
+
+
+def test_drift_profile_writes_a_loadable_profile(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "train.csv"
+    pd.DataFrame({"x": rng.normal(size=300), "city": rng.choice(["a", "b"], 300), "pred": rng.integers(0, 2, 300)}).to_csv(data, index=False)
+    output = tmp_path / "profile.json"
+    result = CliRunner().invoke(_app(), ["drift", "profile", str(data), "-o", str(output), "--prediction", "pred"])
+    assert result.exit_code == 0, result.output
+    profile = ReferenceProfile.load(output)
+    assert profile.feature_names == ("x", "city")
+    assert isinstance(profile.features[1], CategoricalFeature)
+    assert profile.prediction is not None
+    assert json.loads(output.read_text())["format"] == "shipway.drift/v1"
+
+
+def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(_app(), ["sidecar", "--listen", "nope", "--upstream", "http://127.0.0.1:1", "--model", "m", "--version", "v"])
+    assert result.exit_code == 1
+    assert "--listen must be HOST:PORT, got 'nope'" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(_app(), ["sidecar", "--upstream", "127.0.0.1:1", "--model", "m", "--version", "v"])
+    assert "--upstream must be an http(s) URL" in result.output
+    result = runner.invoke(_app(), ["drift", "profile", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "p.json")])
+    assert result.exit_code == 1
+    assert "no such file" in result.output
+
+
+def test_importing_the_commands_stays_light() -> None:
+    code = "import sys, shipway.cli.sidecar; print(sorted(m for m in ('aiohttp', 'numpy', 'pandas', 'scipy') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -1,0 +1,135 @@
+"""The sidecar over real sockets: passthrough, accounting, feedback, runtime restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from shipway import metric_names as names
+
+from sidecar_support import chain, sample
+
+OIP = json.dumps(
+    {"id": "req-1", "inputs": [{"name": "predict", "shape": [2, 4], "datatype": "FP64", "data": [[1, 0, 0, 0], [-1, 0, 0, 0]]}]}
+).encode()
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+
+async def _metrics(session: aiohttp.ClientSession, port: int) -> str:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        assert response.status == 200
+        return await response.text()
+
+
+def test_request_and_response_bytes_pass_through_unchanged_and_are_counted() -> None:
+    async def scenario() -> None:
+        async with chain() as (_, _, config), aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{config.listen_port}/v2/models/m/infer"
+            async with session.post(url, data=OIP, headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 200
+                assert response.headers["x-body-sha256"] == hashlib.sha256(OIP).hexdigest()
+                # The OIP id becomes the request id header, so feedback can name it.
+                assert response.headers["x-request-id"] == "req-1"
+                assert (await response.json())["outputs"][0]["data"] == [1, 0]
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_requests_total", code="200", model="m", version="v1") == 1
+            assert sample(text, "shipway_model_request_errors_total") == 0
+            assert sample(text, "shipway_model_request_duration_seconds_count") == 1
+            assert sample(text, "shipway_model_drift_window_rows") == 2
+            assert sample(text, "shipway_model_feature_drift_psi", feature="f0") is not None
+            # Every shared name is exported (histograms by their series); chi-square only
+            # exists for categorical features, which this reference has none of.
+            exported = {line.split("{")[0].removesuffix("_bucket") for line in text.splitlines() if "{" in line}
+            assert set(names.ALL_METRICS) - exported == {names.FEATURE_DRIFT_CHI2_PVALUE}
+
+    run(scenario)
+
+
+def test_plain_json_rows_are_read_and_non_inference_calls_are_not_counted() -> None:
+    async def scenario() -> None:
+        async with chain() as (_, _, config), aiohttp.ClientSession() as session:
+            rows = json.dumps({"instances": [{"f0": 0.1, "f1": 0.2, "f2": 0.3, "f3": 0.4}] * 3}).encode()
+            async with session.post(f"http://127.0.0.1:{config.listen_port}/predict", data=rows) as response:
+                assert response.status == 200
+                assert await response.read() == rows
+                assert len(response.headers["x-request-id"]) == 32
+            async with session.get(f"http://127.0.0.1:{config.listen_port}/v2/health/ready") as response:
+                assert response.status == 200
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_drift_window_rows") == 3
+            assert sample(text, "shipway_model_requests_total", code="200") == 1
+
+    run(scenario)
+
+
+def test_malformed_request_is_passed_through_and_counted() -> None:
+    async def scenario() -> None:
+        async with chain() as (_, _, config), aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{config.listen_port}/v2/models/m/infer"
+            for body in (b"{not json", b"", b'{"inputs": "nonsense"}', b"\xff\xfe"):
+                async with session.post(url, data=body) as response:
+                    # The runtime's own answer, not the sidecar's.
+                    assert response.status == 400
+                    assert await response.json() == {"error": "bad request"}
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_unparsed_requests_total") == 4
+            assert sample(text, "shipway_model_requests_total", code="400") == 4
+            assert sample(text, "shipway_model_request_errors_total") == 0
+
+    run(scenario)
+
+
+def test_runtime_restart_is_survived_and_the_outage_counted_as_errors() -> None:
+    async def scenario() -> None:
+        async with chain() as (upstream, _, config), aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{config.listen_port}/v2/models/m/infer"
+            async with session.post(url, data=OIP) as response:
+                assert response.status == 200
+            await upstream.stop()
+            for _ in range(3):
+                async with session.post(url, data=OIP) as response:
+                    assert response.status == 502
+                    assert response.headers["x-shipway-sidecar"] == "upstream-error"
+            await upstream.start()
+            async with session.post(url, data=OIP) as response:
+                assert response.status == 200
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_request_errors_total") == 3
+            assert sample(text, "shipway_model_requests_total", code="502") == 3
+            assert sample(text, "shipway_model_requests_total", code="200") == 2
+
+    run(scenario)
+
+
+def test_delayed_labels_by_request_id_drive_online_accuracy() -> None:
+    async def scenario() -> None:
+        async with chain(min_labels=4) as (_, _, config), aiohttp.ClientSession() as session:
+            base = f"http://127.0.0.1:{config.listen_port}"
+            ids = []
+            for index in range(2):
+                headers = {"x-request-id": f"r{index}"}
+                async with session.post(f"{base}/v2/models/m/infer", data=OIP, headers=headers) as response:
+                    ids.append(response.headers["x-request-id"])
+            assert ids == ["r0", "r1"]
+            # Predictions are [1, 0]: r0's labels are both right, r1's both wrong.
+            feedback = [{"id": "r0", "labels": [1, 0]}, {"id": "r1", "labels": [0, 1]}, {"id": "gone", "label": 1}]
+            async with session.post(f"{base}/feedback", json=feedback) as response:
+                assert await response.json() == {"matched": 4, "unknown_ids": 1}
+            async with session.post(f"{base}/feedback", json={"id": "r0", "labels": [1, 0]}) as response:
+                # A label is matched once; a repeat is unknown.
+                assert await response.json() == {"matched": 0, "unknown_ids": 1}
+            async with session.post(f"{base}/feedback", data=b"nope") as response:
+                assert response.status == 400
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_online_accuracy") == 0.5
+            assert sample(text, "shipway_model_labels_total") == 4
+            assert sample(text, "shipway_model_labels_unmatched_total") == 2
+
+    run(scenario)
