@@ -8,8 +8,9 @@ from typing import Any
 
 from shipway.spec.blueprint import Blueprint
 from shipway.spec.loader import load_spec
+from shipway.spec.model import ModelSpec
 
-__all__ = ["Blueprint", "load_blueprint", "blueprint_json_schema"]
+__all__ = ["Blueprint", "ModelSpec", "load_blueprint", "blueprint_json_schema", "load_model_spec", "model_json_schema"]
 
 
 def load_blueprint(path: str | Path) -> Blueprint:
@@ -23,6 +24,20 @@ def blueprint_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://shipway.dev/schema/blueprint.schema.json"
     schema["title"] = "Shipway blueprint"
+    return schema
+
+
+def load_model_spec(path: str | Path) -> ModelSpec:
+    """Load a model.yaml (ModelSpec); every problem is raised together as a SpecError."""
+    return load_spec(path, ModelSpec, "model spec")
+
+
+def model_json_schema() -> dict[str, Any]:
+    """The ModelSpec's JSON Schema, for editors validating model.yaml."""
+    schema = ModelSpec.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://shipway.dev/schema/model.schema.json"
+    schema["title"] = "Shipway model spec"
     return schema
 
 

@@ -1,0 +1,113 @@
+"""`shipway render`, `shipway promote` and `shipway init-gitops`: a model's road into the GitOps repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from shipway.cli._common import console, guarded
+from shipway.errors import ShipwayError
+
+GATE_REPORT_DEFAULT = Path("build/gate/gate-report.json")
+
+
+def register(app: typer.Typer) -> None:
+    """Add render, promote and init-gitops to the app."""
+    app.command("render")(render)
+    app.command("promote")(promote)
+    app.command("init-gitops")(init_gitops)
+
+
+def _profile(path: Path) -> dict[str, Any]:
+    try:
+        profile = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ShipwayError(f"cannot read the platform profile {path}: {error.strerror}; "
+                           "`shipway synth BLUEPRINT` writes platform.json") from None
+    except ValueError as error:
+        raise ShipwayError(f"{path} is not JSON: {error}") from None
+    kind = str(profile.get("apiVersion", "")) if isinstance(profile, dict) else ""
+    if not kind.startswith("shipway.dev/platform-profile/"):
+        raise ShipwayError(f"{path} is not a Shipway platform profile (platform.json from `shipway synth`)")
+    return profile
+
+
+def render(
+    model: Path = typer.Argument(..., help="The model's model.yaml (ModelSpec)."),
+    platform: Path = typer.Option(..., "--platform", help="platform.json written by `shipway synth`."),
+    env: str = typer.Option(..., "--env", help="Environment to render for, e.g. staging."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder to write one YAML file per object into."),
+    stable_version: Optional[str] = typer.Option(
+        None, "--stable-version", help="Version serving now, compared with this one by the canary analysis."
+    ),
+) -> None:
+    """Render a model's Kubernetes objects for one environment of a platform."""
+    with guarded():
+        from shipway.delivery.promote import rendered_files
+        from shipway.delivery.render import render as render_objects
+        from shipway.spec import load_model_spec
+
+        spec = load_model_spec(model)
+        files = rendered_files(render_objects(spec, _profile(platform), env, stable_version))
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+        console.print(f"rendered {spec.name} {spec.version} for {env}: {len(files)} objects in {out}",
+                      highlight=False, soft_wrap=True)
+
+
+def promote(
+    model: Path = typer.Argument(..., help="The model's model.yaml (ModelSpec)."),
+    gitops_repo: Path = typer.Option(..., "--gitops-repo", help="A local clone of the GitOps repo."),
+    env: str = typer.Option(..., "--env", help="Environment to promote into."),
+    version: Optional[str] = typer.Option(None, "--version", help="Version to promote; model.yaml's when absent."),
+    platform: Optional[Path] = typer.Option(
+        None, "--platform", help="platform.json; defaults to platform.json at the GitOps repo's root."
+    ),
+    gate_report: Optional[Path] = typer.Option(
+        None, "--gate-report", help="gate-report.json; defaults to build/gate/gate-report.json beside model.yaml."
+    ),
+    push: bool = typer.Option(False, "--push", help="Push the branch to origin."),
+    force: bool = typer.Option(False, "--force", help="Promote to the last environment without the one before."),
+) -> None:
+    """Commit a model version into the GitOps repo on a branch ready for a pull request."""
+    with guarded():
+        from shipway.delivery.promote import promote as promote_model
+        from shipway.delivery.promote import read_gate_report
+        from shipway.spec import load_model_spec
+
+        spec = load_model_spec(model)
+        if version is not None:
+            spec = spec.with_version(version)
+        profile = _profile(platform or gitops_repo / "platform.json")
+        report = gate_report
+        if report is None and (model.parent / GATE_REPORT_DEFAULT).is_file():
+            report = model.parent / GATE_REPORT_DEFAULT
+        done = promote_model(spec, profile, gitops_repo, env, read_gate_report(report), push=push, force=force)
+        if not done.changed:
+            console.print(f"{spec.name} {spec.version} is already promoted to {env} ({done.folder}); nothing to do",
+                          highlight=False, soft_wrap=True)
+            return
+        pushed = "; pushed" if done.pushed else ""
+        console.print(f"committed {spec.name} {spec.version} to {done.folder} on branch {done.branch} "
+                      f"(gate: {done.gate.result}){pushed}", highlight=False, soft_wrap=True)
+
+
+def init_gitops(
+    directory: Path = typer.Argument(..., help="Folder to create the GitOps repository in."),
+    platform: Optional[Path] = typer.Option(
+        None, "--platform", help="platform.json: its environments and GitOps root shape the layout; copied in."
+    ),
+) -> None:
+    """Create a GitOps repository in the layout the platform's ApplicationSet expects."""
+    with guarded():
+        from shipway.delivery.gitops_repo import init_gitops as create
+
+        profile = _profile(platform) if platform else None
+        text = platform.read_text(encoding="utf-8") if platform else None
+        written = create(directory, profile, text)
+        console.print(f"created the GitOps repository {directory} ({len(written)} files, first commit made)",
+                      highlight=False, soft_wrap=True)

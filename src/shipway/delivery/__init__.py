@@ -1,0 +1,1 @@
+"""Model delivery: a ModelSpec rendered into Kubernetes objects, and promoted through the GitOps repo."""

@@ -1,0 +1,249 @@
+"""Promotion: write a model's rendered objects into a GitOps clone and commit them on a pull-request branch.
+
+Git is driven through the `git` command, so hooks, credentials and config behave as they do for people.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shipway.delivery.errors import PromotionRefused
+from shipway.delivery.placement import Profile
+from shipway.delivery.render import file_name, render
+from shipway.spec.model import ModelSpec
+from shipway.yamlio import to_yaml
+
+GATE_REPORT_SCHEMA = "shipway.dev/gate-report/v1"
+VERSION_LABEL = "shipway.dev/version"
+LOCK_FILE = "shipway-promote.lock"
+IDENTITY = ("-c", "user.name=Shipway", "-c", "user.email=shipway@localhost")
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """What the gate report says about the version: pass, fail, or no report."""
+
+    result: str
+    source: str | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What a promotion did: the branch, the commit (None when nothing changed) and the folder."""
+
+    branch: str
+    folder: str
+    commit: str | None
+    changed: bool
+    previous_version: str | None
+    gate: GateVerdict
+    pushed: bool = False
+
+
+def read_gate_report(path: Path | None) -> GateVerdict:
+    """The gate's verdict from its JSON report; a missing path means no gate was run."""
+    if path is None:
+        return GateVerdict("not run")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PromotionRefused(f"cannot read the gate report {path}: {error}") from None
+    if not isinstance(report, dict) or report.get("schema") != GATE_REPORT_SCHEMA or not isinstance(
+            report.get("passed"), bool):
+        raise PromotionRefused(f"{path} is not a Shipway gate report (schema {GATE_REPORT_SCHEMA} with `passed`)")
+    reasons = tuple(str(reason) for reason in report.get("reasons", []))
+    return GateVerdict("pass" if report["passed"] else "fail", str(path), reasons)
+
+
+def branch_name(environment: str, spec: ModelSpec) -> str:
+    """The pull-request branch of one promotion."""
+    return f"promote/{environment}/{spec.name}-{spec.version}"
+
+
+def model_folder(profile: Profile, environment: str, spec: ModelSpec) -> str:
+    """apps/<env>/<team>/<model>, under the GitOps root the ApplicationSet watches."""
+    root = (profile.get("gitops") or {}).get("path") or "apps"
+    return f"{root}/{environment}/{spec.team}/{spec.name}"
+
+
+def rendered_files(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """Each object as its own YAML file, named by kind and name."""
+    return {file_name(obj): to_yaml(obj) for obj in objects}
+
+
+def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gate: GateVerdict,
+            push: bool = False, force: bool = False, remote: str = "origin") -> Promotion:
+    """Render the model into the GitOps clone and commit it on promote/<env>/<model>-<version>."""
+    if gate.result == "fail":
+        reasons = "; ".join(gate.reasons) or "see the report"
+        raise PromotionRefused(f"the gate report {gate.source} failed {spec.name} {spec.version}: {reasons}. "
+                               "A version that fails its gate is not promoted")
+    git = Git(repo)
+    git.check_repository()
+    with git.lock():
+        base = git.deployed_ref(str((profile.get("gitops") or {}).get("revision") or "main"))
+        folder = model_folder(profile, environment, spec)
+        _check_previous_environment(git, base, profile, environment, spec, force)
+        previous = git.version_at(base, folder, spec.name)
+        files = rendered_files(render(spec, profile, environment, stable_version=previous))
+        branch = branch_name(environment, spec)
+        if git.files_at(base, folder) == files:
+            # Already deployed as rendered: there is nothing for a pull request to change.
+            return Promotion(branch, folder, None, False, previous, gate)
+        if git.branch_exists(branch):
+            git.run("checkout", "--quiet", branch)
+        else:
+            git.run("checkout", "--quiet", "-b", branch, base)
+        replace_folder(repo / folder, files)
+        git.run("add", "--all", "--", folder)
+        if not git.staged_changes():
+            return Promotion(branch, folder, None, False, previous, gate)
+        git.commit(commit_message(spec, environment, gate, previous))
+        commit = git.run("rev-parse", "HEAD").strip()
+        if push:
+            git.run("push", "--set-upstream", remote, branch)
+        return Promotion(branch, folder, commit, True, previous, gate, pushed=push)
+
+
+def commit_message(spec: ModelSpec, environment: str, gate: GateVerdict, previous: str | None) -> str:
+    """A subject naming model, version, environment and gate result; details in the body."""
+    lines = [
+        f"Promote {spec.name} {spec.version} to {environment} (gate: {gate.result})",
+        "",
+        f"model: {spec.name}",
+        f"team: {spec.team}",
+        f"version: {spec.version}",
+        f"replaces: {previous or 'nothing (first deployment)'}",
+        f"environment: {environment}",
+        f"gate: {gate.result}" + (f" ({gate.source})" if gate.source else ""),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _check_previous_environment(git: Git, base: str, profile: Profile, environment: str, spec: ModelSpec,
+                                force: bool) -> None:
+    """The last environment (prod) takes only a version already deployed in the one before it."""
+    environments = list(profile.get("environments", []))
+    if environment not in environments or environments.index(environment) != len(environments) - 1:
+        return
+    if len(environments) < 2 or force:
+        return
+    before = environments[-2]
+    found = git.version_at(base, model_folder(profile, before, spec), spec.name)
+    if found != spec.version:
+        now = f"it runs {found} there" if found else "the model is not deployed there"
+        raise PromotionRefused(f"{spec.name} {spec.version} is not in {before} yet ({now}, on {base}); "
+                               f"promote it to {before} and merge that first, or pass --force")
+
+
+def replace_folder(target: Path, files: dict[str, str]) -> None:
+    """Swap the folder's contents for the files, so a reader never sees half a model."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, text in sorted(files.items()):
+            (staging / name).write_text(text, encoding="utf-8")
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+class Git:
+    """The few git operations promotion needs, each a `git -C REPO ...` call."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+
+    def run(self, *args: str, check: bool = True) -> str:
+        """Run git and return stdout; a failure becomes a PromotionRefused carrying git's message."""
+        try:
+            done = subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True, text=True,
+                                  timeout=120, check=False)
+        except FileNotFoundError:
+            raise PromotionRefused("git is not installed; promotion needs the git command") from None
+        if check and done.returncode != 0:
+            raise PromotionRefused(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout
+
+    def ok(self, *args: str) -> bool:
+        """Whether a git command succeeds."""
+        return subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True, timeout=120).returncode == 0
+
+    def check_repository(self) -> None:
+        """Refuse anything but a clean work tree of a git repository."""
+        if not self.repo.is_dir() or not self.ok("rev-parse", "--is-inside-work-tree"):
+            raise PromotionRefused(f"{self.repo} is not a git clone; clone the GitOps repo (or run shipway "
+                                   "init-gitops) and pass its path")
+        dirty = self.run("status", "--porcelain").strip()
+        if dirty:
+            raise PromotionRefused(f"{self.repo} has uncommitted changes; commit or stash them first:\n{dirty}")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise promotions into one clone, so two at once cannot interleave their git steps."""
+        git_dir = Path(self.run("rev-parse", "--absolute-git-dir").strip())
+        with open(git_dir / LOCK_FILE, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def deployed_ref(self, revision: str) -> str:
+        """The branch Argo CD syncs (the profile's gitops.revision), or HEAD in a repo that lacks it."""
+        for ref in (revision, f"refs/remotes/origin/{revision}"):
+            if self.ok("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"):
+                return ref
+        if self.ok("rev-parse", "--verify", "--quiet", "HEAD^{commit}"):
+            return "HEAD"
+        raise PromotionRefused(f"{self.repo} has no commits; commit a README first (shipway init-gitops does)")
+
+    def branch_exists(self, branch: str) -> bool:
+        """Whether the local branch exists."""
+        return self.ok("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+
+    def files_at(self, ref: str, folder: str) -> dict[str, str]:
+        """The folder's files at a commit, by name."""
+        names = self.run("ls-tree", "--name-only", f"{ref}:{folder}", check=False).split()
+        return {name: self.run("show", f"{ref}:{folder}/{name}") for name in names}
+
+    def version_at(self, ref: str, folder: str, model: str) -> str | None:
+        """The model version a folder holds at a commit, read from its Rollout's labels."""
+        text = self.run("show", f"{ref}:{folder}/rollout-{model}.yaml", check=False)
+        if not text:
+            return None
+        try:
+            labels = (yaml.safe_load(text) or {}).get("metadata", {}).get("labels", {})
+        except yaml.YAMLError:
+            return None
+        version = labels.get(VERSION_LABEL)
+        return str(version) if version is not None else None
+
+    def staged_changes(self) -> bool:
+        """Whether the index differs from HEAD."""
+        return not self.ok("diff", "--cached", "--quiet")
+
+    def commit(self, message: str) -> None:
+        """Commit the index, with a fallback identity where git has none configured."""
+        identity = () if self.run("config", "user.email", check=False).strip() else IDENTITY
+        self.run(*identity, "commit", "--quiet", "-m", message)

@@ -1,0 +1,469 @@
+"""A ModelSpec, the platform profile and an environment, rendered into the model's Kubernetes objects.
+
+Pure and deterministic: the same inputs give the same objects, in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shipway import catalog
+from shipway.artifacts.layout import init_container
+from shipway.delivery.errors import RenderRefused
+from shipway.delivery.placement import GpuPlacement, Placement, Profile, place
+from shipway.render import model_rules
+from shipway.render.common import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, Obj, metadata
+from shipway.render.registry import PULL_SECRET
+from shipway.render.tenancy import INGRESS_NAMESPACES, MONITORING_NAMESPACE, SERVING_PRIORITY
+from shipway.spec.blueprint import CanaryStep
+from shipway.spec.model import (
+    SIDECAR_METRICS_PORT,
+    SIDECAR_PORT,
+    BlueGreenRollout,
+    CanaryRollout,
+    CustomRuntime,
+    MlserverRuntime,
+    ModelSpec,
+    TritonRuntime,
+    VllmRuntime,
+)
+
+MODEL_MOUNT = "/models"
+MODEL_DIR = f"{MODEL_MOUNT}/model"
+SERVICE_PORT = 80
+ROLE_LABEL = "shipway.dev/service-role"
+COMPONENT = "model-server"
+INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+MLSERVER_IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "xgboost": "mlserver_xgboost.XGBoostModel"}
+# Rule names of model_rules' alerts that need the sidecar's drift or accuracy measurements.
+DRIFT_ALERT = "ShipwayModelFeatureDrift"
+ACCURACY_ALERT = "ShipwayModelOnlineAccuracyLow"
+
+
+def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: str | None = None) -> list[Obj]:
+    """The model's objects in one environment; stable_version is the version serving there now, if any."""
+    where = place(spec, profile, environment)
+    objects = [rollout(spec, profile, where, stable_version or spec.version)]
+    objects += services(spec, where)
+    objects += [service_monitor(spec, profile, where), prometheus_rule(spec, profile, where),
+                disruption_budget(spec, where)]
+    if spec.replicas.min != spec.replicas.max:
+        objects.append(autoscaler(spec, where))
+    objects.append(network_policy(spec, where))
+    # A JSON round trip leaves no shared sub-objects, so YAML output has no anchors and callers may mutate freely.
+    return [json.loads(json.dumps(obj)) for obj in objects]
+
+
+def selector(spec: ModelSpec) -> dict[str, str]:
+    """Labels that pick the model's pods whatever their version; Argo Rollouts adds the template hash."""
+    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/instance": spec.name}
+
+
+def labels(spec: ModelSpec, component: str = COMPONENT) -> dict[str, str]:
+    """The stable labels every object of the model carries."""
+    return {
+        **selector(spec),
+        "app.kubernetes.io/version": spec.version,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "shipway",
+        "shipway.dev/model": spec.name,
+        "shipway.dev/version": spec.version,
+        "shipway.dev/team": spec.team,
+    }
+
+
+def artifact_reference(spec: ModelSpec, profile: Profile) -> str:
+    """The artifact's reference: the spec's, or the platform registry's <team>/<name>, tagged with the version."""
+    ref = spec.artifact or f"oci://{profile['registry']['url']}/{spec.team}/{spec.name}"
+    if spec.artifact_tag is None and "@" not in ref:
+        ref = f"{ref}:{spec.version}"
+    return ref
+
+
+# --- the Rollout ------------------------------------------------------------------------
+
+
+def rollout(spec: ModelSpec, profile: Profile, where: Placement, stable_version: str) -> Obj:
+    """The Argo Rollout: pod template, and canary, blue-green or plain rolling strategy."""
+    gpu = where.gpu is not None
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": metadata(spec.name, where.namespace, labels(spec),
+                             {"shipway.dev/artifact": artifact_reference(spec, profile)}),
+        "spec": {
+            "replicas": spec.replicas.min,
+            "revisionHistoryLimit": 3,
+            # Loading a multi-gigabyte LLM takes minutes; a stuck rollout aborts instead of hanging.
+            "progressDeadlineSeconds": 1800 if gpu else 600,
+            "progressDeadlineAbort": True,
+            "selector": {"matchLabels": selector(spec)},
+            "template": {"metadata": {"labels": labels(spec)}, "spec": pod_spec(spec, profile, where)},
+            "strategy": strategy(spec, profile, where, stable_version),
+        },
+    }
+
+
+def strategy(spec: ModelSpec, profile: Profile, where: Placement, stable_version: str) -> Obj:
+    """The Rollout strategy; analysis references the platform's ClusterAnalysisTemplates with this model's args."""
+    if where.strategy == "blue-green":
+        chosen = spec.rollout
+        options = chosen if isinstance(chosen, BlueGreenRollout) else BlueGreenRollout(strategy="blue-green")
+        blue_green: Obj = {
+            "activeService": spec.name,
+            "previewService": f"{spec.name}-preview",
+            "autoPromotionEnabled": options.auto_promote,
+            "scaleDownDelaySeconds": options.scale_down_delay_seconds,
+        }
+        if options.auto_promotion_seconds is not None:
+            blue_green["autoPromotionSeconds"] = options.auto_promotion_seconds
+        if options.pre_promotion_analysis:
+            blue_green["prePromotionAnalysis"] = analysis(spec, profile, where, stable_version)
+        return {"blueGreen": blue_green}
+    # Without steps a canary strategy is a plain rolling update: one surge pod, none unavailable.
+    canary: Obj = {"maxSurge": 1, "maxUnavailable": 0}
+    if where.strategy == "canary":
+        options = spec.rollout if isinstance(spec.rollout, CanaryRollout) else CanaryRollout(strategy="canary")
+        steps = options.steps or [_step(item) for item in profile["rollouts"]["canarySteps"]]
+        canary["canaryService"] = f"{spec.name}-canary"
+        canary["stableService"] = spec.name
+        canary["steps"] = [item for step in steps for item in ({"setWeight": step.weight},
+                                                                {"pause": {"duration": step.pause}})]
+        if options.analysis:
+            # From the first pause on: by then the first canary pods take traffic.
+            canary["analysis"] = {**analysis(spec, profile, where, stable_version), "startingStep": 1}
+    return {"canary": canary}
+
+
+def _step(item: dict[str, Any]) -> CanaryStep:
+    return CanaryStep.model_validate(item)
+
+
+def breakers(spec: ModelSpec) -> list[str]:
+    """The circuit breakers that apply: drift and accuracy only when the model measures them."""
+    chosen = ["error-rate", "latency"]
+    if spec.drift is not None:
+        chosen.append("drift")
+    if spec.accuracy is not None:
+        chosen.append("accuracy")
+    return chosen
+
+
+def analysis(spec: ModelSpec, profile: Profile, where: Placement, stable_version: str) -> Obj:
+    """Templates and arguments of the canary or pre-promotion analysis."""
+    templates = profile["rollouts"].get("analysisTemplates", {})
+    missing = [name for name in breakers(spec) if name not in templates]
+    if missing:
+        raise RenderRefused(f"the platform has no analysis template for {', '.join(missing)}; "
+                            "is serving.rollouts on and the profile from this Shipway version?")
+    values = {"model": spec.name, "namespace": where.namespace, "canary-version": spec.version,
+              "stable-version": stable_version}
+    address = profile.get("prometheus", {}).get("url")
+    if address:
+        values["prometheus-address"] = address
+    return {
+        "templates": [{"templateName": templates[name], "clusterScope": True} for name in breakers(spec)],
+        "args": [{"name": name, "value": values[name]} for name in model_rules.BREAKER_ARGS if name in values],
+    }
+
+
+# --- the pod ----------------------------------------------------------------------------
+
+
+def pod_spec(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
+    """Init container, runtime and sidecar, on restricted security, with GPU scheduling when asked."""
+    volumes: list[Obj] = [
+        {"name": "model", "emptyDir": {"sizeLimit": spec.resources.model_storage}},
+        {"name": "runtime-tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "sidecar-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "fetch-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    if where.gpu is not None:
+        # PyTorch and NCCL share tensors through /dev/shm, which is 64Mi by default.
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
+    pod: Obj = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "priorityClassName": SERVING_PRIORITY,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": dict(RESTRICTED_POD_SECURITY),
+        "initContainers": [fetch_container(spec, profile)],
+        "containers": [runtime_container(spec, where), sidecar_container(spec, where)],
+        "volumes": volumes,
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector(spec)},
+        }],
+    }
+    if where.gpu is not None:
+        pod.update(gpu_scheduling(where.gpu))
+    if profile.get("registry", {}).get("type") == "external":
+        pod["imagePullSecrets"] = [{"name": PULL_SECRET}]
+    return pod
+
+
+def gpu_scheduling(gpu: GpuPlacement) -> Obj:
+    """Node affinity to the chosen pool and tolerations of its taints."""
+    terms = [{"key": key, "operator": "In", "values": [value]} for key, value in sorted(gpu.node_labels.items())
+             if key == "shipway.dev/pool"]
+    tolerations = [{"key": taint["key"], "operator": "Equal", "value": taint.get("value", ""),
+                    "effect": taint.get("effect", "NoSchedule")} for taint in gpu.taints]
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": terms}]}}},
+        "tolerations": tolerations,
+    }
+
+
+def _security() -> Obj:
+    return {key: (dict(value) if isinstance(value, dict) else value)
+            for key, value in RESTRICTED_CONTAINER_SECURITY.items()}
+
+
+def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
+    """The init container: `shipway model pull` with its digest checks, into the model volume."""
+    ref = artifact_reference(spec, profile)
+    registry = profile.get("registry", {})
+    # The in-cluster zot serves plain HTTP on its cluster-local address.
+    plain_http = registry.get("type") == "zot" and ref.removeprefix("oci://").startswith(f"{registry.get('url')}/")
+    container: Obj = dict(init_container(ref, catalog.SHIPWAY_IMAGE, mount_path=MODEL_MOUNT, volume_name="model",
+                                         plain_http=plain_http,
+                                         credentials_secret=spec.artifact_credentials_secret))
+    container["env"] = [*container.get("env", []), {"name": "HOME", "value": "/tmp"}]
+    container["volumeMounts"] = [*container["volumeMounts"], {"name": "fetch-tmp", "mountPath": "/tmp"}]
+    container["resources"] = _copy(INIT_RESOURCES)
+    container["securityContext"] = _security()
+    return container
+
+
+def runtime_container(spec: ModelSpec, where: Placement) -> Obj:
+    """The model server, reading the artifact from the read-only model volume."""
+    command, args, env, health, live = _runtime_command(spec, where)
+    runtime = spec.runtime
+    args = [*args, *runtime.extra_args]
+    env = {"HOME": "/tmp", **env, **runtime.env}
+    resources = spec.resources
+    requests: Obj = {"cpu": resources.cpu, "memory": resources.memory}
+    limits: Obj = {"cpu": resources.cpu_limit or resources.cpu, "memory": resources.memory_limit or resources.memory}
+    if where.gpu is not None:
+        requests[where.gpu.resource] = str(where.gpu.count)
+        limits[where.gpu.resource] = str(where.gpu.count)
+    mounts = [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True},
+              {"name": "runtime-tmp", "mountPath": "/tmp"}]
+    if where.gpu is not None:
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    port = where.runtime.port
+    # Large models load for minutes; the startup probe holds liveness off until then.
+    startup_failures = 90 if where.gpu is not None else 30
+    container: Obj = {
+        "name": "runtime",
+        "image": where.runtime.image,
+        "command": command,
+        "args": args,
+        "env": [{"name": name, "value": value} for name, value in env.items()],
+        "ports": [{"name": "runtime", "containerPort": port, "protocol": "TCP"}],
+        "startupProbe": _probe(health, port, period=10, failures=startup_failures),
+        "readinessProbe": _probe(health, port, period=5, failures=3),
+        "livenessProbe": _probe(live, port, period=10, failures=3),
+        "resources": {"requests": requests, "limits": limits},
+        "securityContext": _security(),
+        "volumeMounts": mounts,
+    }
+    if not command:
+        del container["command"]
+    return container
+
+
+def _runtime_command(spec: ModelSpec, where: Placement) -> tuple[list[str], list[str], dict[str, str], str, str]:
+    """Command, arguments, environment, readiness and liveness paths of each runtime variant."""
+    runtime = spec.runtime
+    port = str(where.runtime.port)
+    if isinstance(runtime, MlserverRuntime):
+        env = {
+            "MLSERVER_HTTP_PORT": port,
+            "MLSERVER_MODEL_NAME": spec.name,
+            "MLSERVER_MODEL_VERSION": spec.version,
+            "MLSERVER_MODEL_IMPLEMENTATION": MLSERVER_IMPLEMENTATIONS[runtime.name],
+            "MLSERVER_MODEL_URI": f"{MODEL_DIR}/{runtime.effective_model_file}",
+        }
+        return ["mlserver"], ["start", MODEL_DIR], env, "/v2/health/ready", "/v2/health/live"
+    if isinstance(runtime, TritonRuntime):
+        args = [f"--model-repository={MODEL_DIR}/{runtime.model_repository}", f"--http-port={port}",
+                "--allow-grpc=false", "--allow-metrics=false"]
+        return ["tritonserver"], args, {}, "/v2/health/ready", "/v2/health/live"
+    if isinstance(runtime, VllmRuntime):
+        weights = MODEL_DIR if runtime.model_path == "." else f"{MODEL_DIR}/{runtime.model_path}"
+        args = ["serve", weights, "--served-model-name", spec.name, "--host", "0.0.0.0", "--port", port,
+                "--gpu-memory-utilization", f"{runtime.gpu_memory_utilization:g}",
+                "--tensor-parallel-size", str(runtime.tensor_parallel_size)]
+        if runtime.max_model_len is not None:
+            args += ["--max-model-len", str(runtime.max_model_len)]
+        # The weights come from the artifact; the pod must never reach for the Hugging Face hub.
+        env = {"HF_HOME": "/tmp/huggingface", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+        return ["vllm"], args, env, "/health", "/health"
+    assert isinstance(runtime, CustomRuntime)
+    return list(runtime.command), list(runtime.args), {}, runtime.health_path, runtime.health_path
+
+
+def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
+    """The Shipway sidecar on the serving port: proxy, drift, delayed-label accuracy, metrics."""
+    args = ["shipway", "sidecar", "--listen", f"0.0.0.0:{SIDECAR_PORT}",
+            "--upstream", f"http://127.0.0.1:{where.runtime.port}", "--model", spec.name, "--version", spec.version,
+            "--metrics-listen", f"0.0.0.0:{SIDECAR_METRICS_PORT}"]
+    if spec.drift is not None:
+        args += ["--reference", f"{MODEL_DIR}/{spec.drift.reference_profile}",
+                 "--window-rows", str(spec.drift.window_rows)]
+    if spec.accuracy is not None:
+        args += ["--accuracy-window", str(spec.accuracy.window), "--min-labels", str(spec.accuracy.min_labels)]
+    return {
+        "name": "sidecar",
+        "image": catalog.SHIPWAY_IMAGE,
+        "command": args,
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "ports": [{"name": "http", "containerPort": SIDECAR_PORT, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": SIDECAR_METRICS_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe("/healthz", SIDECAR_PORT, period=5, failures=3),
+        "livenessProbe": _probe("/healthz", SIDECAR_PORT, period=10, failures=3),
+        "resources": _copy(SIDECAR_RESOURCES),
+        "securityContext": _security(),
+        "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True},
+                         {"name": "sidecar-tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _probe(path: str, port: int, period: int, failures: int) -> Obj:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures,
+            "timeoutSeconds": 3}
+
+
+def _copy(value: Obj) -> Obj:
+    return {key: dict(item) for key, item in value.items()}
+
+
+# --- services, monitoring, guards -------------------------------------------------------
+
+
+def services(spec: ModelSpec, where: Placement) -> list[Obj]:
+    """The traffic Services of the strategy, and a headless Service Prometheus scrapes every pod through."""
+    roles = {"canary": [("stable", spec.name), ("canary", f"{spec.name}-canary")],
+             "blue-green": [("active", spec.name), ("preview", f"{spec.name}-preview")]}.get(
+        where.strategy, [("stable", spec.name)])
+    objects = [_service(spec, where, name, role, {"name": "http", "port": SERVICE_PORT, "targetPort": "http"})
+               for role, name in roles]
+    metrics = _service(spec, where, f"{spec.name}-metrics", "metrics",
+                       {"name": "metrics", "port": SIDECAR_METRICS_PORT, "targetPort": "metrics"})
+    # Headless, so the canary and stable Services do not scrape the same pods twice.
+    metrics["spec"]["clusterIP"] = "None"
+    return [*objects, metrics]
+
+
+def _service(spec: ModelSpec, where: Placement, name: str, role: str, port: Obj) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, where.namespace, {**labels(spec), ROLE_LABEL: role}),
+        "spec": {"type": "ClusterIP", "selector": selector(spec), "ports": [{**port, "protocol": "TCP"}]},
+    }
+
+
+def service_monitor(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
+    """A ServiceMonitor for the sidecar's metrics, labelled so the platform's Prometheus selects it."""
+    selector_labels = profile.get("prometheus", {}).get("selectorLabels", {})
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": metadata(spec.name, where.namespace, {**labels(spec), **selector_labels}),
+        "spec": {
+            "selector": {"matchLabels": {**selector(spec), ROLE_LABEL: "metrics"}},
+            "namespaceSelector": {"matchNames": [where.namespace]},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def slo(spec: ModelSpec, profile: Profile) -> model_rules.ModelSlo:
+    """The model's SLOs: its overrides over the platform defaults."""
+    defaults = profile.get("slo", {})
+    latency_ms = spec.slo.latency_p99_ms or float(defaults.get("latencyP99Ms", 500))
+    return model_rules.ModelSlo(
+        max_error_rate=spec.slo.error_rate or float(defaults.get("errorRate", 0.01)),
+        max_latency_p99_seconds=latency_ms / 1000,
+        max_feature_psi=(spec.drift.threshold if spec.drift and spec.drift.threshold else None)
+        or float(defaults.get("driftPsi", 0.2)),
+        min_online_accuracy=(spec.accuracy.floor if spec.accuracy and spec.accuracy.floor else None)
+        or float(defaults.get("accuracyFloor", 0.8)),
+        min_drift_rows=spec.drift.min_rows if spec.drift else model_rules.ModelSlo.min_drift_rows,
+    )
+
+
+def rule_groups(spec: ModelSpec, profile: Profile, namespace: str) -> list[Obj]:
+    """The model's SLO alert groups, without the alerts on measurements it does not take."""
+    skipped = {DRIFT_ALERT} if spec.drift is None else set()
+    skipped |= {ACCURACY_ALERT} if spec.accuracy is None else set()
+    groups = model_rules.model_rule_groups(spec.name, namespace, slo(spec, profile))
+    return [{**group, "rules": [rule for rule in group["rules"] if rule["alert"] not in skipped]} for group in groups]
+
+
+def prometheus_rule(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
+    """The model's SLO alerts as a PrometheusRule the platform's Prometheus loads."""
+    selector_labels = profile.get("prometheus", {}).get("selectorLabels", {})
+    return model_rules.prometheus_rule(f"{spec.name}-slo", where.namespace, rule_groups(spec, profile, where.namespace),
+                                       {**labels(spec), **selector_labels})
+
+
+def disruption_budget(spec: ModelSpec, where: Placement) -> Obj:
+    """Voluntary evictions (node drains) take at most one replica at a time."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(spec.name, where.namespace, labels(spec)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(spec)}},
+    }
+
+
+def autoscaler(spec: ModelSpec, where: Placement) -> Obj:
+    """A HorizontalPodAutoscaler on the runtime container's CPU, between the replica bounds."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(spec.name, where.namespace, labels(spec)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": spec.name},
+            "minReplicas": spec.replicas.min,
+            "maxReplicas": spec.replicas.max,
+            "metrics": [{"type": "ContainerResource", "containerResource": {
+                "name": "cpu", "container": "runtime",
+                "target": {"type": "Utilization", "averageUtilization": spec.replicas.target_cpu_utilization}}}],
+        },
+    }
+
+
+def network_policy(spec: ModelSpec, where: Placement) -> Obj:
+    """Admit the gateway path on the serving port and Prometheus on the metrics port; nothing else from outside."""
+    def namespaces(*names: str) -> list[Obj]:
+        return [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}} for name in names]
+
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(spec.name, where.namespace, labels(spec)),
+        "spec": {
+            "podSelector": {"matchLabels": selector(spec)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": namespaces(*INGRESS_NAMESPACES), "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]},
+                {"from": namespaces(MONITORING_NAMESPACE),
+                 "ports": [{"protocol": "TCP", "port": SIDECAR_METRICS_PORT}]},
+            ],
+        },
+    }
+
+
+def file_name(obj: Obj) -> str:
+    """The file an object is written to in a rendered folder: kind-name.yaml."""
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+
+
+__all__ = ["render", "labels", "selector", "artifact_reference", "file_name"]

@@ -1,0 +1,78 @@
+"""The delivery commands through typer: render, promote and init-gitops, with exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+from delivery_cases import MODELS
+from shipway.cli.delivery import register
+
+app = typer.Typer()
+register(app)
+runner = CliRunner()
+
+
+def _platform(tmp_path: Path, profile: dict[str, Any]) -> Path:
+    path = tmp_path / "platform.json"
+    path.write_text(json.dumps(profile))
+    return path
+
+
+def test_render_writes_one_file_per_object(tmp_path: Path, kind_profile: dict) -> None:
+    platform = str(_platform(tmp_path, kind_profile))
+    result = runner.invoke(app, ["render", str(MODELS / "canary-sklearn.yaml"), "--platform", platform,
+                                 "--env", "staging", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "rendered churn 1.2.0 for staging: 9 objects" in result.output
+    assert (tmp_path / "out" / "rollout-churn.yaml").is_file()
+
+
+def test_render_refusals_and_bad_specs_exit_2(tmp_path: Path, kind_profile: dict) -> None:
+    platform = str(_platform(tmp_path, kind_profile))
+    refused = runner.invoke(app, ["render", str(MODELS / "llm-vllm-mig.yaml"), "--platform", platform,
+                                  "--env", "staging", "-o", str(tmp_path / "out")])
+    assert refused.exit_code == 2 and 'team: "llm" is not a team' in refused.output
+    bad = tmp_path / "model.yaml"
+    bad.write_text("name: churn\nteam: fraud\nversion: 1.0.0\nruntime: sklearn\nreplicas: {min: 0}\n")
+    invalid = runner.invoke(app, ["render", str(bad), "--platform", platform, "--env", "staging", "-o", "x"])
+    assert invalid.exit_code == 2 and "model.yaml:5:" in invalid.output and "replicas.min" in invalid.output
+    (tmp_path / "junk.json").write_text("{}")
+    wrong = runner.invoke(app, ["render", str(MODELS / "sklearn-none.yaml"), "--platform",
+                                str(tmp_path / "junk.json"), "--env", "staging", "-o", "x"])
+    assert wrong.exit_code == 1 and "not a Shipway platform profile" in wrong.output
+
+
+def test_init_gitops_then_promote_with_version_and_gate_report(tmp_path: Path, kind_profile: dict) -> None:
+    gitops = tmp_path / "gitops"
+    created = runner.invoke(app, ["init-gitops", str(gitops), "--platform", str(_platform(tmp_path, kind_profile))])
+    assert created.exit_code == 0, created.output
+    model_dir = tmp_path / "repo"
+    (model_dir / "build" / "gate").mkdir(parents=True)
+    (model_dir / "model.yaml").write_text((MODELS / "sklearn-none.yaml").read_text())
+    report = model_dir / "build" / "gate" / "gate-report.json"
+    report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": True, "reasons": []}))
+    args = ["promote", str(model_dir / "model.yaml"), "--gitops-repo", str(gitops), "--env", "staging",
+            "--version", "abc1234"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "on branch promote/staging/churn-basic-abc1234 (gate: pass)" in done.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": False, "reasons": ["worse"]}))
+    failed = runner.invoke(app, [*args[:-1], "abc9999"])
+    assert failed.exit_code == 1 and "failed churn-basic abc9999: worse" in failed.output
+    log = subprocess.run(["git", "-C", str(gitops), "log", "-1", "--format=%s", "promote/staging/churn-basic-abc1234"],
+                         capture_output=True, text=True, check=True)
+    assert log.stdout.strip() == "Promote churn-basic abc1234 to staging (gate: pass)"
+
+
+def test_init_gitops_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "existing.txt").write_text("x")
+    result = runner.invoke(app, ["init-gitops", str(tmp_path)])
+    assert result.exit_code == 1 and "is not empty" in result.output

@@ -1,0 +1,77 @@
+"""Golden rendered objects for four models; every object valid for Kubernetes 1.31 or its CRD schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from delivery_cases import CASES, ROOT, model, profile_of
+from shipway.delivery.promote import rendered_files
+from shipway.delivery.render import render
+
+GOLDEN = ROOT / "tests" / "golden" / "models"
+UPDATE = os.environ.get("SHIPWAY_UPDATE_GOLDEN") == "1"
+KUBERNETES_VERSION = "1.31.0"
+
+
+def _rendered(case: str) -> list[dict]:
+    blueprint, environment, stable = CASES[case]
+    return render(model(case), profile_of(blueprint), environment, stable)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_golden(case: str) -> None:
+    produced = "---\n".join(rendered_files(_rendered(case)).values())
+    golden = GOLDEN / f"{case}.yaml"
+    if UPDATE:
+        golden.write_text(produced)
+    assert golden.is_file(), f"no golden file {golden}; run SHIPWAY_UPDATE_GOLDEN=1 pytest and review it"
+    assert produced == golden.read_text(), f"{case} differs from golden; review, then SHIPWAY_UPDATE_GOLDEN=1 pytest"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendering_is_deterministic(case: str) -> None:
+    assert rendered_files(_rendered(case)) == rendered_files(_rendered(case))
+
+
+def _is_core(api_version: str) -> bool:
+    group = api_version.rpartition("/")[0]
+    return not group or "." not in group or group.endswith("k8s.io")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_core_objects_pass_strict_validation(case: str) -> None:
+    checked = set()
+    for obj in _rendered(case):
+        if _is_core(obj["apiVersion"]):
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            checked.add(obj["kind"])
+    assert {"Service", "PodDisruptionBudget", "NetworkPolicy"} <= checked
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rollout_pod_template_passes_strict_validation_as_a_deployment(case: str) -> None:
+    # The Rollout CRD schema leaves the pod template loose; a Deployment holds it to the core schema.
+    rollout = _rendered(case)[0]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": rollout["metadata"],
+                  "spec": {"selector": rollout["spec"]["selector"], "template": rollout["spec"]["template"]}}
+    kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_custom_resources_pass_their_crd_schema(case: str, crd_schemas: Path) -> None:
+    checked = set()
+    for obj in _rendered(case):
+        if _is_core(obj["apiVersion"]):
+            continue
+        group, _, version = obj["apiVersion"].rpartition("/")
+        schema_file = crd_schemas / group / f"{obj['kind'].lower()}_{version}.json"
+        assert schema_file.is_file(), f"no schema for {obj['apiVersion']} {obj['kind']}"
+        jsonschema.Draft7Validator(json.loads(schema_file.read_text())).validate(obj)
+        checked.add(obj["kind"])
+    assert checked == {"Rollout", "ServiceMonitor", "PrometheusRule"}

@@ -1,0 +1,240 @@
+"""Rendering: security defaults, labels, strategies, GPU placement and each refusal with its reason."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from delivery_cases import CASES, model, profile_of
+from shipway.artifacts.layout import init_container_args
+from shipway.delivery.errors import RenderRefused
+from shipway.delivery.render import render
+from shipway.spec.model import ModelSpec
+
+LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+          "app.kubernetes.io/component", "app.kubernetes.io/part-of", "shipway.dev/model", "shipway.dev/version",
+          "shipway.dev/team")
+
+
+def _objects(case: str) -> list[dict[str, Any]]:
+    blueprint, environment, stable = CASES[case]
+    return render(model(case), profile_of(blueprint), environment, stable)
+
+
+def _pod(case: str) -> dict[str, Any]:
+    return _objects(case)[0]["spec"]["template"]["spec"]
+
+
+def _spec(case: str, **changes: Any) -> ModelSpec:
+    data = model(case).model_dump(by_alias=True, exclude_unset=True)
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return ModelSpec.model_validate(data)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_container_is_restricted_and_bounded(case: str) -> None:
+    pod = _pod(case)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    containers = pod["initContainers"] + pod["containers"]
+    assert [c["name"] for c in containers] == ["fetch-model", "runtime", "sidecar"]
+    for container in containers:
+        security = container["securityContext"]
+        assert security["runAsNonRoot"] is True and security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert security["readOnlyRootFilesystem"] is True
+        resources = container["resources"]
+        assert set(resources["requests"]) >= {"cpu", "memory"} and set(resources["limits"]) >= {"cpu", "memory"}
+        writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+        assert "/tmp" in writable, f"{container['name']} has no writable /tmp on a read-only root"
+    emptydirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    assert emptydirs == {v["name"] for v in pod["volumes"]}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_object_carries_the_stable_labels(case: str) -> None:
+    spec = model(case)
+    for obj in _objects(case):
+        labels = obj["metadata"]["labels"]
+        assert all(key in labels for key in LABELS), f"{obj['kind']} lacks {set(LABELS) - set(labels)}"
+        assert labels["shipway.dev/version"] == spec.version and labels["app.kubernetes.io/part-of"] == "shipway"
+
+
+def test_the_init_container_is_the_artifact_layouts_pull_with_digest_checks(kind_profile: dict) -> None:
+    fetch = _pod("canary-sklearn")["initContainers"][0]
+    ref = "oci://zot.shipway-registry.svc.cluster.local:5000/fraud/churn:1.2.0"
+    assert fetch["command"] == init_container_args(ref, "/models", "model", plain_http=True)
+    assert {"name": "model", "mountPath": "/models"} in fetch["volumeMounts"]
+    model_volume = next(v for v in _pod("canary-sklearn")["volumes"] if v["name"] == "model")
+    assert model_volume == {"name": "model", "emptyDir": {"sizeLimit": "10Gi"}}
+
+
+def test_the_sidecar_serves_the_traffic_port_in_front_of_the_runtime() -> None:
+    objects = _objects("canary-sklearn")
+    sidecar = objects[0]["spec"]["template"]["spec"]["containers"][1]
+    command = sidecar["command"]
+    assert command[:2] == ["shipway", "sidecar"]
+    assert command[command.index("--upstream") + 1] == "http://127.0.0.1:8080"
+    assert command[command.index("--reference") + 1] == "/models/model/reference-profile.json"
+    assert {p["name"]: p["containerPort"] for p in sidecar["ports"]} == {"http": 8090, "metrics": 9091}
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    assert set(services) == {"churn", "churn-canary", "churn-metrics"}
+    assert services["churn"]["spec"]["ports"][0]["targetPort"] == "http"
+    monitor = next(o for o in objects if o["kind"] == "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"]["matchLabels"]["shipway.dev/service-role"] == "metrics"
+
+
+def test_canary_steps_pause_and_analysis_references_the_platform_templates() -> None:
+    canary = _objects("canary-sklearn")[0]["spec"]["strategy"]["canary"]
+    assert canary["steps"] == [{"setWeight": 10}, {"pause": {"duration": "2m"}},
+                               {"setWeight": 50}, {"pause": {"duration": "5m"}}]
+    analysis = canary["analysis"]
+    assert [t["templateName"] for t in analysis["templates"]] == [
+        "shipway-model-error-rate", "shipway-model-latency", "shipway-model-drift", "shipway-model-accuracy"]
+    assert all(t["clusterScope"] for t in analysis["templates"])
+    args = {a["name"]: a["value"] for a in analysis["args"]}
+    assert args["canary-version"] == "1.2.0" and args["stable-version"] == "1.1.0"
+    assert args["namespace"] == "fraud-staging" and args["model"] == "churn"
+
+
+def test_the_platform_default_canary_steps_apply_when_the_model_names_none() -> None:
+    steps = _objects("llm-vllm-mig")[0]["spec"]["strategy"]["canary"]["steps"]
+    assert [s["setWeight"] for s in steps if "setWeight" in s] == [5, 25, 50]
+    templates = _objects("llm-vllm-mig")[0]["spec"]["strategy"]["canary"]["analysis"]["templates"]
+    assert "shipway-model-drift" not in [t["templateName"] for t in templates]  # the LLM watches no drift
+
+
+def test_blue_green_has_pre_promotion_analysis_and_active_and_preview_services() -> None:
+    objects = _objects("blue-green-xgboost")
+    blue_green = objects[0]["spec"]["strategy"]["blueGreen"]
+    assert (blue_green["activeService"], blue_green["previewService"]) == ("fraud-score", "fraud-score-preview")
+    assert blue_green["autoPromotionSeconds"] == 300
+    assert blue_green["prePromotionAnalysis"]["templates"][0]["templateName"] == "shipway-model-error-rate"
+    assert {o["metadata"]["name"] for o in objects if o["kind"] == "Service"} == {
+        "fraud-score", "fraud-score-preview", "fraud-score-metrics"}
+    assert "HorizontalPodAutoscaler" not in [o["kind"] for o in objects]  # min == max
+
+
+def test_no_rollout_is_a_plain_rolling_update_with_one_service() -> None:
+    objects = _objects("sklearn-none")
+    assert objects[0]["spec"]["strategy"] == {"canary": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Service"] == ["churn-basic", "churn-basic-metrics"]
+
+
+def test_a_gpu_llm_on_a_mig_slice_requests_the_slice_and_is_pinned_to_its_pool() -> None:
+    pod = _pod("llm-vllm-mig")
+    runtime = pod["containers"][0]
+    assert runtime["resources"]["limits"]["nvidia.com/mig-1g.10gb"] == "1"
+    assert runtime["resources"]["requests"]["nvidia.com/mig-1g.10gb"] == "1"
+    assert "nvidia.com/gpu" not in runtime["resources"]["limits"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "shipway.dev/pool", "operator": "In", "values": ["h100"]}]}]
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+                                   "effect": "NoSchedule"}]
+    assert runtime["args"][:2] == ["serve", "/models/model"] and "--max-model-len" in runtime["args"]
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in runtime["volumeMounts"]
+
+
+def test_whole_gpus_on_a_pool_without_mig(kind_profile: dict) -> None:
+    spec = _spec("canary-sklearn", runtime={"name": "triton"}, resources={"gpus": 1, "gpuPool": "gpu-small"},
+                 replicas={"min": 1, "max": 1})
+    runtime = render(spec, kind_profile, "staging")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert runtime["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_prometheus_rule_keeps_only_the_alerts_the_model_measures() -> None:
+    rules = {o["kind"]: o for o in _objects("sklearn-none")}["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    assert [r["alert"] for r in rules] == ["ShipwayModelErrorRateHigh", "ShipwayModelLatencyP99High"]
+    full = {o["kind"]: o for o in _objects("canary-sklearn")}["PrometheusRule"]
+    assert len(full["spec"]["groups"][0]["rules"]) == 4
+    assert full["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert 'model="churn",namespace="fraud-staging"' in full["spec"]["groups"][0]["rules"][0]["expr"]
+
+
+def test_network_policy_admits_only_the_gateway_and_prometheus() -> None:
+    policy = {o["kind"]: o for o in _objects("canary-sklearn")}["NetworkPolicy"]["spec"]
+    ingress = policy["ingress"]
+    assert [rule["ports"] for rule in ingress] == [[{"protocol": "TCP", "port": 8090}],
+                                                   [{"protocol": "TCP", "port": 9091}]]
+    sources = [{peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
+               for rule in ingress]
+    assert sources == [{"ingress-nginx", "gateway-system", "istio-system"}, {"monitoring"}]
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+def _refused(spec: ModelSpec, profile: dict, environment: str = "staging") -> str:
+    with pytest.raises(RenderRefused) as raised:
+        render(spec, profile, environment)
+    return str(raised.value)
+
+
+def test_gpus_over_the_team_quota_are_refused_with_the_arithmetic(kind_profile: dict) -> None:
+    spec = _spec("canary-sklearn", runtime={"name": "triton"}, resources={"gpus": 1, "gpuPool": "gpu-large"},
+                 team="search", replicas={"min": 1, "max": 2})
+    message = _refused(spec, kind_profile)
+    assert "needs up to 3 GPUs (1 per replica x 3 pods" in message and "GPU quota of 1" in message
+
+
+def test_blue_green_counts_the_preview_against_the_quota(kind_profile: dict) -> None:
+    spec = _spec("blue-green-xgboost", resources={"gpus": 2, "gpuPool": "gpu-small"}, replicas={"min": 1, "max": 1})
+    assert "up to 4 GPUs (2 per replica x 2 pods at replicas.max, with the blue-green preview" in _refused(
+        spec, kind_profile)
+
+
+def test_an_unknown_pool_is_refused_naming_the_pools(kind_profile: dict) -> None:
+    spec = _spec("canary-sklearn", resources={"gpus": 1, "gpuPool": "h100"}, replicas={"min": 1, "max": 1})
+    assert 'no GPU pool named "h100"' in (message := _refused(spec, kind_profile))
+    assert "gpu-large, gpu-small" in message
+
+
+def test_a_pool_the_team_may_not_use_is_refused(kind_profile: dict) -> None:
+    spec = _spec("canary-sklearn", team="search", resources={"gpus": 1, "gpuPool": "gpu-small"},
+                 replicas={"min": 1, "max": 1})
+    assert 'team "search" may not use pool "gpu-small"' in _refused(spec, kind_profile)
+
+
+def test_more_gpus_than_a_node_has_are_refused(eks_profile: dict) -> None:
+    spec = _spec("canary-sklearn", team="fraud", resources={"gpus": 2, "gpuPool": "a10g"},
+                 replicas={"min": 1, "max": 1})
+    assert "a node of pool \"a10g\" offers 1" in _refused(spec, eks_profile)
+
+
+def test_a_mig_pool_needs_a_mig_profile_and_a_whole_gpu_pool_refuses_one(eks_profile: dict) -> None:
+    whole = _spec("llm-vllm-mig", resources={"gpus": 1, "gpuPool": "h100"})
+    assert "set migProfile to 1g.10gb" in _refused(whole, eks_profile)
+    wrong = _spec("llm-vllm-mig", resources={"gpus": 1, "gpuPool": "h100", "migProfile": "3g.40gb"})
+    assert "offers MIG slices 1g.10gb, not 3g.40gb" in _refused(wrong, eks_profile)
+    not_mig = _spec("canary-sklearn", resources={"gpus": 1, "gpuPool": "a10g", "migProfile": "1g.10gb"},
+                    replicas={"min": 1, "max": 1})
+    assert 'pool "a10g" is not partitioned with MIG' in _refused(not_mig, eks_profile)
+
+
+def test_a_gpu_runtime_without_gpus_is_refused(eks_profile: dict) -> None:
+    spec = _spec("llm-vllm-mig", resources={"gpus": 0})
+    assert 'runtime "vllm" needs a GPU' in _refused(spec, eks_profile)
+
+
+def test_unknown_team_environment_and_runtime_are_refused(kind_profile: dict) -> None:
+    assert 'team: "growth" is not a team' in _refused(_spec("sklearn-none", team="growth"), kind_profile)
+    assert 'environment "qa" is not one of' in _refused(model("sklearn-none"), kind_profile, "qa")
+    trimmed = copy.deepcopy(kind_profile)
+    del trimmed["runtimes"]["sklearn"]
+    assert 'runtime: "sklearn" is not in the platform\'s runtime catalog' in _refused(model("sklearn-none"), trimmed)
+
+
+def test_a_platform_without_rollouts_is_refused(kind_profile: dict) -> None:
+    off = copy.deepcopy(kind_profile)
+    off["rollouts"]["enabled"] = False
+    assert "does not run Argo Rollouts" in _refused(model("sklearn-none"), off)
