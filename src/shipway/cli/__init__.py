@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, artifacts, doctor, gate, sidecar, template
+from shipway.cli import _spine, artifacts, delivery, doctor, gate, readiness, sidecar, template
 
 app = typer.Typer(
     name="shipway",
@@ -36,11 +36,14 @@ def _root(
     """Stand up an AI delivery platform from a blueprint, and ship models on it."""
 
 
+# Registration order is the order `shipway --help` lists: platform first, then a model's road.
 _spine.register(app)
 doctor.register(app)
-gate.register(app)
+readiness.register(app)
 template.register(app)
+gate.register(app)
 artifacts.register(app)
+delivery.register(app)
 sidecar.register(app)
 
 
