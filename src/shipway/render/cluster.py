@@ -6,7 +6,7 @@ import yaml
 
 from shipway.render import gpu, registry
 from shipway.render.common import Obj
-from shipway.spec.blueprint import Blueprint, EksCluster, GkeCluster, KindCluster, NodePool, Taint
+from shipway.spec.blueprint import Blueprint, EksCluster, GkeCluster, KindCluster, NodePool, Taint, TimeSlicing
 from shipway.spec.gpus import GPU_MODELS
 
 MIRROR_HOST = "localhost:5001"
@@ -120,15 +120,20 @@ def gke_node_pool(blueprint: Blueprint, pool: NodePool) -> Obj:
         "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
     }
     if pool.gpu is not None:
-        # With the GPU Operator installing drivers, GKE must not; otherwise GKE installs the default driver.
+        # GKE installs the driver unless the GPU Operator is told to.
         driver = "INSTALLATION_DISABLED" if (blueprint.gpu_stack.mode == "operator"
                                              and blueprint.gpu_stack.install_driver) else "DEFAULT"
-        config["guest_accelerators"] = [{"type": GPU_MODELS[pool.gpu.model].gke_accelerator, "count": pool.gpu.count,
-                                         "gpu_driver_installation_config": {"gpu_driver_version": driver}}]
-        # Shipway installs its own device plugin (operator or standalone), which also does the time-slicing;
-        # GKE's managed plugin would advertise nvidia.com/gpu a second time, so it is switched off, and with
-        # it GKE's own gpu_sharing_config, which only that plugin reads.
-        config["labels"] = {**config["labels"], GKE_NO_DEFAULT_DEVICE_PLUGIN: "true"}
+        accelerator: Obj = {"type": GPU_MODELS[pool.gpu.model].gke_accelerator, "count": pool.gpu.count,
+                            "gpu_driver_installation_config": {"gpu_driver_version": driver}}
+        sharing = blueprint.gpu_stack.sharing
+        if blueprint.gpu_stack.mode == "operator":
+            # The operator's device plugin advertises GPUs; GKE's would do so a second time.
+            config["labels"] = {**config["labels"], GKE_NO_DEFAULT_DEVICE_PLUGIN: "true"}
+        elif isinstance(sharing, TimeSlicing):
+            # Without the operator GKE's managed plugin serves GPUs, and it time-shares them itself.
+            accelerator["gpu_sharing_config"] = {"gpu_sharing_strategy": "TIME_SHARING",
+                                                 "max_shared_clients_per_gpu": sharing.replicas}
+        config["guest_accelerators"] = [accelerator]
     return {
         "name": pool.name,
         "autoscaling": {"min_node_count": pool.min_size, "max_node_count": pool.max_size},

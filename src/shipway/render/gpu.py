@@ -14,6 +14,8 @@ NAMESPACE = "gpu-operator"
 TIME_SLICING_CONFIG = "time-slicing-config"
 TIME_SLICING_KEY = "any"
 SIMULATED_POOL_LABEL = "run.ai/simulated-gpu-node-pool"
+# Where GKE installs the NVIDIA driver and libraries on its nodes.
+GKE_NVIDIA_DIR = "/home/kubernetes/bin/nvidia"
 # fake-gpu-operator's device plugin and exporter tolerate only this; their tolerations are not chart values.
 SIMULATED_TOLERATION: Obj = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -84,6 +86,12 @@ def operator_values(blueprint: Blueprint) -> Obj:
     }
     if isinstance(sharing, TimeSlicing):
         values["devicePlugin"] = {"config": {"name": TIME_SLICING_CONFIG, "default": TIME_SLICING_KEY}}
+    if blueprint.cluster.kind == "gke":
+        # GKE keeps its driver and toolkit under its own directory, and its containerd takes no
+        # runtime drop-ins, so the operator must hand devices to pods through CDI.
+        values["hostPaths"] = {"driverInstallDir": GKE_NVIDIA_DIR}
+        values["toolkit"]["installDir"] = GKE_NVIDIA_DIR
+        values["cdi"] = {"enabled": True, "default": True}
     return deep_merge(values, stack.values)
 
 
@@ -104,11 +112,38 @@ def device_plugin_values(blueprint: Blueprint) -> Obj:
 
 def dcgm_exporter_values(blueprint: Blueprint) -> Obj:
     """Values for the standalone DCGM exporter, used beside the device plugin."""
-    return {
+    values: Obj = {
         "tolerations": tolerations(blueprint),
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
         "serviceMonitor": {"enabled": True, "interval": "15s", "additionalLabels": {"release": PROMETHEUS_RELEASE}},
     }
+    if blueprint.cluster.kind == "gke":
+        # GKE's nodes run no NVIDIA container runtime to inject the libraries; mount GKE's copy.
+        values["extraHostVolumes"] = [{"name": "nvidia-install-dir-host", "hostPath": GKE_NVIDIA_DIR}]
+        values["extraVolumeMounts"] = [{"name": "nvidia-install-dir-host", "mountPath": "/usr/local/nvidia",
+                                        "readOnly": True}]
+        values["extraEnv"] = [{"name": "LD_LIBRARY_PATH", "value": "/usr/local/nvidia/lib64"}]
+    return values
+
+
+def gke_critical_pods_quota() -> Obj:
+    """GKE admits system-node-critical pods outside kube-system only under a quota that names them."""
+    return {
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "gpu-operator-critical-pods", "namespace": NAMESPACE,
+                     "labels": {"app.kubernetes.io/managed-by": "shipway"}},
+        "spec": {"hard": {"pods": "100"}, "scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "In",
+             "values": ["system-node-critical", "system-cluster-critical"]}]}},
+    }
+
+
+def gke_manages_device_plugin(blueprint: Blueprint) -> bool:
+    """On GKE without the operator, GKE's own device plugin advertises GPUs and does time-sharing.
+
+    NVIDIA's standalone plugin needs the NVIDIA container runtime, which GKE's nodes do not run.
+    """
+    return blueprint.cluster.kind == "gke" and blueprint.gpu_stack.mode == "device-plugin"
 
 
 def fake_operator_values(blueprint: Blueprint) -> Obj:
@@ -143,14 +178,17 @@ def render(blueprint: Blueprint) -> LayerRender:
                                       fake_operator_values(blueprint)))
         layer.objects.append(fake_exporter_service_monitor())
         return layer
-    if isinstance(sharing, TimeSlicing):
+    if isinstance(sharing, TimeSlicing) and not gke_manages_device_plugin(blueprint):
         layer.objects.append(config_map(TIME_SLICING_CONFIG, NAMESPACE,
                                         {TIME_SLICING_KEY: time_slicing_config(sharing)}))
     if blueprint.gpu_stack.mode == "operator":
         layer.releases.append(Release("gpu-operator", catalog.GPU_OPERATOR, NAMESPACE, operator_values(blueprint)))
+        if blueprint.cluster.kind == "gke":
+            layer.objects.append(gke_critical_pods_quota())
     else:
-        layer.releases.append(Release("nvidia-device-plugin", catalog.NVIDIA_DEVICE_PLUGIN, NAMESPACE,
-                                      device_plugin_values(blueprint)))
+        if not gke_manages_device_plugin(blueprint):
+            layer.releases.append(Release("nvidia-device-plugin", catalog.NVIDIA_DEVICE_PLUGIN, NAMESPACE,
+                                          device_plugin_values(blueprint)))
         if blueprint.gpu_stack.dcgm_exporter:
             layer.releases.append(Release("dcgm-exporter", catalog.DCGM_EXPORTER, NAMESPACE,
                                           dcgm_exporter_values(blueprint)))

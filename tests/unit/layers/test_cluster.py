@@ -34,10 +34,27 @@ def test_gke_cluster_and_pools(gke_prod):
     l4 = pools["l4"]["nodeConfig"]
     [accelerator] = l4["guestAccelerators"]
     assert accelerator["type"] == "nvidia-l4" and accelerator["count"] == 1
-    # The device plugin chart brings the driver-independent plugin; GKE installs the driver, not its plugin.
+    # Without the operator GKE installs the driver and runs its own plugin, which does the time-sharing.
     assert accelerator["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "DEFAULT"}
-    assert l4["labels"][GKE_NO_DEFAULT_DEVICE_PLUGIN] == "true"
-    assert "gpuSharingConfig" not in accelerator
+    assert GKE_NO_DEFAULT_DEVICE_PLUGIN not in l4["labels"]
+    assert accelerator["gpuSharingConfig"] == {"gpuSharingStrategy": "TIME_SHARING", "maxSharedClientsPerGpu": 4}
     assert pools["a100"]["nodeConfig"]["spot"] is True
     assert pools["l4"]["autoscaling"] == {"minNodeCount": 1, "maxNodeCount": 8}
     assert GKE_NO_DEFAULT_DEVICE_PLUGIN not in pools["system"]["nodeConfig"]["labels"]
+
+
+def test_gke_with_the_operator_switches_gke_plugin_off() -> None:
+    from shipway.render.cluster import gke_node_pool
+    from shipway.spec.blueprint import Blueprint
+
+    blueprint = Blueprint.model_validate({
+        "metadata": {"name": "gke-op"}, "cluster": {"kind": "gke", "project": "acme-ml-prod", "region": "europe-west4"},
+        "nodePools": [{"name": "sys", "role": "system", "instanceType": "e2-standard-8"},
+                      {"name": "a100", "instanceType": "a2-highgpu-1g", "gpu": {"model": "a100-40gb"}}],
+        "gpuStack": {"mode": "operator", "sharing": {"strategy": "time-slicing", "replicas": 2}},
+        "gitops": {"enabled": False},
+    })
+    settings = gke_node_pool(blueprint, blueprint.node_pools[1])
+    assert settings["node_config"]["labels"][GKE_NO_DEFAULT_DEVICE_PLUGIN] == "true"
+    [accelerator] = settings["node_config"]["guest_accelerators"]
+    assert "gpu_sharing_config" not in accelerator  # the operator's plugin time-slices instead

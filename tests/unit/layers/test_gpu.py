@@ -46,22 +46,59 @@ def test_mig_label_only_on_the_partitioned_pool(eks_prod):
     assert MIG_CONFIG_LABEL not in labels["a10g"]
 
 
-def test_gke_time_slicing_config_is_what_the_plugin_reads(gke_prod):
-    [config] = [cm for cm in gke_prod.kind("ConfigMap") if cm["metadata"]["name"] == gpu.TIME_SLICING_CONFIG]
+def test_gke_device_plugin_mode_leaves_the_plugin_to_gke(gke_prod):
+    # GKE's nodes run no NVIDIA container runtime, which NVIDIA's standalone plugin needs.
+    assert "nvidia-device-plugin" not in gke_prod.releases
+    assert not [cm for cm in gke_prod.kind("ConfigMap") if cm["metadata"]["name"] == gpu.TIME_SLICING_CONFIG]
+    dcgm = gke_prod.releases["dcgm-exporter"]["values"]
+    assert dcgm["extraHostVolumes"] == [{"name": "nvidia-install-dir-host", "hostPath": gpu.GKE_NVIDIA_DIR}]
+    assert dcgm["extraVolumeMounts"][0]["mountPath"] == "/usr/local/nvidia"
+    tolerations = [Toleration(**t) for t in dcgm["tolerations"]]
+    assert all(any(t.tolerates(taint) for t in tolerations)
+               for pool in gke_prod.blueprint.gpu_pools for taint in pool.effective_taints)
+
+
+def test_time_slicing_config_is_what_the_standalone_plugin_reads():
+    from shipway.spec.blueprint import Blueprint
+
+    blueprint = Blueprint.model_validate({
+        "metadata": {"name": "onprem"}, "cluster": {"kind": "existing", "context": "onprem"},
+        "nodePools": [{"name": "l4", "gpu": {"model": "l4"}, "maxSize": 4}],
+        "gpuStack": {"mode": "device-plugin", "simulate": False, "sharing": {"strategy": "time-slicing", "replicas": 4}},
+        "gitops": {"enabled": False},
+    })
+    layer = gpu.render(blueprint)
+    [config] = [cm for cm in layer.objects if cm["metadata"]["name"] == gpu.TIME_SLICING_CONFIG]
     assert config["metadata"]["namespace"] == gpu.NAMESPACE
     parsed = yaml.safe_load(config["data"][gpu.TIME_SLICING_KEY])
     assert parsed == {"version": "v1", "flags": {"migStrategy": "none"},
                       "sharing": {"timeSlicing": {"renameByDefault": False, "failRequestsGreaterThanOne": False,
                                                   "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
-    plugin = gke_prod.releases["nvidia-device-plugin"]["values"]
+    [plugin] = [release.values for release in layer.releases if release.name == "nvidia-device-plugin"]
     assert plugin["config"] == {"name": gpu.TIME_SLICING_CONFIG, "default": gpu.TIME_SLICING_KEY}
     assert plugin["migStrategy"] == "none"
-    tolerations = [Toleration(**t) for t in plugin["tolerations"]]
-    assert all(any(t.tolerates(taint) for t in tolerations)
-               for pool in gke_prod.blueprint.gpu_pools for taint in pool.effective_taints)
-    assert "dcgm-exporter" in gke_prod.releases
 
 
 def test_gpu_namespace_is_privileged_for_node_agents(each_blueprint):
     [ns] = [n for n in each_blueprint.kind("Namespace") if n["metadata"]["name"] == gpu.NAMESPACE]
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def test_gke_with_the_operator_uses_gke_paths_cdi_and_a_critical_pod_quota():
+    from shipway.spec.blueprint import Blueprint
+
+    blueprint = Blueprint.model_validate({
+        "metadata": {"name": "gke-op"}, "cluster": {"kind": "gke", "project": "acme-ml-prod", "region": "europe-west4"},
+        "nodePools": [{"name": "sys", "role": "system", "instanceType": "e2-standard-8"},
+                      {"name": "a100", "instanceType": "a2-highgpu-1g", "gpu": {"model": "a100-40gb"}}],
+        "gpuStack": {"mode": "operator"}, "gitops": {"enabled": False},
+    })
+    layer = gpu.render(blueprint)
+    [operator] = [release.values for release in layer.releases if release.name == "gpu-operator"]
+    assert operator["hostPaths"] == {"driverInstallDir": gpu.GKE_NVIDIA_DIR}
+    assert operator["toolkit"]["installDir"] == gpu.GKE_NVIDIA_DIR
+    assert operator["cdi"] == {"enabled": True, "default": True}
+    assert operator["driver"] == {"enabled": False}
+    [quota] = [obj for obj in layer.objects if obj["kind"] == "ResourceQuota"]
+    scope = quota["spec"]["scopeSelector"]["matchExpressions"][0]
+    assert scope["scopeName"] == "PriorityClass" and "system-node-critical" in scope["values"]

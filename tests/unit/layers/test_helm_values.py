@@ -6,7 +6,9 @@ kube-prometheus-stack: prometheus-community/helm-charts (prometheusSpec) and gra
 gpu-operator: NVIDIA/gpu-operator deployments/gpu-operator/values.yaml; nvidia-device-plugin: NVIDIA/k8s-device-plugin
 deployments/helm/nvidia-device-plugin/values.yaml; dcgm-exporter: NVIDIA/dcgm-exporter deployment/values.yaml;
 zot: project-zot/helm-charts charts/zot/values.yaml and templates; fake-gpu-operator: run-ai/fake-gpu-operator
-deploy/fake-gpu-operator/values.yaml and templates. A path added to the render code fails here until it is checked
+deploy/fake-gpu-operator/values.yaml and templates. The gpu-operator's GKE keys (hostPaths.driverInstallDir,
+toolkit.installDir, cdi.enabled, cdi.default) were checked against public GKE installs of the operator, the
+dcgm-exporter's extraHostVolumes/extraVolumeMounts/extraEnv against its deployment/values.yaml. A path added to the render code fails here until it is checked
 and listed.
 """
 
@@ -19,6 +21,7 @@ import pytest
 from layer_support import dotted, synthesised
 
 from shipway.render import gpu, registry
+from shipway.spec.blueprint import ExistingCluster
 
 # Dotted paths Shipway sets, per chart; [a.b] is one key that contains dots.
 DOCUMENTED: dict[str, set[str]] = {
@@ -50,11 +53,13 @@ DOCUMENTED: dict[str, set[str]] = {
         "dcgmExporter.enabled", "dcgmExporter.serviceMonitor.enabled", "dcgmExporter.serviceMonitor.interval",
         "dcgmExporter.serviceMonitor.additionalLabels", "mig.strategy", "migManager.enabled",
         "devicePlugin.config.name", "devicePlugin.config.default",
+        # GKE only: the paths and CDI settings GKE setups pass to the operator (see module docstring).
+        "hostPaths.driverInstallDir", "toolkit.installDir", "cdi.enabled", "cdi.default",
     },
     "nvidia-device-plugin": {"tolerations", "nodeSelector", "migStrategy", "gfd.enabled", "config.name",
                              "config.default"},
     "dcgm-exporter": {"tolerations", "nodeSelector", "serviceMonitor.enabled", "serviceMonitor.interval",
-                      "serviceMonitor.additionalLabels"},
+                      "serviceMonitor.additionalLabels", "extraHostVolumes", "extraVolumeMounts", "extraEnv"},
     "zot": {
         "persistence", "pvc.create", "pvc.accessModes", "pvc.storage", "pvc.storageClassName", "service.type",
         "service.port", "service.nodePort", "mountConfig", "configFiles.[config.json]", "mountSecret",
@@ -87,6 +92,13 @@ def _all_releases() -> dict[str, list[dict[str, Any]]]:
     gke = synthesised("gke-prod").blueprint
     sliced = gke.model_copy(update={"gpu_stack": gke.gpu_stack.model_copy(update={"mode": "operator"})})
     by_chart["gpu-operator"].append({"name": "gpu-operator-time-slicing", "values": gpu.operator_values(sliced)})
+    # GKE leaves the device plugin to GKE; an existing cluster runs NVIDIA's standalone plugin.
+    onprem = gke.model_copy(update={
+        "cluster": ExistingCluster(kind="existing", context="onprem"),
+        "node_pools": [pool.model_copy(update={"instance_type": None}) for pool in gke.node_pools],
+    })
+    by_chart.setdefault("nvidia-device-plugin", []).append(
+        {"name": "nvidia-device-plugin", "values": gpu.device_plugin_values(onprem)})
     eks = synthesised("eks-prod").blueprint
     classed = eks.model_copy(update={"registry": eks.registry.model_copy(update={"storage_class": "gp3"})})
     by_chart["zot"].append({"name": "zot-storage-class", "values": registry.zot_values(classed, "htpasswd")})
