@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -12,11 +12,12 @@ from shipway.gate.data import GateData
 from shipway.gate.errors import GateInputError
 from shipway.gate.metrics import PairedRows, prepare
 from shipway.gate.resampling import (
-    Groups,
+    Plan,
     bootstrap_improvements,
     group_rows,
     permutation_improvements,
     permutation_p_value,
+    plan,
     point_improvement,
 )
 from shipway.gate.significance import McNemarResult, holm, mcnemar
@@ -103,6 +104,7 @@ class PermutationResult:
 
     permutations: int
     p_value: float
+    method: str
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class GateResult:
     overall: Estimate
     distribution: np.ndarray
     bootstrap_method: str
+    bootstrap_detail: str
     mcnemar: McNemarResult | None
     permutation: PermutationResult | None
     slices: list[SliceResult]
@@ -132,16 +135,18 @@ def run_gate(data: GateData, config: GateConfig) -> GateResult:
     started = time.perf_counter()
     paired = prepare(data, config.metric, config.task)
     seeds = np.random.SeedSequence(config.seed).spawn(2 + sum(1 for _ in data.slices))
-    groups = group_rows(paired.rows)
-    overall, distribution = _estimate(paired, groups, config, np.random.default_rng(seeds[0]))
+    chosen = plan(paired, group_rows(paired.rows))
+    overall, distribution = _estimate(paired, chosen, config, np.random.default_rng(seeds[0]))
     if not math.isfinite(overall.improvement):
         raise GateInputError(f"{data.source}: {paired.metric.name} is undefined on this holdout")
     warnings = _sample_warnings(overall, config)
     mcnemar_result = _mcnemar(paired) if paired.metric.name == "accuracy" else None
     permutation = None
     if config.permutations:
-        null = permutation_improvements(paired, groups, config.permutations, np.random.default_rng(seeds[1]))
-        permutation = PermutationResult(config.permutations, permutation_p_value(null, overall.improvement))
+        null = permutation_improvements(paired, chosen, config.permutations, np.random.default_rng(seeds[1]))
+        permutation = PermutationResult(
+            config.permutations, permutation_p_value(null, overall.improvement), chosen.permutation_method
+        )
     slices = _slices(data, paired, config, seeds[2:], warnings)
     reasons = []
     passed_overall = overall.low >= config.threshold
@@ -161,11 +166,8 @@ def run_gate(data: GateData, config: GateConfig) -> GateResult:
         higher_is_better=paired.metric.higher_is_better,
         overall=overall,
         distribution=distribution,
-        bootstrap_method=(
-            f"exact multinomial over {groups.rows.shape[0]} distinct rows"
-            if groups.collapsed
-            else "row-index resampling"
-        ),
+        bootstrap_method=chosen.method,
+        bootstrap_detail=chosen.detail,
         mcnemar=mcnemar_result,
         permutation=permutation,
         slices=slices,
@@ -178,17 +180,17 @@ def run_gate(data: GateData, config: GateConfig) -> GateResult:
 
 
 def _estimate(
-    paired: PairedRows, groups: Groups, config: GateConfig, rng: np.random.Generator
+    paired: PairedRows, chosen: Plan, config: GateConfig, rng: np.random.Generator
 ) -> tuple[Estimate, np.ndarray]:
-    candidate, baseline, gain = point_improvement(paired, groups)
-    distribution = bootstrap_improvements(paired, groups, config.resamples, rng)
+    candidate, baseline, gain = point_improvement(paired, chosen.groups)
+    distribution = bootstrap_improvements(paired, chosen, config.resamples, rng)
     finite = distribution[np.isfinite(distribution)]
     if finite.shape[0] == 0:
         low = high = math.nan
     else:
         low, high = (float(q) for q in np.quantile(finite, [config.alpha, 1.0 - config.alpha]))
     estimate = Estimate(
-        rows=groups.total,
+        rows=chosen.groups.total,
         candidate=candidate,
         baseline=baseline,
         improvement=gain,
@@ -255,10 +257,8 @@ def _slices(
         generators = [np.random.default_rng(s) for s in seed.spawn(distinct.shape[0])]
         for code, (value, rng) in enumerate(zip(distinct, generators, strict=True)):
             mask = inverse.reshape(-1) == code
-            subset = PairedRows(
-                paired.metric, paired.task, paired.rows[mask], paired.swap, paired.classes, paired.make_evaluator
-            )
-            estimate, distribution = _estimate(subset, group_rows(subset.rows), config, rng)
+            subset = replace(paired, rows=paired.rows[mask])
+            estimate, distribution = _estimate(subset, plan(subset, group_rows(subset.rows)), config, rng)
             finite = distribution[np.isfinite(distribution)]
             if not math.isfinite(estimate.improvement) or finite.shape[0] == 0:
                 pending.append((column, str(value), None, None, f"{paired.metric.name} undefined in this slice"))

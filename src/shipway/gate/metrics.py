@@ -6,6 +6,20 @@ weight matrix (b x n: how often each row appears in each of b resamples) and
 returns the candidate's and the baseline's metric for every resample. Weights
 make the bootstrap (multinomial counts), the permutation test (swapped rows) and
 the point estimate (all ones) the same computation.
+
+Metrics whose resampled value depends on the weights only through weighted sums
+of a few per-row columns can also describe themselves as a ``Linearized``
+table; the resampler then works on strata of rows instead of single rows (see
+``resampling``). Mean metrics (log loss, MAE, RMSE) are exact functions of such
+sums. ROC AUC is not: its Hoeffding decomposition is an exact sum of first-order
+terms (each row's placement value, divided by the resampled class count) and a
+degenerate second-order term; the table keeps the first part and drops the
+second, whose bootstrap standard deviation is O(1/sqrt(positives x negatives)),
+against O(1/sqrt(min(positives, negatives))) for the first. The same holds for
+the permutation test of ROC AUC: with each row's two scores swapped at random,
+the AUC difference is a sum of independent per-row terms (+/- the row's placement
+difference against both models' pooled scores of the other class) plus a
+degenerate pairwise term, and the table for the null keeps the first part.
 """
 
 from __future__ import annotations
@@ -22,10 +36,14 @@ from shipway.gate.errors import GateInputError
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[str, ...] = ("auto", "binary", "multiclass", "regression")
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Finisher = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 # Probabilities are clipped before the logarithm, as scikit-learn does, so a
 # confident wrong prediction costs a large but finite loss.
 _PROBABILITY_EPSILON = 1e-15
+# Below this many rows of either class the dropped second-order AUC term is no
+# longer negligible next to the first-order one, so AUC is not linearized.
+AUC_LINEAR_MIN_CLASS_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,32 @@ METRICS: dict[str, MetricInfo] = {
 
 
 @dataclass(frozen=True)
+class Linearized:
+    """Per-row columns whose weighted sums give both models' metric, and how to bin the rows.
+
+    `swap` permutes the columns when a row's candidate and baseline are exchanged
+    (the permutation test); where no column permutation does that, `null` builds,
+    on demand, a second table whose `swap` gives the permutation test's
+    improvement instead.
+    """
+
+    values: np.ndarray
+    summary: np.ndarray
+    strata: np.ndarray | None
+    finish: Finisher
+    swap: tuple[int, ...] | None
+    exact: bool
+    null: Callable[[], Linearized] | None = None
+
+    @property
+    def description(self) -> str:
+        """What the sums stand for: the metric itself, or its first-order part."""
+        if self.exact:
+            return "the metric is a function of per-row column sums"
+        return "first-order (Hajek) terms of ROC AUC, second-order term dropped"
+
+
+@dataclass(frozen=True)
 class PairedRows:
     """The per-row metric inputs for both models, and how to evaluate weighted resamples of them."""
 
@@ -58,6 +102,7 @@ class PairedRows:
     swap: tuple[int, ...]
     classes: tuple[str, ...]
     make_evaluator: Callable[[np.ndarray], Evaluator]
+    linearize: Callable[[np.ndarray], Linearized | None] | None = None
 
     def swapped(self) -> np.ndarray:
         """The rows with candidate and baseline exchanged (the permutation test's other arm)."""
@@ -113,9 +158,13 @@ def _regression_rows(data: GateData, metric: MetricInfo) -> PairedRows:
     baseline = _numeric(data, data.baseline_column, data.baseline) - labels
     if metric.name == "rmse":
         rows = np.column_stack([candidate * candidate, baseline * baseline])
-        return PairedRows(metric, "regression", rows, (1, 0), (), lambda r: _mean_evaluator(r, root=True))
+        return PairedRows(
+            metric, "regression", rows, (1, 0), (), lambda r: _mean_evaluator(r, root=True), _root_mean_linearized
+        )
     rows = np.column_stack([np.abs(candidate), np.abs(baseline)])
-    return PairedRows(metric, "regression", rows, (1, 0), (), lambda r: _mean_evaluator(r, root=False))
+    return PairedRows(
+        metric, "regression", rows, (1, 0), (), lambda r: _mean_evaluator(r, root=False), _mean_linearized
+    )
 
 
 def _classification_rows(data: GateData, metric: MetricInfo, task: Task) -> PairedRows:
@@ -139,9 +188,11 @@ def _classification_rows(data: GateData, metric: MetricInfo, task: Task) -> Pair
         baseline = _scores(data, data.baseline_column, data.baseline, classes, task)
         if metric.name == "roc_auc":
             rows = np.column_stack([label_codes == 1, candidate, baseline]).astype(np.float64)
-            return PairedRows(metric, task, rows, (0, 2, 1), names, _auc_evaluator)
+            return PairedRows(metric, task, rows, (0, 2, 1), names, _auc_evaluator, _auc_linearized)
         rows = np.column_stack([_row_log_loss(candidate, label_codes), _row_log_loss(baseline, label_codes)])
-        return PairedRows(metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False))
+        return PairedRows(
+            metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False), _mean_linearized
+        )
     if metric.name == "accuracy":
         # A predicted label that never occurs in the holdout (an LLM's free answer) is simply wrong.
         rows = np.column_stack(
@@ -288,3 +339,97 @@ def _auc_evaluator(rows: np.ndarray) -> Evaluator:
         return scores[0], scores[1]
 
     return evaluate
+
+
+def _finish_sums(totals: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    return totals[:, 0], totals[:, 1]
+
+
+def _finish_means(totals: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    means = totals / rows
+    return means[:, 0], means[:, 1]
+
+
+def _finish_root_means(totals: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    # Squared errors are never negative; only the normal approximation can make a sum so.
+    means = np.sqrt(np.maximum(totals / rows, 0.0))
+    return means[:, 0], means[:, 1]
+
+
+def _mean_linearized(rows: np.ndarray) -> Linearized:
+    """Log loss and MAE: the means of the two value columns, binned by the per-row difference."""
+    values = np.ascontiguousarray(rows[:, :2])
+    return Linearized(values, values[:, 1] - values[:, 0], None, _finish_means, (1, 0), exact=True)
+
+
+def _root_mean_linearized(rows: np.ndarray) -> Linearized:
+    """RMSE: square roots of the mean squared errors, binned by the difference's influence values."""
+    values = np.ascontiguousarray(rows[:, :2])
+    roots = np.sqrt(values.mean(axis=0))
+    scale = np.divide(0.5, roots, out=np.zeros(2), where=roots > 0)
+    summary = values[:, 1] * scale[1] - values[:, 0] * scale[0]
+    return Linearized(values, summary, None, _finish_root_means, (1, 0), exact=True)
+
+
+def _placements(is_positive: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray]:
+    """ROC AUC and each row's placement value minus it (positives: share of negatives beaten, ties one half)."""
+    _, inverse = np.unique(scores, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    positives = np.bincount(inverse[is_positive]).astype(np.float64)
+    negatives = np.bincount(inverse[~is_positive], minlength=positives.shape[0]).astype(np.float64)
+    positives = np.pad(positives, (0, negatives.shape[0] - positives.shape[0]))
+    positive_total, negative_total = positives.sum(), negatives.sum()
+    beaten = (np.cumsum(negatives) - 0.5 * negatives) / negative_total
+    beating = (positive_total - np.cumsum(positives) + 0.5 * positives) / positive_total
+    placement = np.where(is_positive, beaten[inverse], beating[inverse])
+    auc = float(placement[is_positive].mean())
+    return auc, placement - auc
+
+
+def _auc_linearized(rows: np.ndarray) -> Linearized | None:
+    """ROC AUC's first-order terms: class indicator and both models' placement values, per class."""
+    is_positive = rows[:, 0] > 0.5
+    positive_rows = int(np.count_nonzero(is_positive))
+    if min(positive_rows, rows.shape[0] - positive_rows) < AUC_LINEAR_MIN_CLASS_ROWS:
+        return None
+    candidate_auc, candidate = _placements(is_positive, rows[:, 1])
+    baseline_auc, baseline = _placements(is_positive, rows[:, 2])
+    positive = is_positive.astype(np.float64)
+    negative = 1.0 - positive
+    values = np.column_stack(
+        [positive, candidate * positive, baseline * positive, candidate * negative, baseline * negative]
+    )
+    # Within a class, the improvement's influence is the placement difference over the class share.
+    share = np.where(is_positive, positive_rows, rows.shape[0] - positive_rows) / rows.shape[0]
+    summary = (candidate - baseline) / share
+
+    def finish(totals: np.ndarray, row_count: int) -> tuple[np.ndarray, np.ndarray]:
+        positives = totals[:, 0]
+        negatives = row_count - positives
+        with np.errstate(divide="ignore", invalid="ignore"):
+            first = candidate_auc + totals[:, 1] / positives + totals[:, 3] / negatives
+            second = baseline_auc + totals[:, 2] / positives + totals[:, 4] / negatives
+        return first, second
+
+    def null() -> Linearized:
+        return _auc_null(is_positive, rows[:, 1], rows[:, 2], positive_rows)
+
+    return Linearized(values, summary, is_positive.astype(np.int64), finish, None, exact=False, null=null)
+
+
+def _auc_null(is_positive: np.ndarray, candidate: np.ndarray, baseline: np.ndarray, positive_rows: int) -> Linearized:
+    """First-order terms of the AUC difference when each row's two scores are swapped at random.
+
+    A row kept as is adds its term, a swapped row subtracts it; the term is the
+    row's placement difference (candidate score minus baseline score) against the
+    pooled scores of both models on the other class, over that class's size.
+    """
+    pooled_labels = np.r_[is_positive, is_positive]
+    _, pooled = _placements(pooled_labels, np.r_[candidate, baseline])
+    rows = candidate.shape[0]
+    class_rows = np.where(is_positive, positive_rows, rows - positive_rows)
+    term = (pooled[:rows] - pooled[rows:]) / class_rows
+    # Half the term in each column, the other half negated, so exchanging the columns negates the row's term;
+    # the improvement (first minus second) is then the sum of +/- terms.
+    values = np.column_stack([0.5 * term, -0.5 * term])
+    return Linearized(values, term, None, _finish_sums, (1, 0), exact=False)

@@ -62,6 +62,7 @@ def report_dict(result: GateResult) -> dict[str, Any]:
             "resamples": config.resamples,
             "seed": config.seed,
             "method": result.bootstrap_method,
+            "method_detail": result.bootstrap_detail,
             "interval": "percentile, two-sided",
         },
         "overall": _estimate(result.overall),
@@ -77,7 +78,11 @@ def report_dict(result: GateResult) -> dict[str, Any]:
             },
             "permutation": None
             if result.permutation is None
-            else {"permutations": result.permutation.permutations, "p_value": result.permutation.p_value},
+            else {
+                "permutations": result.permutation.permutations,
+                "p_value": result.permutation.p_value,
+                "method": result.permutation.method,
+            },
         },
         "slices": [
             {
@@ -132,11 +137,13 @@ def markdown_summary(result: GateResult) -> str:
         )
     if result.permutation is not None:
         lines.append(
-            f"- paired permutation test ({result.permutation.permutations} permutations): "
+            f"- paired permutation test ({result.permutation.permutations} permutations, "
+            f"{result.permutation.method}): "
             f"p = {_format(result.permutation.p_value)}"
         )
     lines.append(
-        f"- bootstrap: {config.resamples} paired resamples ({result.bootstrap_method}), seed {config.seed}"
+        f"- bootstrap: {config.resamples} paired resamples ({result.bootstrap_method}: {result.bootstrap_detail}), "
+        f"seed {config.seed}"
     )
     if result.warnings:
         lines += ["", "**Warnings**", *[f"- {warning}" for warning in result.warnings]]

@@ -54,6 +54,8 @@ def test_a_better_candidate_passes_and_writes_the_report(app: typer.Typer, tmp_p
     assert report["overall"]["interval"][0] >= -0.02
     assert {s["value"] for s in report["slices"]} == {"eu", "us"}
     assert report["tests"]["mcnemar"]["p_value"] < 0.05
+    assert report["bootstrap"]["method"] == "exact-multinomial"
+    assert report["tests"]["permutation"]["method"] == "exact-multinomial"
     assert (tmp_path / "report" / "gate-difference.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "**PASS**" in (tmp_path / "report" / "gate-summary.md").read_text()
     assert not list((tmp_path / "report").glob(".*.tmp"))
