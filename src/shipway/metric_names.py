@@ -52,6 +52,23 @@ LABELS_UNMATCHED_TOTAL = "shipway_model_labels_unmatched_total"
 REQUESTS_UNPARSED_TOTAL = "shipway_model_unparsed_requests_total"
 """Counter of inference requests passed through whose features could not be read."""
 
+SLO_LATENCY_P99_SECONDS = "shipway_model_slo_latency_p99_seconds"
+"""Gauge: this model's own p99 latency ceiling in seconds; absent when it takes the platform default."""
+
+SLO_ERROR_RATE = "shipway_model_slo_error_rate"
+"""Gauge: this model's own ceiling on the fraction of failed requests; absent when it takes the default."""
+
+SLO_DRIFT_PSI = "shipway_model_slo_drift_psi"
+"""Gauge: this model's own bound on any feature's PSI; absent when it takes the platform default."""
+
+SLO_DRIFT_MIN_ROWS = "shipway_model_slo_drift_min_rows"
+"""Gauge: rows this model's drift window needs before drift may alert; absent when it takes the default."""
+
+SLO_ACCURACY_FLOOR = "shipway_model_slo_accuracy_floor"
+"""Gauge: this model's own floor on online accuracy; absent when it takes the platform default."""
+
+SLO_THRESHOLDS = (SLO_LATENCY_P99_SECONDS, SLO_ERROR_RATE, SLO_DRIFT_PSI, SLO_DRIFT_MIN_ROWS, SLO_ACCURACY_FLOOR)
+
 ALL_METRICS = (
     REQUESTS_TOTAL,
     REQUEST_ERRORS_TOTAL,
@@ -66,6 +83,7 @@ ALL_METRICS = (
     LABELS_TOTAL,
     LABELS_UNMATCHED_TOTAL,
     REQUESTS_UNPARSED_TOTAL,
+    *SLO_THRESHOLDS,
 )
 
 

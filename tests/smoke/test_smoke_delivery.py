@@ -1,61 +1,129 @@
-"""Delivery through the platform: a sample model syncs from a local GitOps repo, and a bad canary is aborted.
+"""Delivery on the real road: `shipway init-gitops` and `shipway promote` into a GitOps repo Argo CD syncs.
 
-The GitOps repo is a bare repo on the runner, served to the cluster by `git daemon`
-in a container on kind's docker network. The sample model is written in the
-GitOps layout (apps/<env>/<team>/<model>) as a Rollout with an analysis step.
+The GitOps repo is made by `shipway init-gitops` from the dev stack's platform
+profile (`shipway synth`), kept as a bare repo on the runner and served to the
+cluster by `git daemon` in a container on kind's docker network. A sample sklearn
+model is pushed to zot with `shipway model push`; `shipway promote --push` commits
+its rendered objects (Rollout with the sidecar, Services, ServiceMonitor, ...) on a
+promotion branch, and the test merges that branch into main as a pull request
+would. The second version's canary is judged by the platform's
+ClusterAnalysisTemplates, which the rendered Rollout references: labels posted to
+the canary's sidecar say its predictions are wrong, and the accuracy breaker
+aborts it.
+
+The Shipway image (init container and sidecar) must be loaded into kind; the
+workflow builds it from tests/smoke/shipway.Dockerfile.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import requests
 import testinfra
 import yaml
 
-from smoke_support import PAUSE_IMAGE, Cluster, restricted_container, run, tool_problem, wait_until
+from shipway.render import registry, serving
+from shipway.spec.model import SIDECAR_PORT
+from smoke_support import BLUEPRINT, Cluster, run, tool_problem, wait_until
 
 pytestmark = pytest.mark.smoke
 
 GIT_CONTAINER = "shipway-smoke-git"
 GIT_IMAGE = "alpine/git:2.47.2"
-CHECK_IMAGE = "busybox:1.37"
 MODEL = "smoke-model"
+GOOD, BAD = "1.0.0", "1.1.0"
+FEATURES = 4
 ARGOCD = "argocd"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 
 
 @dataclass(frozen=True)
-class GitopsRepo:
-    """A working clone on the runner and the URL the cluster fetches it from."""
+class Road:
+    """The GitOps clone promotions go into, the URL the cluster fetches from, and where the model lives."""
 
     clone: Path
     url: str
+    model_yaml: Path
+    environment: str
+    namespace: str
+    folder: str
 
-    def commit(self, path: str, documents: list[dict[str, Any]], message: str) -> None:
-        """Write the documents to path in the repo and push them."""
-        target = self.clone / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump_all(documents, sort_keys=False))
-        git = ["git", "-C", str(self.clone), "-c", "user.name=smoke", "-c", "user.email=smoke@shipway.dev"]
-        run([*git, "add", "-A"])
-        run([*git, "commit", "-m", message])
-        run([*git, "push", "origin", "HEAD:main"])
+    def promote(self, version: str) -> None:
+        """`shipway promote --push`, then merge the promotion branch into main as its pull request would."""
+        run(["shipway", "promote", str(self.model_yaml), "--gitops-repo", str(self.clone), "--env", self.environment,
+             "--version", version, "--push"], timeout=300)
+        git = ["git", "-C", str(self.clone)]
+        branch = run([*git, "branch", "--show-current"]).stdout.strip()
+        assert branch == f"promote/{self.environment}/{MODEL}-{version}", branch
+        run([*git, "checkout", "--quiet", "main"])
+        run([*git, "merge", "--quiet", "--ff-only", branch])
+        run([*git, "push", "--quiet", "origin", "main"])
+
+    def rendered(self, kind: str) -> dict[str, Any]:
+        """One object of the model's folder on main, as promoted."""
+        return yaml.safe_load((self.clone / self.folder / f"{kind.lower()}-{MODEL}.yaml").read_text())
+
+
+def _sample_model(directory: Path) -> None:
+    """A small sklearn classifier: the prediction is 1 when the first two features sum above zero."""
+    import numpy as np
+    from joblib import dump
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(2000, FEATURES))
+    directory.mkdir(parents=True)
+    dump(LogisticRegression().fit(rows, (rows[:, 0] + rows[:, 1] > 0).astype(int)), directory / "model.joblib")
+
+
+def _model_spec(team: str) -> dict[str, Any]:
+    # One long pause, so the background analysis decides the canary before the steps run out.
+    return {
+        "name": MODEL, "team": team, "version": GOOD, "runtime": "sklearn",
+        "resources": {"cpu": "250m", "memory": "512Mi"},
+        "replicas": {"min": 1, "max": 1},
+        "rollout": {"strategy": "canary", "steps": [{"weight": 50, "pause": "15m"}]},
+        "accuracy": {"labelDelay": "5m", "window": 50, "minLabels": 20},
+    }
 
 
 @pytest.fixture(scope="module")
-def gitops_repo(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitopsRepo]:
-    """A bare repo served by git daemon on kind's docker network; the container is removed afterwards."""
+def road(cluster: Cluster, blueprint: Any, tmp_path_factory: pytest.TempPathFactory,
+         registry_address: str) -> Iterator[Road]:
+    """A GitOps repo from `shipway init-gitops`, served by git daemon, and the sample model pushed to zot."""
     problem = tool_problem("docker")
     if problem:
         pytest.skip(f"the GitOps repo container needs {problem}")
-    root = tmp_path_factory.mktemp("gitops")
-    run(["git", "init", "--bare", "--initial-branch=main", str(root / "gitops.git")])
-    run(["git", "clone", str(root / "gitops.git"), str(root / "clone")])
+    root = tmp_path_factory.mktemp("road")
+    run(["shipway", "synth", str(BLUEPRINT), "-o", str(root / "synth"), "--quiet"], timeout=600)
+    run(["shipway", "init-gitops", str(root / "seed"), "--platform", str(root / "synth" / "platform.json")])
+    run(["git", "clone", "--quiet", "--bare", str(root / "seed"), str(root / "gitops.git")])
+    run(["git", "clone", "--quiet", str(root / "gitops.git"), str(root / "clone")])
+
+    team = blueprint.teams[0]
+    environment = blueprint.team_environments(team)[0]
+    model_repo = root / "model"
+    _sample_model(model_repo / "artifact")
+    (model_repo / "model.yaml").write_text(yaml.safe_dump(_model_spec(team.name), sort_keys=False))
+    user, password = os.environ.get("SHIPWAY_SMOKE_REGISTRY_USER"), os.environ.get("SHIPWAY_SMOKE_REGISTRY_PASSWORD")
+    if not (user and password):
+        pytest.fail("set SHIPWAY_SMOKE_REGISTRY_USER and SHIPWAY_SMOKE_REGISTRY_PASSWORD from the dev stack's outputs")
+    for version in (GOOD, BAD):
+        # Both versions carry the same model: what makes BAD bad is what its labels say.
+        target = f"oci://{registry_address}/{team.name}/{MODEL}:{version}"
+        run(["shipway", "model", "push", str(model_repo / "artifact"), target,
+             "--model-yaml", str(model_repo / "model.yaml"), "--model-version", version, "--plain-http",
+             "-u", user, "-p", password], timeout=300)
+
     subprocess.run(["docker", "rm", "-f", GIT_CONTAINER], capture_output=True, timeout=60)
     run(["docker", "run", "-d", "--name", GIT_CONTAINER, "--network", "kind", "-v", f"{root}:/srv/git:ro",
          GIT_IMAGE, "-c", "safe.directory=*", "daemon", "--reuseaddr", "--export-all", "--base-path=/srv/git",
@@ -64,71 +132,60 @@ def gitops_repo(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
         server = testinfra.get_host(f"docker://{GIT_CONTAINER}")
         wait_until(lambda: server.run("git ls-remote git://127.0.0.1/gitops.git").rc == 0, 60, "git daemon to serve")
         address = run(["docker", "inspect", "-f", "{{.NetworkSettings.Networks.kind.IPAddress}}", GIT_CONTAINER])
-        yield GitopsRepo(clone=root / "clone", url=f"git://{address.stdout.strip()}/gitops.git")
+        yield Road(clone=root / "clone", url=f"git://{address.stdout.strip()}/gitops.git",
+                   model_yaml=model_repo / "model.yaml", environment=environment,
+                   namespace=team.namespace(environment),
+                   folder=f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}")
     finally:
         subprocess.run(["docker", "rm", "-f", GIT_CONTAINER], capture_output=True, timeout=60)
 
 
-def analysis_template() -> dict[str, Any]:
-    """Passes when the version under analysis is `good`: a stand-in for the model circuit breakers."""
-    check = restricted_container(
-        "check", CHECK_IMAGE,
-        {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
-        command=["sh", "-c", 'test "{{args.version}}" = good'],
-    )
-    job = {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [check]}}}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "AnalysisTemplate",
-        "metadata": {"name": f"{MODEL}-check"},
-        "spec": {"args": [{"name": "version"}],
-                 "metrics": [{"name": "version-is-good", "provider": {"job": {"spec": job}}}]},
-    }
+@pytest.fixture(scope="module")
+def registry_address(cluster: Cluster) -> Iterator[str]:
+    """zot's service forwarded to 127.0.0.1 for the artifact pushes; stopped by PID afterwards."""
+    with _port_forward(cluster, registry.NAMESPACE, f"svc/{registry.RELEASE}", registry.SERVICE_PORT) as port:
+        yield f"127.0.0.1:{port}"
 
 
-def rollout(version: str) -> dict[str, Any]:
-    """The sample model as a canary Rollout whose analysis judges `version`."""
-    server = restricted_container(
-        "model", PAUSE_IMAGE,
-        {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
-    )
-    labels = {"app.kubernetes.io/name": MODEL}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Rollout",
-        "metadata": {"name": MODEL},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": {**labels, "shipway.dev/version": version}},
-                         "spec": {"containers": [server]}},
-            "strategy": {"canary": {"steps": [
-                {"setWeight": 50},
-                {"analysis": {"templates": [{"templateName": f"{MODEL}-check"}],
-                              "args": [{"name": "version", "value": version}]}},
-            ]}},
-        },
-    }
+class _port_forward:
+    """`kubectl port-forward` to a free local port, as a context manager yielding the port."""
+
+    def __init__(self, cluster: Cluster, namespace: str, target: str, port: int) -> None:
+        self.command = ["kubectl", "--context", cluster.context, "-n", namespace, "port-forward", target, f":{port}"]
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> int:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not found:
+            self.__exit__()
+            pytest.fail(f"`{' '.join(self.command)}` did not forward: {line.strip()}")
+        return int(found.group(1))
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def model_app(cluster: Cluster, blueprint: Any, custom: Any, gitops_repo: GitopsRepo) -> Iterator[tuple[str, str]]:
-    """The sample model's Argo CD Application, syncing apps/<env>/<team>/<model>; deleted afterwards."""
-    team = blueprint.teams[0]
-    environment = blueprint.team_environments(team)[0]
-    namespace = team.namespace(environment)
-    path = f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}"
-    gitops_repo.commit(f"{path}/model.yaml", [analysis_template(), rollout("good")], "promote smoke-model good")
+def model_app(cluster: Cluster, custom: Any, road: Road) -> Iterator[str]:
+    """The model's Argo CD Application over its folder on main, once GOOD is promoted; deleted afterwards."""
+    road.promote(GOOD)
     application = {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Application",
         "metadata": {"name": f"smoke-{MODEL}", "namespace": ARGOCD},
         "spec": {
             "project": "default",
-            "source": {"repoURL": gitops_repo.url, "targetRevision": "main", "path": path},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
+            "source": {"repoURL": road.url, "targetRevision": "main", "path": road.folder},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": road.namespace},
             "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
         },
     }
     custom.create_namespaced_custom_object(GROUP, VERSION, ARGOCD, "applications", application)
-    yield f"smoke-{MODEL}", namespace
+    yield f"smoke-{MODEL}"
     custom.delete_namespaced_custom_object(GROUP, VERSION, ARGOCD, "applications", f"smoke-{MODEL}")
 
 
@@ -145,32 +202,80 @@ def rollout_status(custom: Any, namespace: str) -> dict[str, Any]:
         return {}
 
 
-def test_a_promoted_model_syncs_and_its_rollout_becomes_healthy(custom: Any, model_app: tuple[str, str]) -> None:
-    name, namespace = model_app
-    refresh(custom, name)
+def _healthy_at(custom: Any, namespace: str, version: str) -> bool:
+    status = rollout_status(custom, namespace)
+    return status.get("phase") == "Healthy" and status.get("stableRS") == status.get("currentPodHash") and (
+        _rollout_version(custom, namespace) == version)
+
+
+def _rollout_version(custom: Any, namespace: str) -> str | None:
+    try:
+        rollout = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "rollouts", MODEL)
+    except Exception:  # noqa: BLE001
+        return None
+    return rollout["metadata"].get("labels", {}).get("shipway.dev/version")
+
+
+def test_a_promoted_model_syncs_and_its_rollout_becomes_healthy(custom: Any, model_app: str, road: Road) -> None:
+    refresh(custom, model_app)
 
     def synced() -> str | None:
-        status = custom.get_namespaced_custom_object(GROUP, VERSION, ARGOCD, "applications", name).get("status", {})
-        return status.get("sync", {}).get("status") if status.get("sync", {}).get("status") == "Synced" else None
+        app = custom.get_namespaced_custom_object(GROUP, VERSION, ARGOCD, "applications", model_app)
+        sync = app.get("status", {}).get("sync", {}).get("status")
+        return sync if sync == "Synced" else None
 
-    wait_until(synced, timeout=300, what=f"Application {name} Synced")
-    wait_until(lambda: rollout_status(custom, namespace).get("phase") == "Healthy", 300, f"Rollout {MODEL} Healthy")
+    wait_until(synced, timeout=300, what=f"Application {model_app} Synced")
+    # The runtime image is large and the model is pulled by the init container: allow for both.
+    wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
 
 
 def test_a_canary_with_a_bad_version_is_aborted_by_analysis(
-    custom: Any, model_app: tuple[str, str], gitops_repo: GitopsRepo, blueprint: Any
+    cluster: Cluster, custom: Any, core: Any, model_app: str, road: Road
 ) -> None:
-    name, namespace = model_app
-    wait_until(lambda: rollout_status(custom, namespace).get("phase") == "Healthy", 300, f"Rollout {MODEL} Healthy")
-    team = blueprint.teams[0]
-    environment = blueprint.team_environments(team)[0]
-    path = f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}/model.yaml"
-    gitops_repo.commit(path, [analysis_template(), rollout("bad")], "promote smoke-model bad")
-    refresh(custom, name)
+    wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
+    road.promote(BAD)
+    canary = road.rendered("Rollout")["spec"]["strategy"]["canary"]["analysis"]
+    wanted = [serving.ANALYSIS_TEMPLATES[name] for name in ("error-rate", "latency", "accuracy")]
+    assert [t["templateName"] for t in canary["templates"]] == wanted
+    assert all(t["clusterScope"] for t in canary["templates"])
+    assert {a["name"]: a["value"] for a in canary["args"]}["stable-version"] == GOOD
+    refresh(custom, model_app)
 
-    status = wait_until(
-        lambda: (s := rollout_status(custom, namespace)).get("abort") and s, 420, f"Rollout {MODEL} aborted"
-    )
+    def canary_pod() -> str | None:
+        pods = core.list_namespaced_pod(road.namespace, label_selector=f"shipway.dev/model={MODEL},"
+                                                                       f"shipway.dev/version={BAD}").items
+        ready = [pod for pod in pods if any(c.type == "Ready" and c.status == "True"
+                                            for c in (pod.status.conditions or []))]
+        return ready[0].metadata.name if ready else None
+
+    pod = wait_until(canary_pod, 900, f"a Ready canary pod of {MODEL} {BAD}")
+    with _port_forward(cluster, road.namespace, f"pod/{pod}", SIDECAR_PORT) as port:
+        rng = np.random.default_rng(8)
+        session = requests.Session()
+
+        def wrong_labels_until_aborted() -> dict[str, Any] | None:
+            # Each poll sends the canary a few requests and says every prediction was wrong.
+            for _ in range(10):
+                rows = rng.normal(size=(4, FEATURES))
+                body = {"inputs": [{"name": "predict", "shape": [4, FEATURES], "datatype": "FP64",
+                                    "data": rows.tolist()}]}
+                answer = session.post(f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer", json=body, timeout=10)
+                if answer.status_code != 200:
+                    continue
+                wrong = [1 - int(value) for value in answer.json()["outputs"][0]["data"]]
+                session.post(f"http://127.0.0.1:{port}/feedback", timeout=10,
+                             json={"id": answer.headers["x-request-id"], "labels": wrong})
+            status = rollout_status(custom, road.namespace)
+            return status if status.get("abort") else None
+
+        status = wait_until(wrong_labels_until_aborted, 600, f"Rollout {MODEL} aborted by analysis", interval=5)
     assert status["phase"] == "Degraded"
-    runs = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "analysisruns")["items"]
-    assert any(item.get("status", {}).get("phase") == "Failed" for item in runs)
+    runs = custom.list_namespaced_custom_object(GROUP, VERSION, road.namespace, "analysisruns")["items"]
+    failed = [run_ for run_ in runs if run_.get("status", {}).get("phase") == "Failed"]
+    assert failed, [run_.get("status", {}).get("phase") for run_ in runs]
+    metrics = {result["name"]: result["phase"] for result in failed[-1]["status"].get("metricResults", [])}
+    assert metrics.get("accuracy") == "Failed", metrics
+    # The canary was rolled back: stable still serves GOOD.
+    assert rollout_status(custom, road.namespace).get("stableRS") != rollout_status(custom, road.namespace).get(
+        "currentPodHash")
+

@@ -1,7 +1,7 @@
 """The Shipway model-artifact layout: media types, annotations, references, the init container.
 
 Pure and import-light (no oras, no requests) so that the manifest renderer and
-the CLI's start-up can use it.
+the CLI's start-up can use it. File names the ModelSpec also uses come from shipway.spec.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from shipway.artifacts.errors import BadReferenceError
+from shipway.spec.model import REFERENCE_PROFILE_FILE
 
 ARTIFACT_TYPE = "application/vnd.shipway.model.v1"
 CONFIG_MEDIA_TYPE = "application/vnd.shipway.model.config.v1+json"
@@ -34,7 +35,8 @@ LARGE_FILE_BYTES = 16 * 1024 * 1024
 # The name the pulled directory keeps the manifest under, so a later pull of
 # the same digest can tell that the directory is already complete.
 MARKER_FILE = ".shipway-artifact.json"
-DRIFT_PROFILE_DEFAULT_NAME = "reference_profile.json"
+# A file of this name at the artifact's root is the drift-profile layer when no other path is named.
+DRIFT_PROFILE_DEFAULT_NAME = REFERENCE_PROFILE_FILE
 
 USERNAME_ENV = "SHIPWAY_REGISTRY_USERNAME"
 PASSWORD_ENV = "SHIPWAY_REGISTRY_PASSWORD"
@@ -165,15 +167,18 @@ def init_container(
     subdirectory: str = "model",
     plain_http: bool = False,
     credentials_secret: str | None = None,
+    docker_config: str | None = None,
 ) -> dict[str, object]:
     """A Kubernetes init container that pulls and verifies the model into the shared volume.
 
-    `credentials_secret` names a Secret with `username` and `password` keys.
+    `credentials_secret` names a Secret with `username` and `password` keys; `docker_config` is the
+    path of a docker config.json the caller mounts (a dockerconfigjson pull secret), used otherwise.
     """
     container: dict[str, object] = {
         "name": "fetch-model",
         "image": image,
-        "command": init_container_args(ref, mount_path, subdirectory, plain_http),
+        "command": init_container_args(ref, mount_path, subdirectory, plain_http,
+                                       None if credentials_secret else docker_config),
         "volumeMounts": [{"name": volume_name, "mountPath": mount_path}],
     }
     if credentials_secret:

@@ -71,11 +71,18 @@ def push_command(
     source: Annotated[Path, typer.Argument(help="Model directory or single file.")],
     target: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY:TAG")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite a tag that names other content.")] = False,
-    model_yaml: Annotated[Path | None, typer.Option(help="model.yaml to annotate from (default: SOURCE/model.yaml).")] = None,
-    drift_profile: Annotated[Path | None, typer.Option(help="Reference drift profile, pushed as its own layer.")] = None,
-    name: Annotated[str | None, typer.Option(help="Model name annotation.")] = None,
+    model_yaml: Annotated[
+        Path | None, typer.Option(help="The model's ModelSpec to annotate from (default: SOURCE/model.yaml).")
+    ] = None,
+    drift_profile: Annotated[
+        Path | None,
+        typer.Option(help="Reference drift profile, pushed as its own layer (default: the spec's drift.referenceProfile)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Model name annotation (default: the spec's name).")] = None,
     model_version: Annotated[str | None, typer.Option(help="Model version annotation (default: the tag).")] = None,
-    framework: Annotated[str | None, typer.Option(help="Framework annotation, e.g. sklearn.")] = None,
+    framework: Annotated[
+        str | None, typer.Option(help="Framework annotation, e.g. sklearn (default: the spec's runtime).")
+    ] = None,
     training_data_digest: Annotated[str | None, typer.Option(help="Digest of the training data.")] = None,
     gate_report_digest: Annotated[str | None, typer.Option(help="Digest of the gate report.")] = None,
     chunk_mib: Annotated[int, typer.Option(min=1, max=512, help="Upload chunk size in MiB.")] = 32,
@@ -87,12 +94,12 @@ def push_command(
 ) -> None:
     """Push a model as an OCI artifact; blobs the registry already has are not sent again."""
     with guarded():
-        from shipway.artifacts.layout import ModelMetadata
+        from shipway.artifacts.layout import ModelMetadata, parse_reference
         from shipway.artifacts.metadata import describe_model
         from shipway.artifacts.push import push
 
         overrides = ModelMetadata(name, model_version, framework, training_data_digest, gate_report_digest)
-        metadata, profile_from_yaml = describe_model(source, model_yaml, overrides)
+        metadata, profile_from_yaml = describe_model(source, model_yaml, overrides, parse_reference(target).tag)
         credentials = _credentials(username, password, password_stdin, docker_config)
         bars = _Bars()
         with bars.progress:
@@ -150,9 +157,35 @@ def pull_command(
         )
 
 
+def exists_command(
+    reference: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY:TAG or ...@sha256:DIGEST")],
+    username: Username = None,
+    password: Password = None,
+    password_stdin: PasswordStdin = False,
+    docker_config: DockerConfig = None,
+    plain_http: PlainHttp = False,
+) -> None:
+    """Exit 0 and print the digest if the registry has REFERENCE, 1 if it has not; other failures exit 2 or more.
+
+    CI asks this before pulling the production model, which the first release does not have yet.
+    """
+    with guarded():
+        from shipway.artifacts.layout import parse_reference
+        from shipway.artifacts.registry import RegistryClient
+
+        parsed = parse_reference(reference)
+        credentials = _credentials(username, password, password_stdin, docker_config)
+        digest = RegistryClient(parsed.registry, plain_http=plain_http, credentials=credentials).manifest_digest(parsed)
+    if digest is None:
+        console.print(f"absent: {reference}", highlight=False)
+        raise typer.Exit(1)
+    console.print(str(parsed.with_digest(digest)), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `model` command group (push, pull) to the app."""
+    """Add the `model` command group (push, pull, exists) to the app."""
     model = typer.Typer(name="model", help="Push and pull model artifacts in an OCI registry.", no_args_is_help=True)
     model.command("push")(push_command)
     model.command("pull")(pull_command)
+    model.command("exists")(exists_command)
     app.add_typer(model, name="model")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from shipway.cli._common import console, guarded
 from shipway.errors import ShipwayError
+
+if TYPE_CHECKING:
+    from shipway.sidecar.metrics import SloThresholds
 
 drift_app = typer.Typer(help="Drift reference profiles.", no_args_is_help=True)
 
@@ -37,6 +40,21 @@ def sidecar(
     ),
     pending_limit: int = typer.Option(100_000, "--pending-limit", help="Most predictions kept awaiting labels."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for the runtime per request."),
+    slo_latency_p99_ms: Optional[float] = typer.Option(
+        None, "--slo-latency-p99-ms", help="This model's p99 latency ceiling (ms); the platform default when absent."
+    ),
+    slo_error_rate: Optional[float] = typer.Option(
+        None, "--slo-error-rate", help="This model's failed-request ceiling (0-1); the platform default when absent."
+    ),
+    slo_drift_psi: Optional[float] = typer.Option(
+        None, "--slo-drift-psi", help="This model's feature PSI bound; the platform default when absent."
+    ),
+    slo_drift_min_rows: Optional[int] = typer.Option(
+        None, "--slo-drift-min-rows", help="Drift window rows needed before drift may alert; default when absent."
+    ),
+    slo_accuracy_floor: Optional[float] = typer.Option(
+        None, "--slo-accuracy-floor", help="This model's online accuracy floor (0-1); the default when absent."
+    ),
 ) -> None:
     """Run the observability reverse proxy in front of a model runtime."""
     with guarded():
@@ -53,6 +71,8 @@ def sidecar(
             raise ShipwayError(f"--upstream must be an http(s) URL, got {upstream!r}")
         if min(window_rows, accuracy_window, pending_limit) < 1 or label_ttl <= 0:
             raise ShipwayError("--window-rows, --accuracy-window, --pending-limit and --label-ttl must be positive")
+        thresholds = _thresholds(slo_latency_p99_ms, slo_error_rate, slo_drift_psi, slo_drift_min_rows,
+                                 slo_accuracy_floor)
         if (listen_host, listen_port) == (metrics_host, metrics_port):
             raise ShipwayError(f"--listen and --metrics-listen must differ, both are {listen}")
         config = SidecarConfig(
@@ -72,6 +92,7 @@ def sidecar(
                 pending_limit=pending_limit,
             ),
             timeout_seconds=timeout,
+            thresholds=thresholds,
         )
 
         async def main() -> None:
@@ -114,6 +135,27 @@ def profile(
         built = profile_from_file(data, features, categorical, prediction, bins)
         built.save(output)
     console.print(f"profile of {len(built.features)} features: {output}", highlight=False)
+
+
+def _thresholds(latency_p99_ms: float | None, error_rate: float | None, drift_psi: float | None,
+                drift_min_rows: int | None, accuracy_floor: float | None) -> SloThresholds:
+    """The --slo-* flags, checked, as the sidecar's threshold gauges (latency in seconds, as Prometheus counts)."""
+    from shipway.sidecar.metrics import SloThresholds
+
+    bounds = (("--slo-latency-p99-ms", latency_p99_ms, False), ("--slo-error-rate", error_rate, True),
+              ("--slo-drift-psi", drift_psi, False), ("--slo-drift-min-rows", drift_min_rows, False),
+              ("--slo-accuracy-floor", accuracy_floor, True))
+    for option, value, fraction in bounds:
+        if value is not None and not (0 < value <= (1 if fraction else float("inf"))):
+            allowed = "in (0, 1]" if fraction else "positive"
+            raise ShipwayError(f"{option} must be {allowed}, got {value:g}")
+    return SloThresholds(
+        latency_p99_seconds=None if latency_p99_ms is None else latency_p99_ms / 1000,
+        error_rate=error_rate,
+        drift_psi=drift_psi,
+        drift_min_rows=drift_min_rows,
+        accuracy_floor=accuracy_floor,
+    )
 
 
 def _address(text: str, option: str) -> tuple[str, int]:

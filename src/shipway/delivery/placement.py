@@ -117,13 +117,20 @@ def _gpu(spec: ModelSpec, profile: Profile, team: dict[str, Any], strategy: str)
     if resources.gpus > per_node:
         raise RenderRefused(f"resources.gpus: one replica asks for {resources.gpus} {resource}, but a node of pool "
                             f'"{name}" offers {per_node}; lower gpus or use a larger pool')
+    # The team's quota.gpus caps each GPU resource on its own, MIG slices counted as devices (the
+    # tenancy ResourceQuota's rule), so a model's peak need is compared in the resource it requests.
     quota = int(team.get("gpuQuota", 0))
+    capped = team.get("gpuQuotaResources")
+    if capped is not None and resource not in capped:
+        raise RenderRefused(f'resources: pool "{name}" offers {resource}, which team "{spec.team}"\'s quota does not '
+                            f'cap ({", ".join(capped)}); the platform profile is stale, run `shipway synth` again')
     peak_pods, why = _peak_pods(spec, strategy)
     needed = resources.gpus * peak_pods
     if needed > quota:
         raise RenderRefused(f"resources.gpus: the model needs up to {needed} GPUs ({resources.gpus} per replica x "
-                            f'{peak_pods} pods {why}), over team "{spec.team}"\'s GPU quota of {quota}; lower gpus or '
-                            "replicas.max, or raise the team's quota in the blueprint")
+                            f'{peak_pods} pods {why}), over team "{spec.team}"\'s GPU quota of {quota} '
+                            f"(requests.{resource}); lower gpus or replicas.max, or raise the team's quota in the "
+                            "blueprint")
     return GpuPlacement(resource, resources.gpus, name, dict(pool.get("labels", {})), list(pool.get("taints", [])))
 
 

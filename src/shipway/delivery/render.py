@@ -6,6 +6,7 @@ Pure and deterministic: the same inputs give the same objects, in the same order
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from shipway import catalog
@@ -31,15 +32,18 @@ from shipway.spec.model import (
 
 MODEL_MOUNT = "/models"
 MODEL_DIR = f"{MODEL_MOUNT}/model"
+# Where the init container reads the platform's registry pull secret as a docker config.
+REGISTRY_AUTH_MOUNT = "/var/run/shipway/registry"
+REGISTRY_AUTH_VOLUME = "registry-auth"
 SERVICE_PORT = 80
 ROLE_LABEL = "shipway.dev/service-role"
 COMPONENT = "model-server"
 INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 MLSERVER_IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "xgboost": "mlserver_xgboost.XGBoostModel"}
-# Rule names of model_rules' alerts that need the sidecar's drift or accuracy measurements.
-DRIFT_ALERT = "ShipwayModelFeatureDrift"
-ACCURACY_ALERT = "ShipwayModelOnlineAccuracyLow"
+# Predictions wait for their labels this many times the spec's labelDelay, so late labels still match.
+LABEL_TTL_MARGIN = 1.5
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
 
 
 def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: str | None = None) -> list[Obj]:
@@ -47,8 +51,9 @@ def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: 
     where = place(spec, profile, environment)
     objects = [rollout(spec, profile, where, stable_version or spec.version)]
     objects += services(spec, where)
-    objects += [service_monitor(spec, profile, where), prometheus_rule(spec, profile, where),
-                disruption_budget(spec, where)]
+    # No per-model PrometheusRule: the platform's shipway-model-slo rules alert on every model at the
+    # thresholds its sidecar exports (sidecar_slo_args), so a second rule here would alert twice.
+    objects += [service_monitor(spec, profile, where), disruption_budget(spec, where)]
     if spec.replicas.min != spec.replicas.max:
         objects.append(autoscaler(spec, where))
     objects.append(network_policy(spec, where))
@@ -183,6 +188,10 @@ def pod_spec(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
     if where.gpu is not None:
         # PyTorch and NCCL share tensors through /dev/shm, which is 64Mi by default.
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
+    auth_secret = registry_auth_secret(spec, profile)
+    if auth_secret is not None:
+        volumes.append({"name": REGISTRY_AUTH_VOLUME, "secret": {
+            "secretName": auth_secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
     pod: Obj = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -199,9 +208,31 @@ def pod_spec(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
     }
     if where.gpu is not None:
         pod.update(gpu_scheduling(where.gpu))
-    if profile.get("registry", {}).get("type") == "external":
-        pod["imagePullSecrets"] = [{"name": PULL_SECRET}]
+    pull_secret = platform_pull_secret(profile)
+    if pull_secret is not None:
+        pod["imagePullSecrets"] = [{"name": pull_secret}]
     return pod
+
+
+def platform_pull_secret(profile: Profile) -> str | None:
+    """The dockerconfigjson Secret the platform puts in every team namespace; older profiles name none."""
+    registry = profile.get("registry", {})
+    if "pullSecret" in registry:
+        return registry["pullSecret"] or None
+    # Profiles written before pullSecret existed had the secret only for external registries.
+    return PULL_SECRET if registry.get("type") == "external" else None
+
+
+def registry_auth_secret(spec: ModelSpec, profile: Profile) -> str | None:
+    """The pull secret the init container reads as its docker config: the platform's, for its own registry.
+
+    A model naming artifactCredentialsSecret uses that instead; an artifact elsewhere gets no platform secret.
+    """
+    if spec.artifact_credentials_secret is not None:
+        return None
+    host = artifact_reference(spec, profile).removeprefix("oci://").split("/")[0]
+    platform_host = str(profile.get("registry", {}).get("url", "")).split("/")[0]
+    return platform_pull_secret(profile) if host == platform_host else None
 
 
 def gpu_scheduling(gpu: GpuPlacement) -> Obj:
@@ -228,11 +259,16 @@ def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
     registry = profile.get("registry", {})
     # The in-cluster zot serves plain HTTP on its cluster-local address.
     plain_http = registry.get("type") == "zot" and ref.removeprefix("oci://").startswith(f"{registry.get('url')}/")
+    auth_secret = registry_auth_secret(spec, profile)
     container: Obj = dict(init_container(ref, catalog.SHIPWAY_IMAGE, mount_path=MODEL_MOUNT, volume_name="model",
                                          plain_http=plain_http,
-                                         credentials_secret=spec.artifact_credentials_secret))
+                                         credentials_secret=spec.artifact_credentials_secret,
+                                         docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None))
     container["env"] = [*container.get("env", []), {"name": "HOME", "value": "/tmp"}]
     container["volumeMounts"] = [*container["volumeMounts"], {"name": "fetch-tmp", "mountPath": "/tmp"}]
+    if auth_secret is not None:
+        container["volumeMounts"].append({"name": REGISTRY_AUTH_VOLUME, "mountPath": REGISTRY_AUTH_MOUNT,
+                                          "readOnly": True})
     container["resources"] = _copy(INIT_RESOURCES)
     container["securityContext"] = _security()
     return container
@@ -316,7 +352,9 @@ def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
         args += ["--reference", f"{MODEL_DIR}/{spec.drift.reference_profile}",
                  "--window-rows", str(spec.drift.window_rows)]
     if spec.accuracy is not None:
-        args += ["--accuracy-window", str(spec.accuracy.window), "--min-labels", str(spec.accuracy.min_labels)]
+        args += ["--accuracy-window", str(spec.accuracy.window), "--min-labels", str(spec.accuracy.min_labels),
+                 "--label-ttl", _number(label_ttl_seconds(spec.accuracy.label_delay))]
+    args += sidecar_slo_args(spec)
     return {
         "name": "sidecar",
         "image": catalog.SHIPWAY_IMAGE,
@@ -331,6 +369,31 @@ def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
         "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True},
                          {"name": "sidecar-tmp", "mountPath": "/tmp"}],
     }
+
+
+def sidecar_slo_args(spec: ModelSpec) -> list[str]:
+    """The model's own SLO thresholds as sidecar flags; the sidecar exports them for the platform's alerts.
+
+    Only overrides are passed: a threshold the spec leaves out has no gauge, so the alerts
+    follow the platform default, even after the blueprint changes it.
+    """
+    flags = [("--slo-latency-p99-ms", spec.slo.latency_p99_ms), ("--slo-error-rate", spec.slo.error_rate)]
+    if spec.drift is not None:
+        flags += [("--slo-drift-psi", spec.drift.threshold), ("--slo-drift-min-rows", spec.drift.min_rows)]
+    if spec.accuracy is not None:
+        flags.append(("--slo-accuracy-floor", spec.accuracy.floor))
+    return [item for flag, value in flags if value is not None for item in (flag, _number(value))]
+
+
+def label_ttl_seconds(label_delay: str) -> float:
+    """How long the sidecar keeps a prediction for its label: the spec's labelDelay with a margin."""
+    seconds = sum(int(amount) * _DURATION_SECONDS[unit]
+                  for amount, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", label_delay))
+    return seconds * LABEL_TTL_MARGIN
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if float(f"{value:g}") == value else repr(value)
 
 
 def _probe(path: str, port: int, period: int, failures: int) -> Obj:
@@ -381,36 +444,6 @@ def service_monitor(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         },
     }
-
-
-def slo(spec: ModelSpec, profile: Profile) -> model_rules.ModelSlo:
-    """The model's SLOs: its overrides over the platform defaults."""
-    defaults = profile.get("slo", {})
-    latency_ms = spec.slo.latency_p99_ms or float(defaults.get("latencyP99Ms", 500))
-    return model_rules.ModelSlo(
-        max_error_rate=spec.slo.error_rate or float(defaults.get("errorRate", 0.01)),
-        max_latency_p99_seconds=latency_ms / 1000,
-        max_feature_psi=(spec.drift.threshold if spec.drift and spec.drift.threshold else None)
-        or float(defaults.get("driftPsi", 0.2)),
-        min_online_accuracy=(spec.accuracy.floor if spec.accuracy and spec.accuracy.floor else None)
-        or float(defaults.get("accuracyFloor", 0.8)),
-        min_drift_rows=spec.drift.min_rows if spec.drift else model_rules.ModelSlo.min_drift_rows,
-    )
-
-
-def rule_groups(spec: ModelSpec, profile: Profile, namespace: str) -> list[Obj]:
-    """The model's SLO alert groups, without the alerts on measurements it does not take."""
-    skipped = {DRIFT_ALERT} if spec.drift is None else set()
-    skipped |= {ACCURACY_ALERT} if spec.accuracy is None else set()
-    groups = model_rules.model_rule_groups(spec.name, namespace, slo(spec, profile))
-    return [{**group, "rules": [rule for rule in group["rules"] if rule["alert"] not in skipped]} for group in groups]
-
-
-def prometheus_rule(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
-    """The model's SLO alerts as a PrometheusRule the platform's Prometheus loads."""
-    selector_labels = profile.get("prometheus", {}).get("selectorLabels", {})
-    return model_rules.prometheus_rule(f"{spec.name}-slo", where.namespace, rule_groups(spec, profile, where.namespace),
-                                       {**labels(spec), **selector_labels})
 
 
 def disruption_budget(spec: ModelSpec, where: Placement) -> Obj:

@@ -96,7 +96,7 @@ class GpuStack(_Layer):
 
 
 class Registry(pulumi.ComponentResource):
-    """zot in the cluster with a generated password, or pull secrets for an external registry."""
+    """zot in the cluster with a generated password, or an external registry; a pull secret in every team namespace."""
 
     url: pulumi.Output[str]
     password: pulumi.Output[str]
@@ -110,11 +110,11 @@ class Registry(pulumi.ComponentResource):
                                           opts=pulumi.ResourceOptions(parent=self))
         password = pulumi.Output.secret(given if given is not None else generated.result)
         htpasswd = pulumi.Output.secret(generated.bcrypt_hash.apply(lambda digest: f"shipway:{digest}\n"))
-        reg = blueprint.registry
-        config_json = None
-        if isinstance(reg, ExternalRegistry):
-            config_json = pulumi.Output.secret(password.apply(
-                lambda secret: registry.docker_config_json(reg.url.split("/")[0], reg.username, secret)))
+        # zot's htpasswd holds the generated password's hash, so in-cluster pulls must use that one.
+        pull_password = password if isinstance(blueprint.registry, ExternalRegistry) else generated.result
+        server, user = registry.server(blueprint), registry.username(blueprint)
+        config_json = pulumi.Output.secret(pulumi.Output.from_input(pull_password).apply(
+            lambda secret: registry.docker_config_json(server, user, secret)))
         self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd, config_json), upstream(opts))
         self.url = pulumi.Output.from_input(registry.url(blueprint))
         self.password = password

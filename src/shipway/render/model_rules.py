@@ -59,46 +59,75 @@ class CircuitBreaker:
 
 
 def model_rule_groups(model: str | None = None, namespace: str | None = None, slo: ModelSlo = ModelSlo()) -> list[Obj]:
-    """The SLO alert rule groups; without a model they cover every model, alerting per version."""
+    """The SLO alert rule groups; without a model they cover every model, alerting per version.
+
+    Each alert compares a version's live value with that version's own threshold, which its
+    sidecar exports (`shipway sidecar --slo-*`), and with `slo`'s value where it exports none.
+    So one rule set serves every model, and a model's overrides replace the default instead of
+    adding a second alert beside it.
+    """
     sel = m.selector(model, namespace=namespace) if model is not None else ""
     by = MODEL_GROUPING
     window = slo.rate_window
     who = "{{ $labels.model }} {{ $labels.version }} in {{ $labels.namespace }}"
+    requests = f"{m.REQUESTS_TOTAL}{sel}"
     rules = [
         _alert(
             "ShipwayModelErrorRateHigh",
-            f"{m.error_rate(sel, window, by)} > {slo.max_error_rate:g}",
+            f"{m.error_rate(sel, window, by)} > {threshold(m.SLO_ERROR_RATE, sel, slo.max_error_rate, requests)}",
             slo.for_duration,
             "critical",
-            f"{who}: {{{{ $value | humanizePercentage }}}} of requests failing (SLO {slo.max_error_rate:.2%}).",
+            f"{who}: {{{{ $value | humanizePercentage }}}} of requests failing"
+            f" (SLO: the model's own, else {slo.max_error_rate:.2%}).",
         ),
         _alert(
             "ShipwayModelLatencyP99High",
-            f"{m.latency_p99(sel, window, by)} > {slo.max_latency_p99_seconds:g}",
+            f"{m.latency_p99(sel, window, by)}"
+            f" > {threshold(m.SLO_LATENCY_P99_SECONDS, sel, slo.max_latency_p99_seconds, requests)}",
             slo.for_duration,
             "warning",
-            f"{who}: p99 latency {{{{ $value | humanizeDuration }}}} (SLO {slo.max_latency_p99_seconds:g}s).",
+            f"{who}: p99 latency {{{{ $value | humanizeDuration }}}}"
+            f" (SLO: the model's own, else {slo.max_latency_p99_seconds:g}s).",
         ),
         _alert(
             "ShipwayModelFeatureDrift",
-            f"({m.max_feature_psi(sel, by)} > {slo.max_feature_psi:g})"
-            f" and ({m.drift_window_rows(sel, by)} >= {slo.min_drift_rows})",
+            f"({m.max_feature_psi(sel, by)}"
+            f" > {threshold(m.SLO_DRIFT_PSI, sel, slo.max_feature_psi, f'{m.FEATURE_DRIFT_PSI}{sel}')})"
+            f" and ({m.drift_window_rows(sel, by)}"
+            f" >= {threshold(m.SLO_DRIFT_MIN_ROWS, sel, slo.min_drift_rows, f'{m.DRIFT_WINDOW_ROWS}{sel}')})",
             slo.for_duration,
             "warning",
-            f"{who}: largest feature PSI {{{{ $value | printf \"%.3f\" }}}} (bound {slo.max_feature_psi:g}).",
+            f"{who}: largest feature PSI {{{{ $value | printf \"%.3f\" }}}}"
+            f" (bound: the model's own, else {slo.max_feature_psi:g}).",
         ),
         _alert(
             "ShipwayModelOnlineAccuracyLow",
-            f"{m.online_accuracy(sel, by)} < {slo.min_online_accuracy:g}",
+            f"{m.online_accuracy(sel, by)}"
+            f" < {threshold(m.SLO_ACCURACY_FLOOR, sel, slo.min_online_accuracy, f'{m.ONLINE_ACCURACY}{sel}', 'min')}",
             slo.for_duration,
             "critical",
-            f"{who}: online accuracy {{{{ $value | humanizePercentage }}}} (SLO {slo.min_online_accuracy:.0%}).",
+            f"{who}: online accuracy {{{{ $value | humanizePercentage }}}}"
+            f" (SLO: the model's own, else {slo.min_online_accuracy:.0%}).",
         ),
     ]
     group: Obj = {"name": f"shipway-model-slo{'-' + model if model else ''}", "rules": rules}
     if slo.evaluation_interval:
         group["interval"] = slo.evaluation_interval
     return [group]
+
+
+def threshold(gauge: str, sel: str, default: float, present: str, lenient: str = "max") -> str:
+    """Each version's own threshold from its sidecar's gauge, else `default` for every version `present` names.
+
+    The result is one series per namespace, model and version, so a live value joins it one to
+    one. Replicas of a version export the same threshold; while a changed one rolls out the
+    lenient value (`max` for a ceiling, `min` for a floor) holds, so the change never pages alone.
+    """
+    on = ", ".join(MODEL_GROUPING)
+    return (
+        f"on({on}) ({lenient} by ({on}) ({gauge}{sel})"
+        f" or (group by ({on}) ({present}) * {default:g}))"
+    )
 
 
 def prometheus_rule(name: str, namespace: str, groups: Sequence[Obj], labels: Mapping[str, str] | None = None) -> Obj:

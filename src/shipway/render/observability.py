@@ -108,7 +108,7 @@ def model_slo(blueprint: Blueprint) -> model_rules.ModelSlo:
 
 
 def model_slo_rules(blueprint: Blueprint) -> Obj:
-    """The default model SLO alerts, over every model and version, as one PrometheusRule."""
+    """The model SLO alerts over every model and version: each version's own thresholds, else the blueprint's."""
     return prometheus_rule("shipway-model-slo", model_rules.model_rule_groups(slo=model_slo(blueprint)))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipway.render import observability, registry, serving
+from shipway.render import observability, registry, serving, tenancy
 from shipway.render.common import Obj
 from shipway.spec.blueprint import Blueprint
 
@@ -17,13 +17,16 @@ def platform_profile(blueprint: Blueprint) -> Obj:
         "name": blueprint.metadata.name,
         "cluster": blueprint.cluster.kind,
         "environments": list(blueprint.metadata.environments),
-        "registry": {"url": registry.url(blueprint), "type": blueprint.registry.type},
+        "registry": {"url": registry.url(blueprint), "type": blueprint.registry.type,
+                     "pullSecret": registry.PULL_SECRET},
         "gitops": {"enabled": blueprint.gitops.enabled, "repoUrl": blueprint.gitops.repo_url,
                    "revision": blueprint.gitops.revision, "path": blueprint.gitops.path},
         "teams": {
             team.name: {
                 "namespaces": blueprint.namespaces[team.name],
                 "gpuQuota": team.quota.gpus,
+                # Each of these is capped at gpuQuota in the team's ResourceQuota (tenancy.resource_quota).
+                "gpuQuotaResources": tenancy.gpu_resources(blueprint, team),
                 "gpuPools": [pool.name for pool in blueprint.team_gpu_pools(team)],
             }
             for team in blueprint.teams

@@ -1,4 +1,4 @@
-"""The OCI registry: zot in the cluster, or pull secrets for an external one."""
+"""The OCI registry: zot in the cluster or an external one, and its pull secret in every team namespace."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from shipway.spec.blueprint import Blueprint, ExternalRegistry, ZotRegistry
 NAMESPACE = "shipway-registry"
 SERVICE_PORT = 5000
 RELEASE = "zot"
+# The dockerconfigjson Secret in every team namespace, for zot and external registries alike: model pods
+# pull artifacts (and images) with it. The platform profile names it, so delivery never guesses.
 PULL_SECRET = "shipway-registry"
+# The user the in-cluster zot's htpasswd holds.
+ZOT_USERNAME = "shipway"
 # On kind, nodes reach zot through this NodePort (the containerd mirror in the kind config).
 KIND_NODE_PORT = 30500
 
@@ -25,6 +29,17 @@ def url(blueprint: Blueprint) -> str:
     if isinstance(blueprint.registry, ExternalRegistry):
         return blueprint.registry.url
     return f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{SERVICE_PORT}"
+
+
+def server(blueprint: Blueprint) -> str:
+    """The registry host (and port) credentials are keyed by in a docker config."""
+    return url(blueprint).split("/")[0]
+
+
+def username(blueprint: Blueprint) -> str:
+    """The user model pulls authenticate as."""
+    reg = blueprint.registry
+    return reg.username if isinstance(reg, ExternalRegistry) else ZOT_USERNAME
 
 
 def zot_config(registry: ZotRegistry, anonymous_read: bool) -> Obj:
@@ -113,15 +128,19 @@ def docker_config_json(server: str, username: str, password: str) -> str:
                       sort_keys=True)
 
 
-def render(blueprint: Blueprint, htpasswd: Any, password: Any) -> LayerRender:
-    """zot with its namespace, or a pull secret in every team namespace for an external registry."""
-    reg = blueprint.registry
-    if isinstance(reg, ZotRegistry):
-        return LayerRender(namespaces=[platform_namespace(NAMESPACE)],
-                           releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
-                           objects=[zot_service_monitor()])
+def render(blueprint: Blueprint, htpasswd: Any, config_json: Any) -> LayerRender:
+    """zot with its namespace (or nothing, for an external registry), and a pull secret in every team namespace.
+
+    `config_json` is the .dockerconfigjson (docker_config_json of server(), username() and the password),
+    usually a Pulumi secret output. zot asks every request outside kind for credentials, so team
+    namespaces need the secret for the in-cluster registry as much as for an external one.
+    """
     layer = LayerRender()
+    if isinstance(blueprint.registry, ZotRegistry):
+        layer = LayerRender(namespaces=[platform_namespace(NAMESPACE)],
+                            releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
+                            objects=[zot_service_monitor()])
     for by_env in blueprint.namespaces.values():
         for ns in by_env.values():
-            layer.objects.append(pull_secret(ns, password))
+            layer.objects.append(pull_secret(ns, config_json))
     return layer

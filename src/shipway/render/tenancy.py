@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
-from shipway.spec.blueprint import GPU_RESOURCE, Blueprint, Team
+from shipway.spec.blueprint import GPU_RESOURCE, Blueprint, ExternalRegistry, MigSharing, Team, TimeSlicing
+from shipway.spec.gpus import GPU_MODELS
 
 MONITORING_NAMESPACE = "monitoring"
 REGISTRY_NAMESPACE = "shipway-registry"
@@ -13,6 +14,11 @@ INGRESS_NAMESPACES = ("ingress-nginx", "gateway-system", "istio-system")
 SERVING_PRIORITY = "shipway-serving"
 BATCH_PRIORITY = "shipway-batch"
 TEAM_ROLE = "shipway-model-deployer"
+SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
+# Private, shared-address and link-local ranges (the cloud metadata service among them): pod, service and
+# node networks live here, so egress to "outside the cluster" excludes them.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+HTTPS_PORT = 443
 
 
 def priority_classes() -> list[Obj]:
@@ -27,20 +33,44 @@ def priority_classes() -> list[Obj]:
     ]
 
 
-def resource_quota(team: Team, ns: str) -> Obj:
-    """The team's quota in one namespace, GPUs included."""
+def gpu_resources(blueprint: Blueprint, team: Team) -> list[str]:
+    """Every extended resource a team's pods may request for GPUs on its pools, nvidia.com/gpu first.
+
+    MIG's mixed strategy advertises each slice size as nvidia.com/mig-<slice>, and renamed time-slicing
+    advertises nvidia.com/gpu.shared; a quota that names only nvidia.com/gpu would not count either.
+    """
+    found = [GPU_RESOURCE]
+    sharing = blueprint.gpu_stack.sharing
+    pools = blueprint.team_gpu_pools(team)
+    if isinstance(sharing, TimeSlicing) and sharing.rename_by_default and pools:
+        found.append(SHARED_GPU_RESOURCE)
+    if isinstance(sharing, MigSharing) and sharing.mig_strategy == "mixed":
+        mig_pools = [pool for pool in pools if pool in blueprint.mig_pools() and pool.gpu is not None]
+        for pool in mig_pools:
+            assert pool.gpu is not None
+            profiles = ([p for p in GPU_MODELS[pool.gpu.model].mig_profiles if p != "all-balanced"]
+                        if sharing.profile == "all-balanced" else [sharing.profile])
+            found += [f"nvidia.com/mig-{p.removeprefix('all-')}" for p in profiles]
+    return list(dict.fromkeys(found))
+
+
+def resource_quota(team: Team, ns: str, gpu_resource_names: list[str] | None = None) -> Obj:
+    """The team's quota in one namespace, GPUs included.
+
+    quota.gpus caps each GPU resource the team may request on its own: whole GPUs (nvidia.com/gpu,
+    which under MIG's single strategy or un-renamed time-slicing counts slices or shares), and on MIG
+    pools under the mixed strategy every slice size (nvidia.com/mig-<slice>), counted in slices, as
+    the blueprint counts a MIG pool's capacity. A ResourceQuota cannot cap a sum across resources.
+    """
     quota = team.quota
-    return {
-        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": metadata("shipway-quota", ns),
-        "spec": {"hard": {
-            "requests.cpu": quota.cpu, "limits.cpu": quota.cpu,
-            "requests.memory": quota.memory, "limits.memory": quota.memory,
-            f"requests.{GPU_RESOURCE}": str(quota.gpus),
-            "persistentvolumeclaims": "20",
-            "services.loadbalancers": "0",
-            "services.nodeports": "0",
-        }},
+    hard: Obj = {
+        "requests.cpu": quota.cpu, "limits.cpu": quota.cpu,
+        "requests.memory": quota.memory, "limits.memory": quota.memory,
     }
+    hard.update({f"requests.{resource}": str(quota.gpus) for resource in gpu_resource_names or [GPU_RESOURCE]})
+    hard.update({"persistentvolumeclaims": "20", "services.loadbalancers": "0", "services.nodeports": "0"})
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": metadata("shipway-quota", ns),
+            "spec": {"hard": hard}}
 
 
 def limit_range(ns: str) -> Obj:
@@ -56,8 +86,21 @@ def limit_range(ns: str) -> Obj:
     }
 
 
-def network_policies(ns: str) -> list[Obj]:
-    """Default deny, then DNS and the registry out, Prometheus and the ingress path in, and traffic inside."""
+def external_registry_port(blueprint: Blueprint) -> int | None:
+    """The port model pods reach an external registry on (443 unless its URL names one); None for zot."""
+    reg = blueprint.registry
+    if not isinstance(reg, ExternalRegistry):
+        return None
+    host = reg.url.split("/")[0]
+    return int(host.rpartition(":")[2]) if ":" in host else HTTPS_PORT
+
+
+def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
+    """Default deny, then DNS and the registry out, Prometheus and the ingress path in, and traffic inside.
+
+    With an external registry (`registry_port` set), the init container's pull also needs egress on that
+    port to addresses outside the private ranges; the in-cluster zot is reached through its namespace.
+    """
     def policy(name: str, spec: Obj) -> Obj:
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(name, ns),
                 "spec": spec}
@@ -65,7 +108,7 @@ def network_policies(ns: str) -> list[Obj]:
     def from_namespace(name: str) -> Obj:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
-    return [
+    policies = [
         policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
         policy("allow-dns", {
             "podSelector": {}, "policyTypes": ["Egress"],
@@ -92,6 +135,13 @@ def network_policies(ns: str) -> list[Obj]:
             "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{"to": [{"podSelector": {}}]}],
         }),
     ]
+    if registry_port is not None:
+        policies.append(policy("allow-external-registry", {
+            "podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+                        "ports": [{"protocol": "TCP", "port": registry_port}]}],
+        }))
+    return policies
 
 
 def rbac(team: Team, ns: str) -> list[Obj]:
@@ -122,11 +172,13 @@ def rbac(team: Team, ns: str) -> list[Obj]:
 def render(blueprint: Blueprint) -> LayerRender:
     """Every team namespace with its guard rails, and the cluster's priority classes."""
     layer = LayerRender(objects=priority_classes())
+    registry_port = external_registry_port(blueprint)
     for team in blueprint.teams:
+        resources = gpu_resources(blueprint, team)
         for env, ns in blueprint.namespaces[team.name].items():
             layer.namespaces.append(namespace(ns, {"shipway.dev/team": team.name, "shipway.dev/environment": env}))
-            layer.objects.append(resource_quota(team, ns))
+            layer.objects.append(resource_quota(team, ns, resources))
             layer.objects.append(limit_range(ns))
-            layer.objects += network_policies(ns)
+            layer.objects += network_policies(ns, registry_port)
             layer.objects += rbac(team, ns)
     return layer

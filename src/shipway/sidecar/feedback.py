@@ -2,51 +2,76 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# Predictions whose text is longer than this are kept as a digest: a label still matches
+# the same text, and one entry's memory no longer grows with what the model answered.
+MAX_KEPT_TEXT = 64
+_DIGEST_BYTES = 16
+
 
 class PendingPredictions:
-    """Predictions awaiting labels, bounded both in entries (oldest evicted first) and in age."""
+    """Predictions awaiting labels, bounded in predictions held (oldest requests evicted first) and in age.
+
+    Memory is at most `max_predictions` small values: numbers and short texts as they are,
+    longer texts (and anything else that is not a number) as a 16-byte digest.
+    """
 
     def __init__(
-        self, max_entries: int = 100_000, ttl_seconds: float = 3600.0, clock: Callable[[], float] = time.monotonic
+        self, max_predictions: int = 100_000, ttl_seconds: float = 3600.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be positive, got {max_entries}")
-        self.max_entries = max_entries
+        if max_predictions < 1:
+            raise ValueError(f"max_predictions must be positive, got {max_predictions}")
+        self.max_predictions = max_predictions
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, tuple[Any, ...]]] = OrderedDict()
+        self._held = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def predictions(self) -> int:
+        """Predictions held across all pending requests."""
+        return self._held
+
     def put(self, request_id: str, predictions: Sequence[Any]) -> None:
-        """Remember a request's predictions, evicting the oldest entries beyond the bounds."""
+        """Remember a request's predictions, evicting the oldest requests beyond the bounds."""
         now = self._clock()
-        self._entries[request_id] = (now, tuple(predictions))
-        self._entries.move_to_end(request_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        kept = tuple(compact(value) for value in predictions[: self.max_predictions])
+        self._remove(request_id)
+        self._entries[request_id] = (now, kept)
+        self._held += len(kept)
+        while self._held > self.max_predictions:
+            self._held -= len(self._entries.popitem(last=False)[1][1])
         self._expire(now)
 
     def pop(self, request_id: str) -> tuple[Any, ...] | None:
         """The request's predictions, once: a label is matched at most one time."""
         self._expire(self._clock())
+        return self._remove(request_id)
+
+    def _remove(self, request_id: str) -> tuple[Any, ...] | None:
         entry = self._entries.pop(request_id, None)
-        return None if entry is None else entry[1]
+        if entry is None:
+            return None
+        self._held -= len(entry[1])
+        return entry[1]
 
     def _expire(self, now: float) -> None:
         # Entries are in insertion order, so expired ones are all at the front.
         while self._entries:
-            stamp, _ = next(iter(self._entries.values()))
+            stamp, predictions = next(iter(self._entries.values()))
             if now - stamp <= self.ttl_seconds:
                 break
             self._entries.popitem(last=False)
+            self._held -= len(predictions)
 
 
 class RollingAccuracy:
@@ -78,6 +103,17 @@ class RollingAccuracy:
         return self._correct / len(self._outcomes)
 
 
+def compact(value: Any) -> Any:
+    """A prediction as kept for matching: a number or short text as it is, anything longer as a digest."""
+    if isinstance(value, (int, float, bytes)):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_KEPT_TEXT:
+        return value
+    # bytes never come out of JSON, so a digest cannot be mistaken for a prediction's own value.
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).digest()
+
+
 def matches(predictions: Sequence[Any], labels: Sequence[Any]) -> list[bool]:
     """Pairwise prediction == label, comparing numbers as numbers (1 == 1.0) and the rest as text."""
     return [_same(prediction, label) for prediction, label in zip(predictions, labels, strict=False)]
@@ -86,4 +122,7 @@ def matches(predictions: Sequence[Any], labels: Sequence[Any]) -> list[bool]:
 def _same(prediction: Any, label: Any) -> bool:
     if isinstance(prediction, (int, float)) and isinstance(label, (int, float)):
         return float(prediction) == float(label)
+    prediction, label = compact(prediction), compact(label)
+    if isinstance(prediction, bytes) or isinstance(label, bytes):
+        return prediction == label
     return str(prediction) == str(label)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shipway import metric_names as names
@@ -12,10 +14,21 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 MODEL_LABELS = (names.MODEL_LABEL, names.VERSION_LABEL)
 
 
+@dataclass(frozen=True)
+class SloThresholds:
+    """The model's own SLO thresholds; one left None exports no series, so the alerts use the platform default."""
+
+    latency_p99_seconds: float | None = None
+    error_rate: float | None = None
+    drift_psi: float | None = None
+    drift_min_rows: int | None = None
+    accuracy_floor: float | None = None
+
+
 class SidecarMetrics:
     """Every metric one sidecar exports, in its own registry (one model and version per sidecar)."""
 
-    def __init__(self, model: str, version: str) -> None:
+    def __init__(self, model: str, version: str, thresholds: SloThresholds | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.model = model
         self.version = version
@@ -76,6 +89,22 @@ class SidecarMetrics:
         # Series that exist from the start make rate() see the first requests.
         self._requests_by_code[200] = self._requests.labels(model, version, "200")
         self.online_accuracy.set(float("nan"))
+        self._export_thresholds(thresholds or SloThresholds())
+
+    def _export_thresholds(self, thresholds: SloThresholds) -> None:
+        for name, documentation, value in (
+            (names.SLO_LATENCY_P99_SECONDS, "This model's p99 latency ceiling, seconds.",
+             thresholds.latency_p99_seconds),
+            (names.SLO_ERROR_RATE, "This model's ceiling on the fraction of failed requests.", thresholds.error_rate),
+            (names.SLO_DRIFT_PSI, "This model's bound on any feature's PSI.", thresholds.drift_psi),
+            (names.SLO_DRIFT_MIN_ROWS, "Rows this model's drift window needs before drift may alert.",
+             thresholds.drift_min_rows),
+            (names.SLO_ACCURACY_FLOOR, "This model's floor on online accuracy.", thresholds.accuracy_floor),
+        ):
+            # An absent threshold has no series at all: the platform's rules then fall back to its default.
+            if value is not None:
+                Gauge(name, documentation, MODEL_LABELS, registry=self.registry).labels(
+                    self.model, self.version).set(value)
 
     def request(self, status: int) -> None:
         """Count one inference request by its status code."""

@@ -2,7 +2,8 @@
 
 Every state it holds is bounded: drift windows are bin counts, the feature
 buffer is flushed every `flush_rows` rows, pending predictions are capped in
-entries, age and values per entry, and the accuracy window is a fixed deque.
+predictions held (long texts kept as digests), in age and in values per request,
+and the accuracy window is a fixed deque.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ObserverSettings:
     window_rows: int = 2000
     window_slices: int = 4
     flush_rows: int = 256
+    # Predictions (not requests) awaiting labels; compacted, 100 000 of them take about 35 MB at most.
     pending_limit: int = 100_000
     pending_ttl_seconds: float = 3600.0
     predictions_per_request: int = 256

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from shipway.drift.profile import ReferenceProfile
-from shipway.sidecar.metrics import SidecarMetrics
+from shipway.sidecar.metrics import SidecarMetrics, SloThresholds
 from shipway.sidecar.observer import Observer, ObserverSettings
 from shipway.sidecar.proxy import Proxy, ProxySettings
 
@@ -26,6 +26,7 @@ class SidecarConfig:
     version: str
     profile: ReferenceProfile | None = None
     observer: ObserverSettings = field(default_factory=ObserverSettings)
+    thresholds: SloThresholds = field(default_factory=SloThresholds)
     timeout_seconds: float = 300.0
 
 
@@ -44,7 +45,7 @@ class RunningSidecar:
 
 async def start(config: SidecarConfig) -> RunningSidecar:
     """Start both listeners on the running loop and return once they accept connections."""
-    metrics = SidecarMetrics(config.model, config.version)
+    metrics = SidecarMetrics(config.model, config.version, config.thresholds)
     observer = Observer(metrics, config.profile, config.observer)
     proxy = Proxy(ProxySettings(upstream=config.upstream, timeout_seconds=config.timeout_seconds), observer)
     runners = []

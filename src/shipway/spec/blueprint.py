@@ -423,7 +423,12 @@ class Serving(Spec):
 class Quota(Spec):
     """A team's resource quota in each of its namespaces."""
 
-    gpus: int = Field(0, ge=0, le=100_000, description="requests.nvidia.com/gpu.")
+    gpus: int = Field(
+        0, ge=0, le=100_000,
+        description="GPU devices per namespace: caps requests.nvidia.com/gpu and, on the team's MIG pools under "
+                    "the mixed strategy, each requests.nvidia.com/mig-<slice> on its own, counted in slices "
+                    "(under renamed time-slicing also requests.nvidia.com/gpu.shared).",
+    )
     cpu: Quantity = Field("16", description="requests.cpu and limits.cpu.")
     memory: Quantity = Field("64Gi", description="requests.memory and limits.memory.")
 

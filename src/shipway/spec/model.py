@@ -17,6 +17,9 @@ SIDECAR_PORT = 8090
 SIDECAR_METRICS_PORT = 9091
 RESERVED_PORTS = (SIDECAR_PORT, SIDECAR_METRICS_PORT)
 CATALOG_RUNTIMES = ("sklearn", "xgboost", "triton", "vllm")
+# The drift reference profile's file name at the artifact's root, unless drift.referenceProfile names another:
+# training writes it, `shipway model push` layers it, the sidecar reads it. Defined once, here.
+REFERENCE_PROFILE_FILE = "reference_profile.json"
 # Object names append "-preview" or "-metrics"; Service names must start with a letter.
 MAX_NAME_LENGTH = 40
 _MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -261,7 +264,8 @@ class Drift(Spec):
     features: list[str] = Field(default_factory=list, description="Features to watch; every profiled one when empty.")
     threshold: float | None = Field(None, gt=0, le=10, description="PSI bound; the platform's driftPsi when absent.")
     reference_profile: str = Field(
-        "reference_profile.json", description="Reference profile file inside the artifact (shipway drift profile)."
+        REFERENCE_PROFILE_FILE,
+        description="Reference profile file inside the artifact (shipway drift profile), relative to its root.",
     )
     window_rows: int = Field(2000, ge=50, le=1_000_000, description="Rows in the sliding drift window.")
     min_rows: int = Field(500, ge=1, le=1_000_000, description="Rows needed before drift may alert.")
@@ -398,4 +402,4 @@ class ModelSpec(Spec):
         return ModelSpec.model_validate(data)
 
 
-__all__ = ["ModelSpec", "SIDECAR_PORT", "SIDECAR_METRICS_PORT"]
+__all__ = ["ModelSpec", "REFERENCE_PROFILE_FILE", "SIDECAR_PORT", "SIDECAR_METRICS_PORT"]

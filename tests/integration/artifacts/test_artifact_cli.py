@@ -29,7 +29,7 @@ def app() -> typer.Typer:
 def _model(root: Path) -> Path:
     root.mkdir()
     (root / "model.joblib").write_bytes(b"\x80\x04" + bytes(range(256)) * 64)
-    (root / "model.yaml").write_text("name: iris\nframework: sklearn\n")
+    (root / "model.yaml").write_text("name: iris\nteam: ml\nversion: 1.0.0\nruntime: sklearn\n")
     return root
 
 
@@ -69,3 +69,20 @@ def test_cli_errors_are_one_line_and_carry_exit_codes(app, auth_registry, tmp_pa
     assert refused.exit_code == 5 and "--force" in refused.output
     forced = runner.invoke(app, ["model", "push", model, ref, *right, "--force"], input=auth_registry.password + "\n")
     assert forced.exit_code == 0, forced.output
+
+
+def test_exists_answers_0_for_a_present_tag_1_for_an_absent_one_and_errors_above(
+    app, registry, auth_registry, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    ref = registry.ref("team/iris", "1.0.0")
+    assert runner.invoke(app, ["model", "push", str(_model(tmp_path / "model")), ref, "--plain-http"]).exit_code == 0
+    present = runner.invoke(app, ["model", "exists", ref, "--plain-http"])
+    assert present.exit_code == 0 and "@sha256:" in present.output
+    absent = runner.invoke(app, ["model", "exists", registry.ref("team/iris", "prod"), "--plain-http"])
+    assert absent.exit_code == 1 and "absent" in absent.output
+    never_pushed = runner.invoke(app, ["model", "exists", registry.ref("team/nothing", "prod"), "--plain-http"])
+    assert never_pushed.exit_code == 1
+    refused = runner.invoke(app, ["model", "exists", auth_registry.ref("team/iris", "1.0.0"), "--plain-http",
+                                  "-u", "shipway", "-p", "nope"])
+    assert refused.exit_code == 4, refused.output

@@ -49,12 +49,13 @@ PATIENT_RETRY = RetryPolicy(attempts=6, first_delay_s=0.2, max_delay_s=1.0)
 NO_RETRY = RetryPolicy(attempts=1)
 MODEL_YAML = """\
 name: churn
+team: growth
 version: 2.1.0
-runtime: {kind: sklearn}
-training: {data_digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111"}
-gate: {report_digest: "sha256:2222222222222222222222222222222222222222222222222222222222222222"}
-drift: {reference_profile: reference_profile.json}
+runtime: sklearn
+drift: {referenceProfile: reference_profile.json}
 """
+# The ModelSpec holds no digests: CI passes them as flags.
+DIGESTS = ModelMetadata(training_data_digest="sha256:" + "1" * 64, gate_report_digest="sha256:" + "2" * 64)
 
 
 def _small_model(root: Path, random_file: Callable[[Path, int, int], Path], weights_bytes: int = 20 * MIB) -> Path:
@@ -97,7 +98,7 @@ def test_round_trip_of_a_multi_file_model_with_a_1_gib_file(registry, random_fil
     big = random_file(model / "shards" / "model-00001.safetensors", GIB, 42)
     out = tmp_path / "pulled" / "model"
     try:
-        metadata, drift = describe_model(model, None, ModelMetadata())
+        metadata, drift = describe_model(model, None, DIGESTS)
         pushed = push(model, registry.ref("team/churn", "2.1.0"), metadata=metadata, drift_profile=drift, plain_http=True)
         pulled = pull(registry.ref("team/churn", "2.1.0"), out, plain_http=True)
 

@@ -1,10 +1,13 @@
 """End to end on 127.0.0.1: MLServer (sklearn) <- two sidecars (stable v1, canary v2) <- Prometheus.
 
-Prometheus scrapes both sidecars every second and evaluates the generated SLO
-rules every second. In-distribution traffic with true labels keeps every alert
-quiet and every circuit breaker passing; then the canary gets drifted traffic
-and wrong labels, its drift and accuracy alerts fire, and the breakers' exact
-PromQL (arguments substituted) returns the failing values. Along the way a
+Prometheus scrapes both sidecars every second and evaluates the platform-wide
+SLO rules every second. In-distribution traffic with true labels keeps every
+alert quiet and every circuit breaker passing; then the canary gets drifted
+traffic and wrong labels, its drift and accuracy alerts fire at the default
+bounds, and the breakers' exact PromQL (arguments substituted) returns the
+failing values. The stable sidecar runs with its own drift bound
+(`--slo-drift-psi`): its milder drift passes the default but not its own
+bound, so it stays quiet. Along the way a
 malformed request is passed through and counted, and MLServer is restarted
 under the sidecar. Every process is stopped by PID.
 """
@@ -31,6 +34,7 @@ import requests
 import yaml
 
 import shipway
+from shipway import metric_names as m
 from shipway.drift.profile import build_profile
 from shipway.render.model_rules import (
     CircuitBreaker,
@@ -46,6 +50,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL, NAMESPACE = "iris", "team-a"
 FEATURES = 4
 SLO = ModelSlo(rate_window="15s", for_duration="0s", evaluation_interval="1s", min_drift_rows=200)
+# The stable version's own drift bound, exported by its sidecar; the canary takes SLO's default.
+STABLE_DRIFT_PSI = 10.0
 BREAKER = CircuitBreaker(rate_window="15s", min_drift_rows=200)
 # Boots the real `shipway sidecar` command from its module, whether or not the root app registers it yet.
 CLI = "import typer; from shipway.cli import sidecar; app = typer.Typer(); sidecar.register(app); app()"
@@ -169,7 +175,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     profile = build_profile(train, predictions=model.predict(train)).save(work / "profile.json")
 
     ports = {name: _free_port() for name in ("stable", "stable_metrics", "canary", "canary_metrics", "prometheus")}
-    write_rules_file(work / "rules.yml", model_rule_groups(MODEL, NAMESPACE, SLO))
+    # The platform-wide rules, as the observability layer deploys them: no model selector.
+    write_rules_file(work / "rules.yml", model_rule_groups(slo=SLO))
     (work / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(work / "rules.yml")],
@@ -183,12 +190,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         }],
     }))
     servers = [Server("mlserver", [sys.executable, "-m", "mlserver.cli.main", "start", str(work)], work / "mlserver.log")]
+    own_slos = {"stable": ["--slo-drift-psi", f"{STABLE_DRIFT_PSI:g}"], "canary": []}
     for version, name in (("v1", "stable"), ("v2", "canary")):
         servers.append(Server(f"sidecar-{name}", [
             sys.executable, "-c", CLI, "sidecar",
             "--listen", f"127.0.0.1:{ports[name]}", "--metrics-listen", f"127.0.0.1:{ports[name + '_metrics']}",
             "--upstream", f"http://127.0.0.1:{mlserver_port}", "--model", MODEL, "--version", version,
             "--reference", str(profile), "--window-rows", "400", "--accuracy-window", "100", "--min-labels", "20",
+            *own_slos[name],
         ], work / f"sidecar-{name}.log"))
     servers.append(Server("prometheus", [
         "prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
@@ -301,17 +310,26 @@ def test_alerts_and_circuit_breakers_follow_the_canary(chain: Chain) -> None:
     metrics = requests.get(f"http://127.0.0.1:{chain.canary_metrics_port}/metrics", timeout=5).text
     assert f'shipway_model_request_errors_total{{model="{MODEL}",version="v2"}} 1.0' in metrics
 
-    # Phase 2: the canary's inputs drift and its labels say it is wrong; stable carries on as before.
+    # Phase 2: the canary's inputs drift and its labels say it is wrong; stable's inputs drift mildly,
+    # past the default bound but within its own, and its labels stay true.
     def bad_canary() -> bool:
         for _ in range(15):
-            _send(session, chain.stable_port, rng.normal(size=(4, FEATURES)), _true_labels)
+            _send(session, chain.stable_port, rng.normal(loc=1.5, size=(4, FEATURES)), _true_labels)
             _send(session, chain.canary_port, rng.normal(loc=3.0, size=(4, FEATURES)), _wrong_labels)
         firing = chain.firing()
-        return {("ShipwayModelFeatureDrift", "v2"), ("ShipwayModelOnlineAccuracyLow", "v2")} <= firing
+        stable_drifted = _measure(chain, f'max({m.FEATURE_DRIFT_PSI}{{version="v1"}})')[0] > SLO.max_feature_psi
+        wanted = {("ShipwayModelFeatureDrift", "v2"), ("ShipwayModelOnlineAccuracyLow", "v2")}
+        return stable_drifted and wanted <= firing
 
-    _until("the canary's drift and accuracy alerts", 40, bad_canary)
+    _until("the canary's drift and accuracy alerts, and stable drifted past the default", 40, bad_canary)
     firing = chain.firing()
     assert not {alert for alert in firing if alert[1] == "v1"}, firing
+    # Stable drifted past the default on a trusted window: only its own bound keeps it quiet.
+    stable_psi = _measure(chain, f'max({m.FEATURE_DRIFT_PSI}{{version="v1"}})')[0]
+    assert SLO.max_feature_psi < stable_psi < STABLE_DRIFT_PSI, stable_psi
+    assert _measure(chain, f'min({m.DRIFT_WINDOW_ROWS}{{version="v1"}})')[0] >= SLO.min_drift_rows
+    assert _measure(chain, f'{m.SLO_DRIFT_PSI}{{version="v1"}}') == [STABLE_DRIFT_PSI]
+    assert _measure(chain, f'{m.SLO_DRIFT_PSI}{{version="v2"}}') == []
     for name in ("drift", "accuracy"):
         query, success, failure = breakers[name]
         result = _measure(chain, query)
@@ -321,5 +339,6 @@ def test_alerts_and_circuit_breakers_follow_the_canary(chain: Chain) -> None:
     assert drift_value > BREAKER.max_feature_psi
     assert accuracy_drop > BREAKER.max_accuracy_drop and not math.isnan(accuracy_drop)
     print(f"canary breaker values: drift {drift_value:.3f}, accuracy drop {accuracy_drop:.3f};"
+          f" stable PSI {stable_psi:.3f} (own bound {STABLE_DRIFT_PSI:g}, default {SLO.max_feature_psi:g});"
           f" firing {sorted(firing)}; {time.monotonic() - started:.1f}s of traffic")
     assert time.monotonic() - started < 110

@@ -72,14 +72,15 @@ def test_each_alert_fires_on_a_bad_version_and_stays_quiet_on_a_good_one(tmp_pat
     ]
     who = "iris bad in ns"
     cases = [
-        ("ShipwayModelErrorRateHigh", "critical", f"{who}: 25% of requests failing (SLO 5.00%).",
-         "Model error rate above its SLO"),
-        ("ShipwayModelLatencyP99High", "warning", f"{who}: p99 latency 2.485s (SLO 1s).",
+        ("ShipwayModelErrorRateHigh", "critical",
+         f"{who}: 25% of requests failing (SLO: the model's own, else 5.00%).", "Model error rate above its SLO"),
+        ("ShipwayModelLatencyP99High", "warning", f"{who}: p99 latency 2.485s (SLO: the model's own, else 1s).",
          "Model p99 latency above its SLO"),
-        ("ShipwayModelFeatureDrift", "warning", f"{who}: largest feature PSI 0.600 (bound 0.25).",
+        ("ShipwayModelFeatureDrift", "warning",
+         f"{who}: largest feature PSI 0.600 (bound: the model's own, else 0.25).",
          "Model input features drifted from the training reference"),
-        ("ShipwayModelOnlineAccuracyLow", "critical", f"{who}: online accuracy 50% (SLO 80%).",
-         "Model online accuracy below its SLO"),
+        ("ShipwayModelOnlineAccuracyLow", "critical",
+         f"{who}: online accuracy 50% (SLO: the model's own, else 80%).", "Model online accuracy below its SLO"),
     ]
     alert_tests = []
     for name, severity, description, summary in cases:
@@ -97,3 +98,67 @@ def test_each_alert_fires_on_a_bad_version_and_stays_quiet_on_a_good_one(tmp_pat
     result = _promtool("test", "rules", str(tmp_path / "tests.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def _model_series(model: str, *, errors_per_100: int, latency_bucket: str, psi: float, rows: int,
+                  accuracy: float) -> list[dict[str, str]]:
+    """One version (v1) of a model, on two replicas, with the given live values."""
+    series = []
+    for instance in ("a", "b"):
+        labels = {"model": model, "version": "v1", "instance": instance}
+        series += [
+            _series("shipway_model_requests_total", "0+100x40", code="200", **labels),
+            _series("shipway_model_request_errors_total", f"0+{errors_per_100}x40", **labels),
+            _series("shipway_model_request_duration_seconds_bucket", "0x40", le="0.25", **labels),
+            _series("shipway_model_request_duration_seconds_bucket", "0+100x40", le=latency_bucket, **labels),
+            _series("shipway_model_request_duration_seconds_bucket", "0+100x40", le="+Inf", **labels),
+            _series("shipway_model_feature_drift_psi", f"{psi}x40", feature="f0", **labels),
+            _series("shipway_model_drift_window_rows", f"{rows}x40", **labels),
+            _series("shipway_model_online_accuracy", f"{accuracy}x40", **labels),
+        ]
+    return series
+
+
+def _thresholds(model: str, **values: float) -> list[dict[str, str]]:
+    """The threshold gauges a sidecar run with --slo-* flags exports, on both replicas."""
+    return [_series(f"shipway_model_slo_{name}", f"{value}x40", model=model, version="v1", instance=instance)
+            for name, value in values.items() for instance in ("a", "b")]
+
+
+def test_a_model_alerts_at_its_own_thresholds_and_one_without_them_at_the_default(tmp_path: Path) -> None:
+    """One rule set: overrides replace the default per model, in both directions; no override means the default."""
+    groups = model_rule_groups(slo=SLO)
+    for rule in groups[0]["rules"]:
+        # Descriptions render live values; which versions fire depends on expr, labels and for alone.
+        rule["annotations"] = {}
+    write_rules_file(tmp_path / "rules.yml", groups)
+    bad = {"errors_per_100": 25, "latency_bucket": "2.5", "psi": 0.6, "rows": 300, "accuracy": 0.5}
+    series = [
+        # "loose" is bad by the defaults (25% errors, p99 2.5 s, PSI 0.6, accuracy 50%) but within its own SLOs.
+        *_model_series("loose", **bad),
+        *_thresholds("loose", error_rate=0.3, latency_p99_seconds=3, drift_psi=0.8, drift_min_rows=200,
+                     accuracy_floor=0.4),
+        # "strict" is fine by the defaults (2% errors, p99 0.5 s, PSI 0.2, 85%) but outside its own SLOs; its
+        # drift also counts on 300 rows, which its own minimum (200) trusts and the default (500) would not.
+        *_model_series("strict", errors_per_100=2, latency_bucket="0.5", psi=0.2, rows=300, accuracy=0.85),
+        *_thresholds("strict", error_rate=0.01, latency_p99_seconds=0.1, drift_psi=0.1, drift_min_rows=200,
+                     accuracy_floor=0.9),
+        # "plain" has no thresholds of its own: the defaults hold, on the same bad values as "loose"
+        # except that its drift window is full.
+        *_model_series("plain", **{**bad, "rows": 1000}),
+    ]
+    alerts = ["ShipwayModelErrorRateHigh", "ShipwayModelLatencyP99High", "ShipwayModelFeatureDrift",
+              "ShipwayModelOnlineAccuracyLow"]
+    severity = {"ShipwayModelErrorRateHigh": "critical", "ShipwayModelLatencyP99High": "warning",
+                "ShipwayModelFeatureDrift": "warning", "ShipwayModelOnlineAccuracyLow": "critical"}
+    alert_tests = [
+        {"eval_time": "5m", "alertname": name, "exp_alerts": [
+            {"exp_labels": {"severity": severity[name], "namespace": "ns", "model": model, "version": "v1"}}
+            for model in ("plain", "strict")]}
+        for name in alerts
+    ]
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "15s",
+            "tests": [{"interval": "15s", "input_series": series, "alert_rule_test": alert_tests}]}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    result = _promtool("test", "rules", str(tmp_path / "tests.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,4 +1,4 @@
-"""Credential precedence and model.yaml metadata."""
+"""Credential precedence, and the annotations a model.yaml (its ModelSpec) gives a push."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from shipway.artifacts.auth import resolve_credentials
-from shipway.artifacts.errors import ArtifactError, AuthError
+from shipway.artifacts.errors import AuthError
 from shipway.artifacts.layout import PASSWORD_ENV, USERNAME_ENV, ModelMetadata
 from shipway.artifacts.metadata import describe_model, read_model_file
+from shipway.errors import SpecError
+from shipway.spec.model import REFERENCE_PROFILE_FILE
 
 ENV = {USERNAME_ENV: "env-user", PASSWORD_ENV: "env-pass"}
 
@@ -36,21 +38,41 @@ def test_half_given_credentials_are_refused(tmp_path: Path) -> None:
         resolve_credentials(docker_config=tmp_path / "missing.json", environ={})
 
 
-def test_model_yaml_supplies_annotations_and_the_drift_profile(tmp_path: Path) -> None:
-    (tmp_path / "model.yaml").write_text(
-        "name: churn\nversion: 2\nruntime: {kind: xgboost}\n"
-        "training: {data_digest: sha256:aa}\ngate: {report_digest: sha256:bb}\n"
-        "drift: {reference_profile: profiles/ref.json}\nunknown_key: ignored\n"
-    )
+SPEC = (
+    "name: churn\nteam: growth\nversion: '2'\nruntime: xgboost\n"
+    "drift: {referenceProfile: profiles/ref.json}\n"
+)
+
+
+def test_model_yaml_is_read_as_a_model_spec(tmp_path: Path) -> None:
+    (tmp_path / "model.yaml").write_text(SPEC)
     found = read_model_file(tmp_path / "model.yaml")
-    assert found.metadata == ModelMetadata("churn", "2", "xgboost", "sha256:aa", "sha256:bb")
-    metadata, drift = describe_model(tmp_path, None, ModelMetadata(version="3"))
-    assert metadata.version == "3" and metadata.name == "churn"
+    assert found.metadata == ModelMetadata("churn", "2", "xgboost")
+    assert found.drift_profile == "profiles/ref.json"
+
+
+def test_flags_then_tag_then_spec_decide_the_annotations(tmp_path: Path) -> None:
+    (tmp_path / "model.yaml").write_text(SPEC)
+    metadata, drift = describe_model(tmp_path, None, ModelMetadata(version="3", gate_report_digest="sha256:bb"), "9")
+    assert metadata == ModelMetadata("churn", "3", "xgboost", None, "sha256:bb")
+    # The profile is named inside the artifact, so it resolves against the model directory pushed.
     assert drift == tmp_path / "profiles" / "ref.json"
+    assert describe_model(tmp_path, None, ModelMetadata(), "abc1234")[0].version == "abc1234"
+    assert describe_model(tmp_path, None, ModelMetadata())[0].version == "2"
 
 
-def test_a_broken_model_yaml_is_named(tmp_path: Path) -> None:
+def test_a_spec_outside_the_artifact_names_the_profile_inside_it(tmp_path: Path) -> None:
+    (tmp_path / "model.yaml").write_text("name: churn\nteam: growth\nversion: '1'\nruntime: sklearn\ndrift: {}\n")
+    (tmp_path / "build").mkdir()
+    metadata, drift = describe_model(tmp_path / "build", tmp_path / "model.yaml", ModelMetadata(framework="custom"))
+    assert (metadata.framework, drift) == ("custom", tmp_path / "build" / REFERENCE_PROFILE_FILE)
+
+
+def test_an_invalid_model_yaml_fails_as_promote_would(tmp_path: Path) -> None:
     (tmp_path / "model.yaml").write_text("- just\n- a list\n")
-    with pytest.raises(ArtifactError, match="model.yaml: expected a mapping"):
+    with pytest.raises(SpecError, match="model.yaml:1:1: .*YAML mapping"):
         read_model_file(tmp_path / "model.yaml")
+    (tmp_path / "model.yaml").write_text("name: churn\nversion: 2\nruntime: {kind: xgboost}\n")
+    with pytest.raises(SpecError, match="team: required field is missing"):
+        describe_model(tmp_path, None, ModelMetadata())
     assert describe_model(tmp_path / "nothing", None, ModelMetadata(name="x")) == (ModelMetadata(name="x"), None)

@@ -54,7 +54,7 @@ def test_promotion_commits_the_rendered_folder_on_a_branch(repo: Path, kind_prof
     folder = repo / "apps" / "staging" / "fraud" / "churn"
     assert sorted(p.name for p in folder.iterdir()) == [
         "horizontalpodautoscaler-churn.yaml", "networkpolicy-churn.yaml", "poddisruptionbudget-churn.yaml",
-        "prometheusrule-churn-slo.yaml", "rollout-churn.yaml", "service-churn-canary.yaml",
+        "rollout-churn.yaml", "service-churn-canary.yaml",
         "service-churn-metrics.yaml", "service-churn.yaml", "servicemonitor-churn.yaml"]
     rollout = yaml.safe_load((folder / "rollout-churn.yaml").read_text())
     assert rollout["metadata"]["labels"]["shipway.dev/version"] == "1.2.0"

@@ -10,7 +10,8 @@ import pytest
 from delivery_cases import CASES, model, profile_of
 from shipway.artifacts.layout import init_container_args
 from shipway.delivery.errors import RenderRefused
-from shipway.delivery.render import render
+from shipway.delivery.render import REGISTRY_AUTH_MOUNT, REGISTRY_AUTH_VOLUME, render
+from shipway.render.registry import PULL_SECRET
 from shipway.spec.model import ModelSpec
 
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
@@ -57,7 +58,8 @@ def test_every_container_is_restricted_and_bounded(case: str) -> None:
         writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
         assert "/tmp" in writable, f"{container['name']} has no writable /tmp on a read-only root"
     emptydirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
-    assert emptydirs == {v["name"] for v in pod["volumes"]}
+    # Besides scratch space, a pod mounts only the registry pull secret, read-only, into the init container.
+    assert emptydirs | {REGISTRY_AUTH_VOLUME} >= {v["name"] for v in pod["volumes"]}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -72,10 +74,52 @@ def test_every_object_carries_the_stable_labels(case: str) -> None:
 def test_the_init_container_is_the_artifact_layouts_pull_with_digest_checks(kind_profile: dict) -> None:
     fetch = _pod("canary-sklearn")["initContainers"][0]
     ref = "oci://zot.shipway-registry.svc.cluster.local:5000/fraud/churn:1.2.0"
-    assert fetch["command"] == init_container_args(ref, "/models", "model", plain_http=True)
+    assert fetch["command"] == init_container_args(ref, "/models", "model", plain_http=True,
+                                                   docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json")
     assert {"name": "model", "mountPath": "/models"} in fetch["volumeMounts"]
     model_volume = next(v for v in _pod("canary-sklearn")["volumes"] if v["name"] == "model")
     assert model_volume == {"name": "model", "emptyDir": {"sizeLimit": "10Gi"}}
+
+
+@pytest.mark.parametrize("case", ["canary-sklearn", "sklearn-none"])
+def test_the_init_container_pulls_with_the_platforms_pull_secret_by_default(case: str) -> None:
+    blueprint, _, _ = CASES[case]
+    secret = profile_of(blueprint)["registry"]["pullSecret"]
+    assert secret == PULL_SECRET
+    pod = _pod(case)
+    fetch = pod["initContainers"][0]
+    assert fetch["command"][fetch["command"].index("--docker-config") + 1] == f"{REGISTRY_AUTH_MOUNT}/config.json"
+    assert {"name": REGISTRY_AUTH_VOLUME, "mountPath": REGISTRY_AUTH_MOUNT, "readOnly": True} in fetch["volumeMounts"]
+    assert all(m["name"] != REGISTRY_AUTH_VOLUME for c in pod["containers"] for m in c["volumeMounts"])
+    volume = next(v for v in pod["volumes"] if v["name"] == REGISTRY_AUTH_VOLUME)
+    assert volume["secret"] == {"secretName": secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}
+    assert pod["imagePullSecrets"] == [{"name": secret}]
+
+
+def test_a_models_own_credentials_replace_the_platform_secret_for_the_pull() -> None:
+    pod = _pod("llm-vllm-mig")  # names artifactCredentialsSecret: registry-reader
+    fetch = pod["initContainers"][0]
+    assert "--docker-config" not in fetch["command"]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in fetch["env"] if "valueFrom" in e} == {
+        "SHIPWAY_REGISTRY_USERNAME": "registry-reader", "SHIPWAY_REGISTRY_PASSWORD": "registry-reader"}
+    assert all(v["name"] != REGISTRY_AUTH_VOLUME for v in pod["volumes"])
+
+
+def test_an_artifact_on_another_registry_gets_no_platform_credentials(kind_profile: dict) -> None:
+    spec = _spec("canary-sklearn", artifact="oci://elsewhere.example.com/fraud/churn")
+    pod = render(spec, kind_profile, "staging")[0]["spec"]["template"]["spec"]
+    assert "--docker-config" not in pod["initContainers"][0]["command"]
+    assert all(v["name"] != REGISTRY_AUTH_VOLUME for v in pod["volumes"])
+
+
+def test_a_profile_from_before_pull_secrets_keeps_the_old_behaviour(kind_profile: dict) -> None:
+    legacy = copy.deepcopy(kind_profile)
+    del legacy["registry"]["pullSecret"]
+    pod = render(model("canary-sklearn"), legacy, "staging", "1.1.0")[0]["spec"]["template"]["spec"]
+    assert "imagePullSecrets" not in pod and "--docker-config" not in pod["initContainers"][0]["command"]
+    legacy["registry"]["type"] = "external"
+    pod = render(model("canary-sklearn"), legacy, "staging", "1.1.0")[0]["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": PULL_SECRET}]
 
 
 def test_the_sidecar_serves_the_traffic_port_in_front_of_the_runtime() -> None:
@@ -152,13 +196,54 @@ def test_whole_gpus_on_a_pool_without_mig(kind_profile: dict) -> None:
     assert runtime["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
-def test_prometheus_rule_keeps_only_the_alerts_the_model_measures() -> None:
-    rules = {o["kind"]: o for o in _objects("sklearn-none")}["PrometheusRule"]["spec"]["groups"][0]["rules"]
-    assert [r["alert"] for r in rules] == ["ShipwayModelErrorRateHigh", "ShipwayModelLatencyP99High"]
-    full = {o["kind"]: o for o in _objects("canary-sklearn")}["PrometheusRule"]
-    assert len(full["spec"]["groups"][0]["rules"]) == 4
-    assert full["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert 'model="churn",namespace="fraud-staging"' in full["spec"]["groups"][0]["rules"][0]["expr"]
+def _sidecar_command(spec: ModelSpec, case: str = "canary-sklearn") -> list[str]:
+    blueprint, environment, stable = CASES[case]
+    pod = render(spec, profile_of(blueprint), environment, stable)[0]["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] if c["name"] == "sidecar")["command"]
+
+
+def _flags(command: list[str], prefix: str) -> dict[str, str]:
+    return {flag: command[index + 1] for index, flag in enumerate(command) if flag.startswith(prefix)}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_no_model_prometheus_rule_doubles_the_platforms_slo_alerts(case: str) -> None:
+    assert "PrometheusRule" not in {obj["kind"] for obj in _objects(case)}
+
+
+def test_the_sidecar_exports_only_the_slos_the_model_overrides() -> None:
+    commands = {case: _sidecar_command(model(case), case) for case in CASES}
+    assert _flags(commands["blue-green-xgboost"], "--slo-") == {
+        "--slo-latency-p99-ms": "150", "--slo-error-rate": "0.002", "--slo-drift-psi": "0.3",
+        "--slo-drift-min-rows": "500"}
+    assert _flags(commands["canary-sklearn"], "--slo-") == {
+        "--slo-drift-psi": "0.25", "--slo-drift-min-rows": "500", "--slo-accuracy-floor": "0.9"}
+    assert _flags(commands["llm-vllm-mig"], "--slo-") == {"--slo-latency-p99-ms": "4000",
+                                                          "--slo-accuracy-floor": "0.6"}
+    assert _flags(commands["sklearn-none"], "--slo-") == {}
+
+
+def test_every_rendered_sidecar_command_parses_with_the_real_cli() -> None:
+    import typer
+    from typer.main import get_command
+
+    from shipway.cli import sidecar as sidecar_cli
+
+    app = typer.Typer()
+    app.command("sidecar")(sidecar_cli.sidecar)
+    for case in CASES:
+        command = _sidecar_command(model(case), case)
+        params = get_command(app).make_context("sidecar", command[2:]).params
+        assert params["model"] == model(case).name, case
+
+
+@pytest.mark.parametrize(("delay", "ttl"), [("24h", "129600"), ("90m", "8100"), ("2d", "259200"),
+                                            ("1h30m", "8100"), ("45s", "67.5")])
+def test_predictions_wait_for_labels_as_long_as_label_delay_with_a_margin(delay: str, ttl: str) -> None:
+    command = _sidecar_command(_spec("canary-sklearn", accuracy__labelDelay=delay))
+    assert command[command.index("--label-ttl") + 1] == ttl
+    # Memory stays bounded however long the wait: the sidecar's --pending-limit caps predictions held.
+    assert "--label-ttl" not in _sidecar_command(model("sklearn-none"), "sklearn-none")
 
 
 def test_network_policy_admits_only_the_gateway_and_prometheus() -> None:
@@ -238,3 +323,29 @@ def test_a_platform_without_rollouts_is_refused(kind_profile: dict) -> None:
     off = copy.deepcopy(kind_profile)
     off["rollouts"]["enabled"] = False
     assert "does not run Argo Rollouts" in _refused(model("sklearn-none"), off)
+
+
+def test_mig_slices_count_against_the_quota_the_namespace_enforces(eks_profile: dict) -> None:
+    from shipway.render import tenancy
+    from shipway.spec import load_blueprint
+
+    from delivery_cases import ROOT
+
+    blueprint = load_blueprint(ROOT / "blueprints" / "eks-prod.yaml")
+    [team] = [t for t in blueprint.teams if t.name == "llm"]
+    hard = tenancy.resource_quota(team, "llm-staging", tenancy.gpu_resources(blueprint, team))["spec"]["hard"]
+    assert eks_profile["teams"]["llm"]["gpuQuotaResources"] == tenancy.gpu_resources(blueprint, team)
+    limit = int(hard["requests.nvidia.com/mig-1g.10gb"])
+    assert limit == eks_profile["teams"]["llm"]["gpuQuota"] == team.quota.gpus
+    # Peak pods are replicas.max + 1 on a canary: exactly the quota renders, one slice more is refused.
+    fits = _spec("llm-vllm-mig", replicas={"min": 1, "max": limit - 1})
+    assert render(fits, eks_profile, "staging")
+    message = _refused(_spec("llm-vllm-mig", replicas={"min": 1, "max": limit}), eks_profile)
+    assert f"needs up to {limit + 1} GPUs" in message and "(requests.nvidia.com/mig-1g.10gb)" in message
+
+
+def test_a_resource_the_quota_does_not_cap_is_refused(eks_profile: dict) -> None:
+    stale = copy.deepcopy(eks_profile)
+    stale["teams"]["llm"]["gpuQuotaResources"] = ["nvidia.com/gpu"]
+    message = _refused(model("llm-vllm-mig"), stale)
+    assert "nvidia.com/mig-1g.10gb, which team \"llm\"'s quota does not cap" in message

@@ -1,4 +1,10 @@
-"""Each model's PrometheusRule passes `promtool check rules`; each alert fires on a bad version, not a good one."""
+"""A delivered model's SLOs reach the platform's alerts: rendered sidecar flags -> threshold gauges -> promtool.
+
+No per-model PrometheusRule is rendered. The model's overrides travel as `shipway
+sidecar --slo-*` flags; the real CLI parses them, the real sidecar metrics export
+them, and the platform's own shipway-model-slo rule (from the blueprint) alerts
+each version at its own thresholds, or at the blueprint's where it has none.
+"""
 
 from __future__ import annotations
 
@@ -8,77 +14,104 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
+from typer.main import get_command
 
-from delivery_cases import CASES, model, profile_of
+from delivery_cases import ROOT, model, profile_of
 from shipway import metric_names as m
+from shipway.cli import sidecar as sidecar_cli
 from shipway.delivery.render import render
+from shipway.render.observability import model_slo_rules
+from shipway.sidecar.metrics import SidecarMetrics
+from shipway.spec import load_blueprint
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package prometheus)")
-BAD, GOOD = "1.2.0", "1.1.0"
+BLUEPRINT, ENVIRONMENT = "kind-dev", "prod"
 
 
-def _rule(case: str) -> dict[str, Any]:
-    blueprint, environment, stable = CASES[case]
-    objects = render(model(case), profile_of(blueprint), environment, stable)
-    return next(obj for obj in objects if obj["kind"] == "PrometheusRule")
+def _sidecar_series(case: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The model's labels in Prometheus, and the threshold gauges its rendered sidecar command exports."""
+    objects = render(model(case), profile_of(BLUEPRINT), ENVIRONMENT)
+    rollout = objects[0]
+    assert not [obj for obj in objects if obj["kind"] == "PrometheusRule"]
+    (sidecar,) = [c for c in rollout["spec"]["template"]["spec"]["containers"] if c["name"] == "sidecar"]
+    app = typer.Typer()
+    app.command("sidecar")(sidecar_cli.sidecar)
+    params = get_command(app).make_context("sidecar", sidecar["command"][2:]).params
+    thresholds = sidecar_cli._thresholds(params["slo_latency_p99_ms"], params["slo_error_rate"],
+                                         params["slo_drift_psi"], params["slo_drift_min_rows"],
+                                         params["slo_accuracy_floor"])
+    metrics = SidecarMetrics(params["model"], params["version"], thresholds)
+    # In the cluster the ServiceMonitor's scrape adds the namespace label.
+    labels = {"namespace": rollout["metadata"]["namespace"], "model": params["model"], "version": params["version"]}
+    series = []
+    for name in m.SLO_THRESHOLDS:
+        value = metrics.registry.get_sample_value(name, {"model": params["model"], "version": params["version"]})
+        if value is not None:
+            series.append({"series": f"{name}{_labels(labels)}", "values": f"{value:g}x30"})
+    return labels, series
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
-    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+def _labels(labels: dict[str, Any]) -> str:
+    return "{" + ",".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_rules_pass_promtool_check(case: str, tmp_path: Path) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": _rule(case)["spec"]["groups"]}))
-    result = _promtool("check", "rules", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def _series(version: str, bad: bool) -> list[dict[str, str]]:
-    sel = f'model="churn",namespace="fraud-staging",version="{version}"'
-    fast = "0+0x30" if bad else "0+100x30"
-    return [
-        {"series": f"{m.REQUESTS_TOTAL}{{{sel}}}", "values": "0+100x30"},
-        {"series": f"{m.REQUEST_ERRORS_TOTAL}{{{sel}}}", "values": "0+10x30" if bad else "0+0x30"},
-        # Bad: every request slower than 1 s; good: every request under 100 ms.
-        {"series": f'{m.REQUEST_DURATION_SECONDS}_bucket{{{sel},le="0.1"}}', "values": fast},
-        {"series": f'{m.REQUEST_DURATION_SECONDS}_bucket{{{sel},le="1"}}', "values": fast},
-        {"series": f'{m.REQUEST_DURATION_SECONDS}_bucket{{{sel},le="+Inf"}}', "values": "0+100x30"},
-        {"series": f'{m.FEATURE_DRIFT_PSI}{{{sel},feature="age"}}', "values": "0.6x30" if bad else "0.05x30"},
-        {"series": f"{m.DRIFT_WINDOW_ROWS}{{{sel}}}", "values": "1000x30"},
-        {"series": f"{m.ONLINE_ACCURACY}{{{sel}}}", "values": "0.5x30" if bad else "0.95x30"},
+def _live(labels: dict[str, str], errors_per_1000: int, slowest: str, psi: float | None) -> list[dict[str, str]]:
+    """1000 requests a minute, `errors_per_1000` failing, each in the latency bucket ending at `slowest`."""
+    series = [
+        {"series": f"{m.REQUESTS_TOTAL}{_labels({**labels, 'code': '200'})}", "values": "0+1000x30"},
+        {"series": f"{m.REQUEST_ERRORS_TOTAL}{_labels(labels)}", "values": f"0+{errors_per_1000}x30"},
+        {"series": f'{m.REQUEST_DURATION_SECONDS}_bucket{_labels({**labels, "le": "+Inf"})}', "values": "0+1000x30"},
     ]
+    buckets = ("0.25", "0.5", "1")
+    for bucket in buckets:
+        reached = buckets.index(bucket) >= buckets.index(slowest)
+        series.append({"series": f'{m.REQUEST_DURATION_SECONDS}_bucket{_labels({**labels, "le": bucket})}',
+                       "values": f"{'0+1000' if reached else '0'}x30"})
+    if psi is not None:
+        series += [{"series": f'{m.FEATURE_DRIFT_PSI}{_labels({**labels, "feature": "amount"})}',
+                    "values": f"{psi}x30"},
+                   {"series": f"{m.DRIFT_WINDOW_ROWS}{_labels(labels)}", "values": "2000x30"}]
+    return series
 
 
-def test_each_alert_fires_on_the_bad_version_and_stays_quiet_on_the_good(tmp_path: Path) -> None:
-    (group,) = _rule("canary-sklearn")["spec"]["groups"]
-    # Descriptions render live values; the firing logic is in expr, labels and for, which stay untouched.
-    for rule in group["rules"]:
-        rule["annotations"] = {"summary": rule["annotations"]["summary"]}
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [group]}))
-    alerts = [rule["alert"] for rule in group["rules"]]
-    assert alerts == ["ShipwayModelErrorRateHigh", "ShipwayModelLatencyP99High", "ShipwayModelFeatureDrift",
-                      "ShipwayModelOnlineAccuracyLow"]
-    labels = {"namespace": "fraud-staging", "model": "churn", "version": BAD}
+def test_a_delivered_model_alerts_at_its_own_slos_and_a_plain_one_at_the_blueprints(tmp_path: Path) -> None:
+    rule = model_slo_rules(load_blueprint(ROOT / "blueprints" / f"{BLUEPRINT}.yaml"))
+    groups = rule["spec"]["groups"]
+    for group in groups:
+        for alert in group["rules"]:
+            alert["annotations"] = {}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    # fraud-score overrides p99 150 ms, error rate 0.2% and PSI 0.3; kind-dev's defaults are 500 ms, 1%, 0.2.
+    tuned, tuned_thresholds = _sidecar_series("blue-green-xgboost")
+    assert {s["series"].split("{")[0] for s in tuned_thresholds} == {
+        m.SLO_LATENCY_P99_SECONDS, m.SLO_ERROR_RATE, m.SLO_DRIFT_PSI, m.SLO_DRIFT_MIN_ROWS}
+    plain, plain_thresholds = _sidecar_series("sklearn-none")
+    assert plain_thresholds == []
+    series = [
+        # Within the defaults for errors (0.5%) and latency (p99 under 500 ms) but over its own SLOs;
+        # over the default PSI but within its own bound.
+        *tuned_thresholds, *_live(tuned, errors_per_1000=5, slowest="0.5", psi=0.25),
+        # No overrides: over the defaults (2% errors, p99 near 1 s) fires.
+        *plain_thresholds, *_live(plain, errors_per_1000=20, slowest="1", psi=None),
+    ]
+    fired = {"ShipwayModelErrorRateHigh": ("critical", [tuned, plain]),
+             "ShipwayModelLatencyP99High": ("warning", [tuned, plain]),
+             "ShipwayModelFeatureDrift": ("warning", []),
+             "ShipwayModelOnlineAccuracyLow": ("critical", [])}
     tests = [{
         "interval": "1m",
-        "input_series": _series(BAD, bad=True) + _series(GOOD, bad=False),
+        "input_series": series,
         "alert_rule_test": [
-            {"eval_time": "15m", "alertname": rule["alert"],
-             "exp_alerts": [{"exp_labels": {**labels, **rule["labels"]},
-                             "exp_annotations": rule["annotations"]}]}
-            for rule in group["rules"]
+            {"eval_time": "15m", "alertname": name,
+             "exp_alerts": [{"exp_labels": {**labels, "severity": severity}} for labels in models]}
+            for name, (severity, models) in fired.items()
         ],
-    }, {
-        "interval": "1m",
-        "input_series": _series(GOOD, bad=False),
-        "alert_rule_test": [{"eval_time": "15m", "alertname": alert, "exp_alerts": []} for alert in alerts],
     }]
     test_file = tmp_path / "test.yaml"
     test_file.write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
-    result = _promtool("test", "rules", str(test_file))
+    result = subprocess.run([str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -52,9 +52,13 @@ def test_stack_values_follow_the_blueprint(eks_prod):
 def test_model_slo_thresholds_come_from_the_blueprint(eks_prod):
     [rule] = [r for r in eks_prod.kind("PrometheusRule") if r["metadata"]["name"] == "shipway-model-slo"]
     alerts = {a["alert"]: a["expr"] for g in rule["spec"]["groups"] for a in g["rules"]}
-    assert alerts["ShipwayModelErrorRateHigh"].endswith("> 0.005")
-    assert alerts["ShipwayModelLatencyP99High"].endswith("> 0.25")
-    assert alerts["ShipwayModelOnlineAccuracyLow"].endswith("< 0.9")
+    # The blueprint's SLOs are the defaults, for versions whose sidecar exports no threshold of its own.
+    assert alerts["ShipwayModelErrorRateHigh"].endswith(f"({m.SLO_ERROR_RATE}) or (group by (namespace, model, version)"
+                                                        f" ({m.REQUESTS_TOTAL}) * 0.005))")
+    assert alerts["ShipwayModelLatencyP99High"].endswith(f" * 0.25))")
+    assert f"({m.SLO_LATENCY_P99_SECONDS})" in alerts["ShipwayModelLatencyP99High"]
+    assert alerts["ShipwayModelOnlineAccuracyLow"].endswith(f"({m.ONLINE_ACCURACY}) * 0.9))")
+    assert f"({m.SLO_ACCURACY_FLOOR})" in alerts["ShipwayModelOnlineAccuracyLow"]
     assert m.REQUEST_ERRORS_TOTAL in alerts["ShipwayModelErrorRateHigh"]
     assert m.FEATURE_DRIFT_PSI in alerts["ShipwayModelFeatureDrift"]
 

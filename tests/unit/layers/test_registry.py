@@ -38,3 +38,32 @@ def test_external_registry_puts_a_pull_secret_in_every_team_namespace():
     assert not layer.releases
     assert sorted(s["metadata"]["namespace"] for s in layer.objects) == ["a-prod", "a-staging", "b-prod"]
     assert {s["type"] for s in layer.objects} == {"kubernetes.io/dockerconfigjson"}
+
+
+def test_zot_puts_its_pull_secret_in_every_team_namespace(eks_prod):
+    """Outside kind zot asks every request for credentials; team namespaces get them as a secret."""
+    secrets = [s for s in eks_prod.kind("Secret") if s["metadata"]["name"] == registry.PULL_SECRET]
+    namespaces = {ns for by_env in eks_prod.blueprint.namespaces.values() for ns in by_env.values()}
+    assert {s["metadata"]["namespace"] for s in secrets} == namespaces
+    assert {s["type"] for s in secrets} == {"kubernetes.io/dockerconfigjson"}
+    # The whole config is a Pulumi secret, so synth shows it masked.
+    assert {str(s["stringData"]) for s in secrets} == {"<secret>"}
+    resource = next(r for r in eks_prod.of_type("kubernetes:core/v1:Secret")
+                    if r.inputs["metadata"]["name"] == registry.PULL_SECRET)
+    assert eks_prod.parent_type(resource) == "shipway:registry:Registry"
+
+
+def test_the_pull_secret_authenticates_as_the_htpasswd_user():
+    config = json.loads(registry.docker_config_json("zot.shipway-registry.svc.cluster.local:5000",
+                                                    registry.ZOT_USERNAME, "pw"))
+    [(server, entry)] = config["auths"].items()
+    assert server == "zot.shipway-registry.svc.cluster.local:5000" and entry["username"] == "shipway"
+    from shipway.spec.blueprint import Blueprint
+
+    blueprint = Blueprint.model_validate({"metadata": {"name": "z"}, "cluster": {"kind": "kind"},
+                                          "gitops": {"enabled": False}, "teams": [{"name": "a"}]})
+    assert (registry.server(blueprint), registry.username(blueprint)) == (server, "shipway")
+    layer = registry.render(blueprint, "htpasswd", "CONFIG")
+    secrets = [o for o in layer.objects if o["kind"] == "Secret"]
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["a-prod", "a-staging"]
+    assert all(s["stringData"] == {".dockerconfigjson": "CONFIG"} for s in secrets)

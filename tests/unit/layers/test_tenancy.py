@@ -45,3 +45,64 @@ def test_tenancy_resources_are_children_of_the_tenancy_layer(kind_dev):
         if resource.name.startswith("shipway-dev-tenancy-"):
             assert kind_dev.parent_type(resource) == "shipway:tenancy:Tenancy"
             assert resource.provider == "shipway-dev-cluster-provider-id"
+
+
+def test_mig_slices_are_capped_by_the_team_gpu_quota(eks_prod):
+    """eks-prod partitions its h100 pool with MIG (mixed, all-1g.10gb); team llm may use it, team fraud not."""
+    hard = {q["metadata"]["namespace"]: q["spec"]["hard"] for q in eks_prod.kind("ResourceQuota")}
+    assert hard["llm-prod"]["requests.nvidia.com/mig-1g.10gb"] == "56" == hard["llm-prod"]["requests.nvidia.com/gpu"]
+    assert not any(key.startswith("requests.nvidia.com/mig-") for key in hard["fraud-prod"])
+
+
+def test_quota_resources_follow_the_sharing_strategy():
+    from shipway.render import tenancy
+    from shipway.spec.blueprint import Blueprint
+
+    def blueprint(sharing):
+        return Blueprint.model_validate({
+            "metadata": {"name": "q"}, "cluster": {"kind": "eks", "region": "us-east-1"},
+            "gitops": {"enabled": False},
+            "nodePools": [{"name": "system", "instanceType": "m6i.large"},
+                          {"name": "a100", "instanceType": "p4d.24xlarge", "maxSize": 1,
+                           "gpu": {"model": "a100-40gb", "count": 8}}],
+            "gpuStack": {"sharing": sharing},
+            "teams": [{"name": "t", "quota": {"gpus": 8}}]})
+
+    def resources(sharing):
+        built = blueprint(sharing)
+        return tenancy.gpu_resources(built, built.teams[0])
+
+    assert resources({"strategy": "mig", "profile": "all-balanced"}) == [
+        "nvidia.com/gpu", "nvidia.com/mig-1g.5gb", "nvidia.com/mig-2g.10gb", "nvidia.com/mig-3g.20gb"]
+    assert resources({"strategy": "mig", "migStrategy": "single", "profile": "all-1g.5gb"}) == ["nvidia.com/gpu"]
+    assert resources({"strategy": "time-slicing", "replicas": 4, "renameByDefault": True}) == [
+        "nvidia.com/gpu", "nvidia.com/gpu.shared"]
+    built = blueprint({"strategy": "mig", "profile": "all-1g.5gb"})
+    quota = tenancy.resource_quota(built.teams[0], "t-prod", tenancy.gpu_resources(built, built.teams[0]))
+    assert quota["spec"]["hard"]["requests.nvidia.com/mig-1g.5gb"] == "8"
+
+
+def test_an_external_registry_opens_https_egress_outside_the_private_ranges():
+    from shipway.render import tenancy
+    from shipway.spec.blueprint import Blueprint
+
+    def policies(url):
+        built = Blueprint.model_validate({
+            "metadata": {"name": "ext"}, "cluster": {"kind": "kind"}, "gitops": {"enabled": False},
+            "registry": {"type": "external", "url": url, "username": "puller"}, "teams": [{"name": "a"}]})
+        return {p["metadata"]["name"]: p for p in tenancy.render(built).objects
+                if p["kind"] == "NetworkPolicy" and p["metadata"]["namespace"] == "a-prod"}
+
+    egress = policies("registry.example.com/ml")["allow-external-registry"]["spec"]
+    assert egress["policyTypes"] == ["Egress"] and egress["podSelector"] == {}
+    [rule] = egress["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert rule["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(tenancy.PRIVATE_RANGES)}}]
+    assert "169.254.0.0/16" in tenancy.PRIVATE_RANGES, "the cloud metadata service stays unreachable"
+    assert policies("harbor.example.com:8443/ml")["allow-external-registry"]["spec"]["egress"][0]["ports"] == [
+        {"protocol": "TCP", "port": 8443}]
+
+
+def test_the_in_cluster_registry_needs_no_external_egress(each_blueprint):
+    names = {p["metadata"]["name"] for p in each_blueprint.kind("NetworkPolicy")}
+    assert "allow-registry" in names and "allow-external-registry" not in names

@@ -50,11 +50,30 @@ def test_thresholds_and_selectors_reach_the_expressions() -> None:
     exprs = {rule["alert"]: rule["expr"] for rule in group["rules"]}
     sel = m.selector("iris", namespace="team-a")
     by = ("namespace", "model", "version")
-    assert exprs["ShipwayModelErrorRateHigh"] == f"{m.error_rate(sel, '1m', by)} > 0.01"
-    assert exprs["ShipwayModelLatencyP99High"] == f"{m.latency_p99(sel, '1m', by)} > 0.2"
-    assert exprs["ShipwayModelFeatureDrift"].startswith(f"({m.max_feature_psi(sel, by)} > 0.3)")
-    assert exprs["ShipwayModelOnlineAccuracyLow"] == f"{m.online_accuracy(sel, by)} < 0.9"
+    on = "on(namespace, model, version)"
+    assert exprs["ShipwayModelErrorRateHigh"].startswith(f"{m.error_rate(sel, '1m', by)} > {on}")
+    assert exprs["ShipwayModelLatencyP99High"].startswith(f"{m.latency_p99(sel, '1m', by)} > on(")
+    assert exprs["ShipwayModelFeatureDrift"].startswith(f"({m.max_feature_psi(sel, by)} > on(")
+    assert exprs["ShipwayModelOnlineAccuracyLow"].startswith(f"{m.online_accuracy(sel, by)} < on(")
     assert all(rule["for"] == "30s" for rule in group["rules"])
+
+
+def test_each_alert_compares_with_the_models_own_threshold_else_the_default() -> None:
+    slo = ModelSlo(max_error_rate=0.01, max_latency_p99_seconds=0.2, max_feature_psi=0.3, min_online_accuracy=0.9,
+                   min_drift_rows=400)
+    exprs = {rule["alert"]: rule["expr"] for rule in model_rule_groups(slo=slo)[0]["rules"]}
+    on = "namespace, model, version"
+    expected = {
+        "ShipwayModelErrorRateHigh": [(m.SLO_ERROR_RATE, "max", m.REQUESTS_TOTAL, "0.01")],
+        "ShipwayModelLatencyP99High": [(m.SLO_LATENCY_P99_SECONDS, "max", m.REQUESTS_TOTAL, "0.2")],
+        "ShipwayModelFeatureDrift": [(m.SLO_DRIFT_PSI, "max", m.FEATURE_DRIFT_PSI, "0.3"),
+                                     (m.SLO_DRIFT_MIN_ROWS, "max", m.DRIFT_WINDOW_ROWS, "400")],
+        "ShipwayModelOnlineAccuracyLow": [(m.SLO_ACCURACY_FLOOR, "min", m.ONLINE_ACCURACY, "0.9")],
+    }
+    for alert, thresholds in expected.items():
+        for gauge, lenient, present, default in thresholds:
+            assert f"on({on}) ({lenient} by ({on}) ({gauge}) or (group by ({on}) ({present}) * {default}))" in (
+                exprs[alert]), alert
 
 
 def test_circuit_breakers_are_valid_cluster_analysis_templates(crd_schemas: Path) -> None:

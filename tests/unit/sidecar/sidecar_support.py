@@ -13,6 +13,7 @@ import numpy as np
 from aiohttp import web
 
 from shipway.drift.profile import ReferenceProfile, build_profile
+from shipway.sidecar.metrics import SloThresholds
 from shipway.sidecar.observer import ObserverSettings
 from shipway.sidecar.server import RunningSidecar, SidecarConfig, start
 
@@ -79,7 +80,9 @@ class Upstream:
 
 
 @asynccontextmanager
-async def chain(min_labels: int = 2) -> AsyncIterator[tuple[Upstream, RunningSidecar, SidecarConfig]]:
+async def chain(
+    min_labels: int = 2, thresholds: SloThresholds | None = None
+) -> AsyncIterator[tuple[Upstream, RunningSidecar, SidecarConfig]]:
     """An upstream with a sidecar in front of it; both stopped on exit."""
     upstream = Upstream(free_port())
     await upstream.start()
@@ -94,6 +97,7 @@ async def chain(min_labels: int = 2) -> AsyncIterator[tuple[Upstream, RunningSid
         profile=reference(),
         observer=ObserverSettings(min_labels=min_labels, flush_rows=1),
         timeout_seconds=5.0,
+        thresholds=thresholds or SloThresholds(),
     )
     sidecar = await start(config)
     try:

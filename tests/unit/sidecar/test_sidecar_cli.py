@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from shipway.cli import sidecar as sidecar_cli
 from shipway.drift.profile import CategoricalFeature, ReferenceProfile
+from shipway.sidecar.metrics import SloThresholds
 
 
 def _app() -> typer.Typer:
@@ -53,3 +54,16 @@ def test_importing_the_commands_stays_light() -> None:
     code = "import sys, shipway.cli.sidecar; print(sorted(m for m in ('aiohttp', 'numpy', 'pandas', 'scipy') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_slo_flags_become_threshold_gauges_and_bad_values_are_refused() -> None:
+    thresholds = sidecar_cli._thresholds(250, 0.02, None, 300, 0.9)
+    assert thresholds == SloThresholds(latency_p99_seconds=0.25, error_rate=0.02, drift_psi=None, drift_min_rows=300,
+                                       accuracy_floor=0.9)
+    assert sidecar_cli._thresholds(None, None, None, None, None) == SloThresholds()
+    runner = CliRunner()
+    base = ["sidecar", "--upstream", "http://127.0.0.1:1", "--model", "m", "--version", "v"]
+    for flag, value in (("--slo-error-rate", "1.5"), ("--slo-accuracy-floor", "0"), ("--slo-latency-p99-ms", "-1")):
+        result = runner.invoke(_app(), [*base, flag, value])
+        assert result.exit_code == 1, result.output
+        assert f"{flag} must be" in result.output and "Traceback" not in result.output

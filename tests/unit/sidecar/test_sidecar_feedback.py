@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import math
+
+import psutil
 
 from shipway.sidecar.feedback import PendingPredictions, RollingAccuracy, matches
 
@@ -18,7 +21,7 @@ class Clock:
 
 
 def test_pending_map_evicts_the_oldest_beyond_its_size() -> None:
-    pending = PendingPredictions(max_entries=3)
+    pending = PendingPredictions(max_predictions=3)
     for index in range(5):
         pending.put(f"r{index}", [index])
     assert len(pending) == 3
@@ -27,9 +30,46 @@ def test_pending_map_evicts_the_oldest_beyond_its_size() -> None:
     assert pending.pop("r4") is None
 
 
+def test_the_bound_counts_predictions_not_requests() -> None:
+    pending = PendingPredictions(max_predictions=10)
+    for index in range(4):
+        pending.put(f"r{index}", [index] * 4)
+    # Four requests of four predictions overflow ten: the two oldest requests go.
+    assert (len(pending), pending.predictions) == (2, 8)
+    assert pending.pop("r1") is None and pending.pop("r3") == (3, 3, 3, 3)
+    assert pending.predictions == 4
+    pending.put("r2", [9])
+    assert pending.predictions == 1 and pending.pop("r2") == (9,)
+
+
+def test_long_text_predictions_are_kept_as_digests_and_still_match() -> None:
+    answer = "a long generated answer " * 20
+    pending = PendingPredictions(max_predictions=10)
+    pending.put("r", [answer, "short", 3])
+    kept = pending.pop("r")
+    assert kept is not None and kept[1:] == ("short", 3) and len(kept[0]) == 16
+    assert matches(kept, [answer, "short", 3.0]) == [True, True, True]
+    assert matches(kept, [answer + ".", "other", 4]) == [False, False, False]
+
+
+def test_pending_memory_stays_bounded_whatever_the_model_answers() -> None:
+    """Long answers (an LLM's text) for many requests stay within a few MB at the default bound."""
+    process = psutil.Process()
+    pending = PendingPredictions()
+    gc.collect()
+    baseline = process.memory_info().rss
+    # 600 requests of 256 one-kilobyte answers: 150 MB if kept as sent.
+    for index in range(600):
+        pending.put(f"request-{index:06d}", [f"{index}-{position}-" + "x" * 1000 for position in range(256)])
+    gc.collect()
+    grown = process.memory_info().rss - baseline
+    assert pending.predictions <= 100_000
+    assert grown < 32 * 1024 * 1024, f"RSS grew {grown / 1e6:.1f} MB"
+
+
 def test_pending_map_expires_entries_past_their_ttl() -> None:
     clock = Clock()
-    pending = PendingPredictions(max_entries=100, ttl_seconds=10, clock=clock)
+    pending = PendingPredictions(max_predictions=100, ttl_seconds=10, clock=clock)
     pending.put("old", [1])
     clock.now = 6
     pending.put("new", [2])

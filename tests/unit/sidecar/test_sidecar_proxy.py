@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from shipway import metric_names as names
+from shipway.sidecar.metrics import SloThresholds
 
 from sidecar_support import chain, sample
 
@@ -45,9 +46,26 @@ def test_request_and_response_bytes_pass_through_unchanged_and_are_counted() -> 
             assert sample(text, "shipway_model_drift_window_rows") == 2
             assert sample(text, "shipway_model_feature_drift_psi", feature="f0") is not None
             # Every shared name is exported (histograms by their series); chi-square only
-            # exists for categorical features, which this reference has none of.
+            # exists for categorical features, which this reference has none of, and SLO
+            # thresholds only for the ones the model overrides, none here.
             exported = {line.split("{")[0].removesuffix("_bucket") for line in text.splitlines() if "{" in line}
-            assert set(names.ALL_METRICS) - exported == {names.FEATURE_DRIFT_CHI2_PVALUE}
+            assert set(names.ALL_METRICS) - exported == {names.FEATURE_DRIFT_CHI2_PVALUE, *names.SLO_THRESHOLDS}
+
+    run(scenario)
+
+
+def test_the_models_own_slo_thresholds_are_exported_and_the_rest_left_to_the_platform() -> None:
+    thresholds = SloThresholds(latency_p99_seconds=0.25, drift_psi=0.4, drift_min_rows=200)
+
+    async def scenario() -> None:
+        async with chain(thresholds=thresholds) as (_, _, config), aiohttp.ClientSession() as session:
+            text = await _metrics(session, config.metrics_port)
+            model = {"model": "m", "version": "v1"}
+            assert sample(text, names.SLO_LATENCY_P99_SECONDS, **model) == 0.25
+            assert sample(text, names.SLO_DRIFT_PSI, **model) == 0.4
+            assert sample(text, names.SLO_DRIFT_MIN_ROWS, **model) == 200
+            # No series at all, not a zero: the platform's rules then use their default.
+            assert names.SLO_ERROR_RATE not in text and names.SLO_ACCURACY_FLOOR not in text
 
     run(scenario)
 

@@ -36,6 +36,8 @@ def test_saved_model_predicts_probabilities(tmp_path: Path) -> None:
 {%- else -%}
 import json
 
+import pytest
+
 from {{ cookiecutter.__package_slug }}.data import QUESTIONS
 from {{ cookiecutter.__package_slug }}.predict import ANSWER
 from {{ cookiecutter.__package_slug }}.train import train
@@ -51,7 +53,19 @@ def test_answers_are_parsed_from_free_text() -> None:
     assert ANSWER.search("THE ANSWER IS B.").group(1) == "B"
 
 
-def test_artifact_pins_the_served_model(tmp_path: Path) -> None:
-    settings = json.loads(train(tmp_path).read_text())
-    assert settings["model"] and settings["max_model_len"] > 0
+def test_artifact_is_the_weights_folder_vllm_serves(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (weights / "model.safetensors").write_bytes(b"\0" * 8)
+    (weights / "tokenizer.json").write_text("{}")
+    model_file = train(tmp_path / "artifact", weights)
+    assert model_file == tmp_path / "artifact" / "config.json"
+    assert {p.name for p in (tmp_path / "artifact").iterdir()} == {"config.json", "model.safetensors", "tokenizer.json"}
+
+
+def test_a_folder_without_weights_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="no \\*.safetensors"):
+        train(tmp_path / "artifact", tmp_path)
 {%- endif %}

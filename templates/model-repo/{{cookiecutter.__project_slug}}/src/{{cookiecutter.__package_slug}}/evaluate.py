@@ -38,8 +38,7 @@ def holdout_table(candidate: Path, production: Path) -> pd.DataFrame:
     )
 {% else %}
 from {{ cookiecutter.__package_slug }}.data import QUESTIONS
-from {{ cookiecutter.__package_slug }}.predict import ask
-from {{ cookiecutter.__package_slug }}.train import BASE_MODEL
+from {{ cookiecutter.__package_slug }}.predict import SERVED_MODEL, ask
 
 
 def holdout_table(candidate: Path, production: Path) -> pd.DataFrame:
@@ -54,8 +53,8 @@ def holdout_table(candidate: Path, production: Path) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "label": [q.answer for q in QUESTIONS],
-            "candidate": [ask(candidate_url, BASE_MODEL, q.prompt) for q in QUESTIONS],
-            "baseline": [ask(production_url, BASE_MODEL, q.prompt) for q in QUESTIONS],
+            "candidate": [ask(candidate_url, SERVED_MODEL, q.prompt) for q in QUESTIONS],
+            "baseline": [ask(production_url, SERVED_MODEL, q.prompt) for q in QUESTIONS],
             "topic": [q.topic for q in QUESTIONS],
         }
     )

@@ -56,6 +56,8 @@ import re
 import requests
 
 ANSWER = re.compile(r"\b([ABCD])\b")
+# The platform serves the artifact's weights under the model's name (vLLM's --served-model-name).
+SERVED_MODEL = "{{ cookiecutter.model_name }}"
 
 
 def ask(base_url: str, model: str, prompt: str, timeout: float = 60.0) -> str:
@@ -73,9 +75,7 @@ def ask(base_url: str, model: str, prompt: str, timeout: float = 60.0) -> str:
 
 def main() -> None:
     """Command line: python -m {{ cookiecutter.__package_slug }}.predict PROMPT (endpoint from $MODEL_URL)."""
-    from {{ cookiecutter.__package_slug }}.train import BASE_MODEL
-
-    print(ask(os.environ.get("MODEL_URL", "http://127.0.0.1:8000"), BASE_MODEL, sys.argv[1]))
+    print(ask(os.environ.get("MODEL_URL", "http://127.0.0.1:8000"), SERVED_MODEL, sys.argv[1]))
 {%- endif %}
 
 

@@ -24,7 +24,6 @@ def train(out: Path) -> Path:
     model.fit(train_features, train_labels)
     out.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out / MODEL_FILE)
-    _profile(out, train_features)
     return out / MODEL_FILE
 {% elif cookiecutter.runtime == "xgboost" %}
 from xgboost import XGBClassifier
@@ -41,7 +40,6 @@ def train(out: Path) -> Path:
     model.fit(train_features, train_labels)
     out.mkdir(parents=True, exist_ok=True)
     model.save_model(out / MODEL_FILE)
-    _profile(out, train_features)
     return out / MODEL_FILE
 {% elif cookiecutter.runtime == "pytorch-triton" %}
 import torch
@@ -92,31 +90,36 @@ def train(out: Path) -> Path:
     torch.jit.script(model.eval()).save(str(target))
     config = TRITON_CONFIG % {"name": MODEL_NAME, "features": len(FEATURES)}
     (out / "model_repository" / MODEL_NAME / "config.pbtxt").write_text(config)
-    _profile(out, train_features)
     return target
 {% elif cookiecutter.runtime == "llm-vllm" %}
-# An LLM is not trained here: the artifact pins the served base model and vLLM's
-# settings, so a new release is a reviewed change to this file.
-BASE_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-MODEL_FILE = "serving.json"
-SERVING = {"model": BASE_MODEL, "max_model_len": 4096, "gpu_memory_utilization": 0.9, "dtype": "auto"}
+import shutil
+
+# An LLM is not trained here: the artifact is a folder of Hugging Face-format weights, copied from a local
+# path, which `vllm serve` reads offline at the artifact's root (model.yaml's runtime.modelPath is ".").
+MODEL_FILE = "config.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
-def train(out: Path) -> Path:
-    """Write vLLM's serving settings as the artifact."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MODEL_FILE).write_text(json.dumps(SERVING, indent=2) + "\n")
+def train(out: Path, weights: Path) -> Path:
+    """Copy the weights folder into the artifact directory, refusing one vLLM could not load."""
+    if not weights.is_dir() or not (weights / MODEL_FILE).is_file():
+        raise SystemExit(f"--weights {weights} must be a folder of Hugging Face-format weights with a {MODEL_FILE}; "
+                         "pass WEIGHTS=/path/to/model to make")
+    if not any(path.suffix in WEIGHT_SUFFIXES for path in weights.rglob("*")):
+        raise SystemExit(f"--weights {weights} holds no *.safetensors or *.bin weight files")
+    shutil.copytree(weights, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".cache"))
     return out / MODEL_FILE
 {% endif %}
 {%- if cookiecutter.runtime != "llm-vllm" %}
 
-def _profile(out: Path, train_features) -> None:
-    """Save per-feature reference statistics: the sidecar measures drift against them."""
-    profile = {
-        name: {"mean": float(train_features[:, i].mean()), "std": float(train_features[:, i].std())}
-        for i, name in enumerate(FEATURES)
-    }
-    (out / "reference-profile.json").write_text(json.dumps(profile, indent=2) + "\n")
+def write_features(path: Path) -> Path:
+    """Save the training features, one named column each: `shipway drift profile` builds the reference from them."""
+    import pandas as pd
+
+    train_features, _, _, _ = split()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(train_features, columns=list(FEATURES)).to_parquet(path, index=False)
+    return path
 {%- endif %}
 
 
@@ -129,11 +132,20 @@ def _manifest(out: Path, model_file: Path) -> None:
 
 
 def main() -> None:
-    """Command line: python -m {{ cookiecutter.__package_slug }}.train --out DIR."""
+    """Command line: python -m {{ cookiecutter.__package_slug }}.train --out DIR (and --features FILE or --weights DIR)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("build/candidate"))
+{%- if cookiecutter.runtime == "llm-vllm" %}
+    parser.add_argument("--weights", type=Path, required=True, help="Local folder of Hugging Face-format weights.")
+    arguments = parser.parse_args()
+    model_file = train(arguments.out, arguments.weights)
+{%- else %}
+    parser.add_argument("--features", type=Path, default=Path("build/train-features.parquet"),
+                        help="Where to save the training features for the drift reference profile.")
     arguments = parser.parse_args()
     model_file = train(arguments.out)
+    write_features(arguments.features)
+{%- endif %}
     _manifest(arguments.out, model_file)
     print(f"wrote {model_file}")
 
