@@ -9,6 +9,7 @@ import pulumi
 
 from shipway.platform.cluster import Cluster, ClusterArgs
 from shipway.platform.layers import (
+    REGISTRY_DOCKER_CONFIG,
     GitOps,
     GpuStack,
     LayerArgs,
@@ -59,7 +60,9 @@ class Platform(pulumi.ComponentResource):
         registry = Registry(f"{name}-registry", layer_args, after(pools, observability))
         gitops = GitOps(f"{name}-gitops", layer_args, after(pools, observability))
         serving = Serving(f"{name}-serving", layer_args, after(gpu, observability, registry))
-        tenancy = Tenancy(f"{name}-tenancy", layer_args, after(gitops, serving, registry))
+        # Tenancy creates the team namespaces, so the registry's pull secret is created there too.
+        tenancy_args = LayerArgs(blueprint, {**args.secrets, REGISTRY_DOCKER_CONFIG: registry.docker_config})
+        tenancy = Tenancy(f"{name}-tenancy", tenancy_args, after(gitops, serving, registry))
         self.layers = {"cluster": cluster, "nodepools": pools, "gpu": gpu, "registry": registry, "gitops": gitops,
                        "observability": observability, "serving": serving, "tenancy": tenancy}
         self.kubeconfig = cluster.kubeconfig

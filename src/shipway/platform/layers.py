@@ -17,6 +17,8 @@ from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import Blueprint, ExternalRegistry
 
 SYSTEM_NAMESPACE = "shipway-system"
+# The key under which the Registry's pull credentials reach the Tenancy layer.
+REGISTRY_DOCKER_CONFIG = "registryDockerConfig"
 
 
 @dataclass(frozen=True)
@@ -96,26 +98,31 @@ class GpuStack(_Layer):
 
 
 class Registry(pulumi.ComponentResource):
-    """zot in the cluster with a generated password, or an external registry; a pull secret in every team namespace."""
+    """zot in the cluster with a generated password, or an external registry; the pull credentials for teams."""
 
     url: pulumi.Output[str]
     password: pulumi.Output[str]
+    docker_config: pulumi.Output[str]
     resources: list[pulumi.Resource]
 
     def __init__(self, name: str, args: LayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shipway:registry:Registry", name, None, opts)
         blueprint = args.blueprint
         given = args.secrets.get("registryPassword")
+        if given is not None and not isinstance(blueprint.registry, ExternalRegistry):
+            # zot's htpasswd is built from the generated password's hash; a given one would never log in.
+            raise pulumi.RunError(
+                "shipway:registryPassword is for an external registry; the in-cluster zot's password is "
+                "generated (read it with `pulumi stack output --show-secrets registryPassword`). "
+                "Remove it with `pulumi config rm shipway:registryPassword`.")
         generated = random.RandomPassword(f"{name}-password", length=32, special=False,
                                           opts=pulumi.ResourceOptions(parent=self))
         password = pulumi.Output.secret(given if given is not None else generated.result)
         htpasswd = pulumi.Output.secret(generated.bcrypt_hash.apply(lambda digest: f"shipway:{digest}\n"))
-        # zot's htpasswd holds the generated password's hash, so in-cluster pulls must use that one.
-        pull_password = password if isinstance(blueprint.registry, ExternalRegistry) else generated.result
         server, user = registry.server(blueprint), registry.username(blueprint)
-        config_json = pulumi.Output.secret(pulumi.Output.from_input(pull_password).apply(
+        self.docker_config = pulumi.Output.secret(password.apply(
             lambda secret: registry.docker_config_json(server, user, secret)))
-        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd, config_json), upstream(opts))
+        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd), upstream(opts))
         self.url = pulumi.Output.from_input(registry.url(blueprint))
         self.password = password
         self.register_outputs({"url": self.url, "password": self.password})
@@ -158,5 +165,5 @@ class Tenancy(_Layer):
     TYPE = "shipway:tenancy:Tenancy"
 
     def render(self, name: str, args: LayerArgs) -> LayerRender:
-        return tenancy.render(args.blueprint)
+        return tenancy.render(args.blueprint, args.secrets.get(REGISTRY_DOCKER_CONFIG))
 

@@ -128,19 +128,19 @@ def docker_config_json(server: str, username: str, password: str) -> str:
                       sort_keys=True)
 
 
-def render(blueprint: Blueprint, htpasswd: Any, config_json: Any) -> LayerRender:
-    """zot with its namespace (or nothing, for an external registry), and a pull secret in every team namespace.
+def render(blueprint: Blueprint, htpasswd: Any) -> LayerRender:
+    """zot with its namespace, or nothing for an external registry (team pull secrets live with tenancy)."""
+    if isinstance(blueprint.registry, ZotRegistry):
+        return LayerRender(namespaces=[platform_namespace(NAMESPACE)],
+                           releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
+                           objects=[zot_service_monitor()])
+    return LayerRender()
+
+
+def pull_secrets(blueprint: Blueprint, config_json: Any) -> list[Obj]:
+    """A pull secret in every team namespace, for zot (which asks for credentials outside kind) or an external registry.
 
     `config_json` is the .dockerconfigjson (docker_config_json of server(), username() and the password),
-    usually a Pulumi secret output. zot asks every request outside kind for credentials, so team
-    namespaces need the secret for the in-cluster registry as much as for an external one.
+    usually a Pulumi secret output.
     """
-    layer = LayerRender()
-    if isinstance(blueprint.registry, ZotRegistry):
-        layer = LayerRender(namespaces=[platform_namespace(NAMESPACE)],
-                            releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
-                            objects=[zot_service_monitor()])
-    for by_env in blueprint.namespaces.values():
-        for ns in by_env.values():
-            layer.objects.append(pull_secret(ns, config_json))
-    return layer
+    return [pull_secret(ns, config_json) for by_env in blueprint.namespaces.values() for ns in by_env.values()]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from shipway.render import registry
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import GPU_RESOURCE, Blueprint, ExternalRegistry, MigSharing, Team, TimeSlicing
@@ -169,8 +172,12 @@ def rbac(team: Team, ns: str) -> list[Obj]:
     return [role, binding]
 
 
-def render(blueprint: Blueprint) -> LayerRender:
-    """Every team namespace with its guard rails, and the cluster's priority classes."""
+def render(blueprint: Blueprint, registry_config: Any | None = None) -> LayerRender:
+    """Every team namespace with its guard rails, and the cluster's priority classes.
+
+    With `registry_config` (a .dockerconfigjson, usually a Pulumi secret), each namespace also gets
+    the registry pull secret, created here so that it follows its namespace.
+    """
     layer = LayerRender(objects=priority_classes())
     registry_port = external_registry_port(blueprint)
     for team in blueprint.teams:
@@ -181,4 +188,6 @@ def render(blueprint: Blueprint) -> LayerRender:
             layer.objects.append(limit_range(ns))
             layer.objects += network_policies(ns, registry_port)
             layer.objects += rbac(team, ns)
+            if registry_config is not None:
+                layer.objects.append(registry.pull_secret(ns, registry_config))
     return layer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shipway.render import registry
+from shipway.render import registry, tenancy
 
 
 def test_zot_is_sized_and_authenticated(eks_prod):
@@ -34,10 +34,11 @@ def test_external_registry_puts_a_pull_secret_in_every_team_namespace():
         "metadata": {"name": "ext"}, "cluster": {"kind": "kind"}, "gitops": {"enabled": False},
         "registry": {"type": "external", "url": "registry.example.com/ml", "username": "puller"},
         "teams": [{"name": "a"}, {"name": "b", "environments": ["prod"]}]})
-    layer = registry.render(blueprint, None, "{}")
-    assert not layer.releases
-    assert sorted(s["metadata"]["namespace"] for s in layer.objects) == ["a-prod", "a-staging", "b-prod"]
-    assert {s["type"] for s in layer.objects} == {"kubernetes.io/dockerconfigjson"}
+    layer = registry.render(blueprint, None)
+    assert not layer.releases and not layer.objects
+    secrets = [o for o in tenancy.render(blueprint, "{}").objects if o["kind"] == "Secret"]
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["a-prod", "a-staging", "b-prod"]
+    assert {s["type"] for s in secrets} == {"kubernetes.io/dockerconfigjson"}
 
 
 def test_zot_puts_its_pull_secret_in_every_team_namespace(eks_prod):
@@ -50,7 +51,11 @@ def test_zot_puts_its_pull_secret_in_every_team_namespace(eks_prod):
     assert {str(s["stringData"]) for s in secrets} == {"<secret>"}
     resource = next(r for r in eks_prod.of_type("kubernetes:core/v1:Secret")
                     if r.inputs["metadata"]["name"] == registry.PULL_SECRET)
-    assert eks_prod.parent_type(resource) == "shipway:registry:Registry"
+    # Created with the namespaces it lives in, after them.
+    assert eks_prod.parent_type(resource) == "shipway:tenancy:Tenancy"
+    namespace = next(r for r in eks_prod.of_type("kubernetes:core/v1:Namespace")
+                     if r.inputs["metadata"]["name"] == resource.inputs["metadata"]["namespace"])
+    assert namespace.urn in resource.dependencies
 
 
 def test_the_pull_secret_authenticates_as_the_htpasswd_user():
@@ -63,7 +68,6 @@ def test_the_pull_secret_authenticates_as_the_htpasswd_user():
     blueprint = Blueprint.model_validate({"metadata": {"name": "z"}, "cluster": {"kind": "kind"},
                                           "gitops": {"enabled": False}, "teams": [{"name": "a"}]})
     assert (registry.server(blueprint), registry.username(blueprint)) == (server, "shipway")
-    layer = registry.render(blueprint, "htpasswd", "CONFIG")
-    secrets = [o for o in layer.objects if o["kind"] == "Secret"]
+    secrets = [o for o in tenancy.render(blueprint, "CONFIG").objects if o["kind"] == "Secret"]
     assert sorted(s["metadata"]["namespace"] for s in secrets) == ["a-prod", "a-staging"]
     assert all(s["stringData"] == {".dockerconfigjson": "CONFIG"} for s in secrets)

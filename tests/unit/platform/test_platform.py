@@ -102,3 +102,27 @@ def test_secrets_never_appear_in_plain(kind_dev: SynthResult) -> None:
     assert zot.inputs["values"]["secretFiles"]["htpasswd"] == "<secret>"
     text = repr([r.inputs for r in kind_dev.resources])
     assert "synth-placeholder" not in text
+
+
+def test_a_given_password_for_the_in_cluster_registry_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shipway.platform.synth as synth_module
+    from shipway.platform import program
+
+    real = program.secret_keys
+
+    def with_password(blueprint):  # as if `pulumi config set --secret shipway:registryPassword` had been run
+        return [*real(blueprint), "registryPassword"]
+
+    monkeypatch.setattr(synth_module, "secret_keys", with_password)
+    monkeypatch.setattr(program, "secret_keys", with_password)
+    with pytest.raises(synth_module.SynthError, match="shipway:registryPassword is for an external registry"):
+        run_program(ROOT / "blueprints" / "kind-dev.yaml")
+
+
+def test_secret_keys_follow_the_blueprint() -> None:
+    from shipway.platform.program import secret_keys
+    from shipway.spec import load_blueprint
+
+    assert secret_keys(load_blueprint(ROOT / "blueprints" / "kind-dev.yaml")) == ["kubeconfig", "gitopsRepoToken"]
+    assert secret_keys(load_blueprint(ROOT / "blueprints" / "eks-prod.yaml")) == [
+        "kubeconfig", "gitopsRepoToken", "pagerdutyRoutingKey", "slackWebhookUrl"]
