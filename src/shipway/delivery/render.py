@@ -168,9 +168,15 @@ def analysis(spec: ModelSpec, profile: Profile, where: Placement, stable_version
     address = profile.get("prometheus", {}).get("url")
     if address:
         values["prometheus-address"] = address
+    if spec.drift is not None:
+        # The drift breaker judges the model by its own bound and minimum window, as its alert does.
+        if spec.drift.threshold is not None:
+            values["drift-threshold"] = f"{spec.drift.threshold:g}"
+        values["drift-min-rows"] = str(spec.drift.min_rows)
+    names = (*model_rules.BREAKER_ARGS, *model_rules.DRIFT_ARGS)
     return {
         "templates": [{"templateName": templates[name], "clusterScope": True} for name in breakers(spec)],
-        "args": [{"name": name, "value": values[name]} for name in model_rules.BREAKER_ARGS if name in values],
+        "args": [{"name": name, "value": values[name]} for name in names if name in values],
     }
 
 

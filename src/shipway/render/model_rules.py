@@ -25,6 +25,8 @@ from shipway.render.common import Obj, metadata
 MODEL_GROUPING = (m.NAMESPACE_LABEL, m.MODEL_LABEL, m.VERSION_LABEL)
 DEFAULT_PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
 BREAKER_ARGS = ("model", "namespace", "canary-version", "stable-version", "prometheus-address")
+# The drift breaker's own arguments, with the platform's values as defaults; a model passes its own.
+DRIFT_ARGS = ("drift-threshold", "drift-min-rows")
 _ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
@@ -168,9 +170,12 @@ def breaker_queries(breaker: CircuitBreaker = CircuitBreaker()) -> dict[str, tup
             f"({m.latency_p99(canary, window)} >= 0) - (({m.latency_p99(stable, window)} >= 0) or vector(0))",
             breaker.max_latency_p99_increase_seconds,
         ),
+        # Measured as PSI above the model's own bound (an argument; Argo substitutes arguments in
+        # queries), so the same template serves every model's threshold.
         "drift": (
-            f"{m.max_feature_psi(canary)} and on() ({m.drift_window_rows(canary)} >= {breaker.min_drift_rows})",
-            breaker.max_feature_psi,
+            f"({m.max_feature_psi(canary)} - {{{{args.drift-threshold}}}})"
+            f" and on() ({m.drift_window_rows(canary)} >= {{{{args.drift-min-rows}}}})",
+            0.0,
         ),
         "accuracy": (
             f"(({m.online_accuracy(stable)} >= 0) or vector(1)) - ({m.online_accuracy(canary)} >= 0)",
@@ -195,6 +200,12 @@ def success_condition(bound: float) -> str:
 def failure_condition(bound: float) -> str:
     """The Argo expression failing a measurement; an empty or NaN result is neither (inconclusive)."""
     return f"len(result) > 0 && result[0] > {bound:g}"
+
+
+def template_args(template: Obj, given: Mapping[str, str]) -> dict[str, str]:
+    """The arguments an AnalysisRun of this template gets: its defaults, overridden by those given."""
+    defaults = {arg["name"]: arg["value"] for arg in template["spec"]["args"] if "value" in arg}
+    return {**defaults, **given}
 
 
 def resolve_args(text: str, args: Mapping[str, str]) -> str:
@@ -222,6 +233,9 @@ def _analysis_template(name: str, metric: str, query: str, bound: float, breaker
         measurement["count"] = breaker.count
     args: list[Obj] = [{"name": arg} for arg in BREAKER_ARGS if arg != "prometheus-address"]
     args.append({"name": "prometheus-address", "value": breaker.prometheus_address})
+    if metric == "drift":
+        args += [{"name": "drift-threshold", "value": f"{breaker.max_feature_psi:g}"},
+                 {"name": "drift-min-rows", "value": str(breaker.min_drift_rows)}]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ClusterAnalysisTemplate",

@@ -42,6 +42,7 @@ from shipway.render.model_rules import (
     circuit_breaker_templates,
     model_rule_groups,
     resolve_args,
+    template_args,
     write_rules_file,
 )
 
@@ -240,7 +241,7 @@ def _breakers() -> dict[str, tuple[str, str, str]]:
     found = {}
     for template in circuit_breaker_templates(BREAKER):
         (metric,) = template["spec"]["metrics"]
-        query = resolve_args(metric["provider"]["prometheus"]["query"], args)
+        query = resolve_args(metric["provider"]["prometheus"]["query"], template_args(template, args))
         found[metric["name"]] = (query, metric["successCondition"], metric["failureCondition"])
     return found
 

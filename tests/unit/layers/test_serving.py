@@ -26,7 +26,9 @@ def test_analysis_templates_match_the_profile_and_query_shared_metrics(each_blue
 def test_drift_bound_is_the_blueprint_psi(eks_prod):
     [drift] = [t for t in eks_prod.kind("ClusterAnalysisTemplate")
                if t["metadata"]["name"] == serving.ANALYSIS_TEMPLATES["drift"]]
-    assert drift["spec"]["metrics"][0]["failureCondition"] == "len(result) > 0 && result[0] > 0.2"
+    # The blueprint's bound is the default of the drift-threshold argument; the query measures PSI above it.
+    assert {"name": "drift-threshold", "value": "0.2"} in drift["spec"]["args"]
+    assert drift["spec"]["metrics"][0]["failureCondition"] == "len(result) > 0 && result[0] > 0"
 
 
 def test_runtime_catalog_and_kserve_runtimes(eks_prod, kind_dev):

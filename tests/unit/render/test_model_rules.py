@@ -10,6 +10,7 @@ import pytest
 from shipway import metric_names as m
 from shipway.render.model_rules import (
     BREAKER_ARGS,
+    DRIFT_ARGS,
     CircuitBreaker,
     ModelSlo,
     breaker_queries,
@@ -17,6 +18,7 @@ from shipway.render.model_rules import (
     model_rule_groups,
     prometheus_rule,
     resolve_args,
+    template_args,
 )
 
 
@@ -90,7 +92,8 @@ def test_circuit_breakers_are_valid_cluster_analysis_templates(crd_schemas: Path
         prometheus = metric["provider"]["prometheus"]
         assert prometheus["address"] == "{{args.prometheus-address}}"
         assert metric["count"] == 5
-        assert [arg["name"] for arg in template["spec"]["args"]] == list(BREAKER_ARGS)
+        names = [arg["name"] for arg in template["spec"]["args"]]
+        assert names == list(BREAKER_ARGS) + (list(DRIFT_ARGS) if metric["name"] == "drift" else [])
 
 
 def test_breakers_compare_the_canary_with_stable_by_version() -> None:
@@ -101,7 +104,19 @@ def test_breakers_compare_the_canary_with_stable_by_version() -> None:
     for name in ("error-rate", "latency", "accuracy"):
         query = resolve_args(queries[name][0], args)
         assert canary in query and stable in query, name
-    drift = resolve_args(queries["drift"][0], args)
+    drift = resolve_args(queries["drift"][0], {**args, "drift-threshold": "0.3", "drift-min-rows": "700"})
     assert m.max_feature_psi(canary) in drift and stable not in drift
+    assert "- 0.3)" in drift and ">= 700" in drift
     with pytest.raises(KeyError, match="canary-version"):
         resolve_args(queries["drift"][0], {"model": "iris", "namespace": "x"})
+
+
+def test_the_drift_breaker_takes_the_models_bound_and_defaults_to_the_platforms() -> None:
+    [drift] = [t for t in circuit_breaker_templates(CircuitBreaker(max_feature_psi=0.2, min_drift_rows=500))
+               if t["spec"]["metrics"][0]["name"] == "drift"]
+    given = {"model": "iris", "namespace": "a", "canary-version": "v2", "stable-version": "v1"}
+    query = drift["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
+    assert "- 0.2)" in resolve_args(query, template_args(drift, given))
+    assert "- 0.35)" in resolve_args(query, template_args(drift, {**given, "drift-threshold": "0.35"}))
+    # Measured as PSI above the bound: passing at or under zero.
+    assert drift["spec"]["metrics"][0]["successCondition"] == "len(result) > 0 && result[0] <= 0"
