@@ -38,7 +38,7 @@ def sidecar(
     label_ttl: float = typer.Option(
         3600.0, "--label-ttl", help="Seconds a prediction waits for its delayed label before it is forgotten."
     ),
-    pending_limit: int = typer.Option(100_000, "--pending-limit", help="Most predictions kept awaiting labels."),
+    pending_limit: int = typer.Option(100_000, "--pending-limit", help="Most predictions kept awaiting labels; 0 keeps none."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for the runtime per request."),
     slo_latency_p99_ms: Optional[float] = typer.Option(
         None, "--slo-latency-p99-ms", help="This model's p99 latency ceiling (ms); the platform default when absent."
@@ -69,8 +69,9 @@ def sidecar(
         metrics_host, metrics_port = _address(metrics_listen, "--metrics-listen")
         if not upstream.startswith(("http://", "https://")):
             raise ShipwayError(f"--upstream must be an http(s) URL, got {upstream!r}")
-        if min(window_rows, accuracy_window, pending_limit) < 1 or label_ttl <= 0:
-            raise ShipwayError("--window-rows, --accuracy-window, --pending-limit and --label-ttl must be positive")
+        if min(window_rows, accuracy_window) < 1 or pending_limit < 0 or label_ttl <= 0:
+            raise ShipwayError("--window-rows, --accuracy-window and --label-ttl must be positive, "
+                               "--pending-limit 0 or more (0 keeps no predictions for labels)")
         thresholds = _thresholds(slo_latency_p99_ms, slo_error_rate, slo_drift_psi, slo_drift_min_rows,
                                  slo_accuracy_floor)
         if (listen_host, listen_port) == (metrics_host, metrics_port):

@@ -25,7 +25,7 @@ Environments, in promotion order: {environments}.
 
 Nobody edits a model folder by hand. `shipway promote model.yaml --gitops-repo
 PATH --env ENV` renders the model (Argo Rollout, Services, ServiceMonitor,
-PrometheusRule, PodDisruptionBudget, autoscaler, NetworkPolicy) and commits it on
+PodDisruptionBudget, autoscaler, NetworkPolicy) and commits it on
 a branch `promote/<env>/<model>-<version>`; merging that branch's pull request
 is the deployment. Shipway owns each model folder and replaces it whole.
 

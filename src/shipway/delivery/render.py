@@ -360,6 +360,9 @@ def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
     if spec.accuracy is not None:
         args += ["--accuracy-window", str(spec.accuracy.window), "--min-labels", str(spec.accuracy.min_labels),
                  "--label-ttl", _number(label_ttl_seconds(spec.accuracy.label_delay))]
+    else:
+        # No labels will come, so no prediction needs to wait for one.
+        args += ["--pending-limit", "0"]
     args += sidecar_slo_args(spec)
     return {
         "name": "sidecar",

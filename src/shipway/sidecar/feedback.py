@@ -25,8 +25,8 @@ class PendingPredictions:
     def __init__(
         self, max_predictions: int = 100_000, ttl_seconds: float = 3600.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if max_predictions < 1:
-            raise ValueError(f"max_predictions must be positive, got {max_predictions}")
+        if max_predictions < 0:
+            raise ValueError(f"max_predictions must be 0 (keep none) or positive, got {max_predictions}")
         self.max_predictions = max_predictions
         self.ttl_seconds = ttl_seconds
         self._clock = clock
@@ -43,6 +43,8 @@ class PendingPredictions:
 
     def put(self, request_id: str, predictions: Sequence[Any]) -> None:
         """Remember a request's predictions, evicting the oldest requests beyond the bounds."""
+        if self.max_predictions == 0:
+            return
         now = self._clock()
         kept = tuple(compact(value) for value in predictions[: self.max_predictions])
         self._remove(request_id)

@@ -243,7 +243,10 @@ def test_predictions_wait_for_labels_as_long_as_label_delay_with_a_margin(delay:
     command = _sidecar_command(_spec("canary-sklearn", accuracy__labelDelay=delay))
     assert command[command.index("--label-ttl") + 1] == ttl
     # Memory stays bounded however long the wait: the sidecar's --pending-limit caps predictions held.
-    assert "--label-ttl" not in _sidecar_command(model("sklearn-none"), "sklearn-none")
+    without_labels = _sidecar_command(model("sklearn-none"), "sklearn-none")
+    assert "--label-ttl" not in without_labels
+    # A model that takes no labels keeps no predictions waiting for them.
+    assert without_labels[without_labels.index("--pending-limit") + 1] == "0"
 
 
 def test_network_policy_admits_only_the_gateway_and_prometheus() -> None:

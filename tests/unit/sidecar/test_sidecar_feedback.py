@@ -91,3 +91,10 @@ def test_rolling_accuracy_needs_enough_labels_then_tracks_the_window() -> None:
 
 def test_labels_match_numbers_as_numbers_and_the_rest_as_text() -> None:
     assert matches([1, 0, "cat", 2.0], [1.0, 1, "cat", "2.0"]) == [True, False, True, True]
+
+
+def test_a_zero_limit_keeps_no_predictions() -> None:
+    pending = PendingPredictions(max_predictions=0)
+    pending.put("a", [1, 2, 3])
+    assert len(pending) == 0 and pending.predictions == 0
+    assert pending.pop("a") is None
