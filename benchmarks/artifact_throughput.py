@@ -140,13 +140,14 @@ def _run(repository: str, *args: str) -> dict[str, float | str]:
 NAMES = ("baseline-push", "shipway-push", "baseline-pull", "shipway-pull")
 
 
-def _transfer(name: str, repeat: int, host: str, workdir: Path, source: Path, chunk: int) -> dict[str, float | str]:
+def _transfer(name: str, repeat: int, host: str, workdir: Path, source: Path, chunk: int,
+              pull_dir: Path) -> dict[str, float | str]:
     """Run one transfer in a subprocess and clean up what it wrote.
 
     Each repeat pushes to fresh repositories, so the registry never already has the blob.
     """
     repository = f"bench/{name.split('-')[0]}-{repeat}"
-    target = workdir / "pulled"
+    target = pull_dir / "pulled"
     if name.endswith("push"):
         result = _run(repository, name, host, str(source), str(chunk))
     else:
@@ -168,12 +169,18 @@ def main() -> None:
     parser.add_argument("--size-gib", type=float, default=2.0)
     parser.add_argument("--chunk-mib", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each transfer; the best is reported")
+    parser.add_argument(
+        "--pull-dir", type=Path, default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
+        help="where both pulls write (default /dev/shm): on disk, write-back and discards of the previous "
+             "run's files swing either pull's figure by a factor of several",
+    )
     options = parser.parse_args()
     size = int(options.size_gib * 1024 * MIB)
     chunk = options.chunk_mib * MIB
 
-    with tempfile.TemporaryDirectory(prefix="shipway-bench-") as scratch:
-        workdir = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="shipway-bench-") as scratch, \
+            tempfile.TemporaryDirectory(prefix="shipway-bench-pull-", dir=options.pull_dir) as pull_scratch:
+        workdir, pull_dir = Path(scratch), Path(pull_scratch)
         registry, host = _start_registry(workdir)
         try:
             source = workdir / "model.safetensors"
@@ -183,7 +190,7 @@ def main() -> None:
                 # Alternate who goes first, so neither always meets a warmer cache.
                 order = NAMES if repeat % 2 == 0 else ("shipway-push", "baseline-push", "shipway-pull", "baseline-pull")
                 for name in order:
-                    runs[name].append(_transfer(name, repeat, host, workdir, source, chunk))
+                    runs[name].append(_transfer(name, repeat, host, workdir, source, chunk, pull_dir))
             best = {name: min(results, key=lambda r: float(r["seconds"])) for name, results in runs.items()}
             baseline_push, shipway_push, baseline_pull, shipway_pull = (best[name] for name in NAMES)
         finally:
@@ -195,7 +202,7 @@ def main() -> None:
 
     print(
         f"file: {size / MIB:.0f} MiB, chunk: {options.chunk_mib} MiB, best of {options.repeats}, "
-        f"registry: docker-registry on {host}"
+        f"registry: docker-registry on {host}, pulls written under {options.pull_dir or tempfile.gettempdir()}"
     )
     print(f"{'':10}{'requests MB/s':>15}{'shipway MB/s':>15}{'ratio':>8}{'shipway peak RSS':>20}")
     worst_ratio, worst_rss = 1.0, 0.0
