@@ -98,7 +98,7 @@ class GpuStack(_Layer):
 
 
 class Registry(pulumi.ComponentResource):
-    """zot in the cluster with a generated password, or an external registry; the pull credentials for teams."""
+    """zot in the cluster (password given as a secret, or generated), or an external registry; team credentials."""
 
     url: pulumi.Output[str]
     password: pulumi.Output[str]
@@ -109,16 +109,13 @@ class Registry(pulumi.ComponentResource):
         super().__init__("shipway:registry:Registry", name, None, opts)
         blueprint = args.blueprint
         given = args.secrets.get("registryPassword")
-        if given is not None and not isinstance(blueprint.registry, ExternalRegistry):
-            # zot's htpasswd is built from the generated password's hash; a given one would never log in.
-            raise pulumi.RunError(
-                "shipway:registryPassword is for an external registry; the in-cluster zot's password is "
-                "generated (read it with `pulumi stack output --show-secrets registryPassword`). "
-                "Remove it with `pulumi config rm shipway:registryPassword`.")
-        generated = random.RandomPassword(f"{name}-password", length=32, special=False,
-                                          opts=pulumi.ResourceOptions(parent=self))
+        if given is None:
+            generated = random.RandomPassword(f"{name}-password", length=32, special=False,
+                                              opts=pulumi.ResourceOptions(parent=self))
         password = pulumi.Output.secret(given if given is not None else generated.result)
-        htpasswd = pulumi.Output.secret(generated.bcrypt_hash.apply(lambda digest: f"shipway:{digest}\n"))
+        context = f"{pulumi.get_project()}/{pulumi.get_stack()}/{blueprint.metadata.name}"
+        htpasswd = pulumi.Output.secret(password.apply(
+            lambda secret: registry.htpasswd_line(registry.ZOT_USERNAME, secret, context)))
         server, user = registry.server(blueprint), registry.username(blueprint)
         self.docker_config = pulumi.Output.secret(password.apply(
             lambda secret: registry.docker_config_json(server, user, secret)))

@@ -15,9 +15,7 @@ CONFIG_NAMESPACE = "shipway"
 
 def secret_keys(blueprint: Blueprint) -> list[str]:
     """Every stack config key the blueprint reads as a Pulumi secret."""
-    keys = ["kubeconfig"]
-    if blueprint.registry.type == "external":
-        keys.append("registryPassword")
+    keys = ["kubeconfig", "registryPassword"]
     if blueprint.gitops.enabled and blueprint.gitops.credentials_secret:
         keys.append(blueprint.gitops.credentials_secret)
     keys += [receiver.secret for receiver in blueprint.observability.receivers]

@@ -172,10 +172,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
+_UNSET_SECRETS = frozenset({"kubeconfig", "registryPassword"})
+
+
 def _placeholder_config(blueprint_path: Path, blueprint: Blueprint) -> dict[str, str]:
     config = {f"{CONFIG_NAMESPACE}:blueprint": str(blueprint_path.resolve())}
     for key in secret_keys(blueprint):
-        if key != "kubeconfig":
+        # Left unset, as on a new stack: the kubeconfig comes from the local context, the password is generated.
+        if key not in _UNSET_SECRETS:
             config[f"{CONFIG_NAMESPACE}:{key}"] = f"synth-placeholder-{key}"
     return config
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -29,6 +31,26 @@ def url(blueprint: Blueprint) -> str:
     if isinstance(blueprint.registry, ExternalRegistry):
         return blueprint.registry.url
     return f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{SERVICE_PORT}"
+
+
+_STANDARD_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BCRYPT_BASE64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+BCRYPT_COST = 10
+
+
+def htpasswd_line(user: str, password: str, context: str) -> str:
+    """An htpasswd line with a bcrypt hash whose salt is derived from the password and a context.
+
+    A random salt would change the hash on every `pulumi up` and roll zot each time; a salt keyed
+    by the context (project, stack, platform) keeps it stable while identical passwords on two
+    platforms still hash differently.
+    """
+    import bcrypt
+
+    raw = hmac.new(context.encode(), password.encode(), hashlib.sha256).digest()[:16]
+    salt = base64.b64encode(raw).decode()[:22].translate(str.maketrans(_STANDARD_BASE64, _BCRYPT_BASE64))
+    digest = bcrypt.hashpw(password.encode()[:72], f"$2b${BCRYPT_COST:02d}${salt}".encode()).decode()
+    return f"{user}:{digest}\n"
 
 
 def server(blueprint: Blueprint) -> str:

@@ -320,7 +320,9 @@ def test_alerts_and_circuit_breakers_follow_the_canary(chain: Chain) -> None:
         firing = chain.firing()
         stable_drifted = _measure(chain, f'max({m.FEATURE_DRIFT_PSI}{{version="v1"}})')[0] > SLO.max_feature_psi
         wanted = {("ShipwayModelFeatureDrift", "v2"), ("ShipwayModelOnlineAccuracyLow", "v2")}
-        return stable_drifted and wanted <= firing
+        # The drifted share of the canary's window only grows from here, so once its breaker fails it stays failed.
+        drift_breaker_fails = _argo_condition(breakers["drift"][2], _measure(chain, breakers["drift"][0]))
+        return stable_drifted and wanted <= firing and drift_breaker_fails
 
     _until("the canary's drift and accuracy alerts, and stable drifted past the default", 40, bad_canary)
     firing = chain.firing()
@@ -335,11 +337,15 @@ def test_alerts_and_circuit_breakers_follow_the_canary(chain: Chain) -> None:
         query, success, failure = breakers[name]
         result = _measure(chain, query)
         assert _argo_condition(failure, result) and not _argo_condition(success, result), (name, result)
+    # The drift breaker measures PSI above the bound, so it fails above zero; the PSI itself is past the bound.
     drift_value = _measure(chain, breakers["drift"][0])[0]
+    canary_psi = _measure(chain, f'max({m.FEATURE_DRIFT_PSI}{{version="v2"}})')[0]
     accuracy_drop = _measure(chain, breakers["accuracy"][0])[0]
-    assert drift_value > BREAKER.max_feature_psi
+    assert drift_value > 0 and canary_psi > BREAKER.max_feature_psi
+    assert math.isclose(drift_value, canary_psi - BREAKER.max_feature_psi, rel_tol=1e-6, abs_tol=1e-9)
     assert accuracy_drop > BREAKER.max_accuracy_drop and not math.isnan(accuracy_drop)
-    print(f"canary breaker values: drift {drift_value:.3f}, accuracy drop {accuracy_drop:.3f};"
+    print(f"canary breaker values: PSI {canary_psi:.3f} ({drift_value:+.3f} over the bound),"
+          f" accuracy drop {accuracy_drop:.3f};"
           f" stable PSI {stable_psi:.3f} (own bound {STABLE_DRIFT_PSI:g}, default {SLO.max_feature_psi:g});"
           f" firing {sorted(firing)}; {time.monotonic() - started:.1f}s of traffic")
     assert time.monotonic() - started < 110

@@ -104,25 +104,38 @@ def test_secrets_never_appear_in_plain(kind_dev: SynthResult) -> None:
     assert "synth-placeholder" not in text
 
 
-def test_a_given_password_for_the_in_cluster_registry_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import shipway.platform.synth as synth_module
-    from shipway.platform import program
+def test_zot_htpasswd_is_a_stable_bcrypt_hash_of_the_password() -> None:
+    import bcrypt
 
-    real = program.secret_keys
+    from shipway.render.registry import htpasswd_line
 
-    def with_password(blueprint):  # as if `pulumi config set --secret shipway:registryPassword` had been run
-        return [*real(blueprint), "registryPassword"]
-
-    monkeypatch.setattr(synth_module, "secret_keys", with_password)
-    monkeypatch.setattr(program, "secret_keys", with_password)
-    with pytest.raises(synth_module.SynthError, match="shipway:registryPassword is for an external registry"):
-        run_program(ROOT / "blueprints" / "kind-dev.yaml")
+    line = htpasswd_line("shipway", "s3cret-password", "shipway/dev/shipway-dev")
+    user, digest = line.rstrip("\n").split(":", 1)
+    assert user == "shipway" and bcrypt.checkpw(b"s3cret-password", digest.encode())
+    assert not bcrypt.checkpw(b"other", digest.encode())
+    # The same password and context give the same line, so `pulumi up` does not roll zot each time.
+    assert htpasswd_line("shipway", "s3cret-password", "shipway/dev/shipway-dev") == line
+    assert htpasswd_line("shipway", "s3cret-password", "shipway/prod/shipway-dev") != line
 
 
 def test_secret_keys_follow_the_blueprint() -> None:
     from shipway.platform.program import secret_keys
     from shipway.spec import load_blueprint
 
-    assert secret_keys(load_blueprint(ROOT / "blueprints" / "kind-dev.yaml")) == ["kubeconfig", "gitopsRepoToken"]
+    assert secret_keys(load_blueprint(ROOT / "blueprints" / "kind-dev.yaml")) == [
+        "kubeconfig", "registryPassword", "gitopsRepoToken"]
     assert secret_keys(load_blueprint(ROOT / "blueprints" / "eks-prod.yaml")) == [
-        "kubeconfig", "gitopsRepoToken", "pagerdutyRoutingKey", "slackWebhookUrl"]
+        "kubeconfig", "registryPassword", "gitopsRepoToken", "pagerdutyRoutingKey", "slackWebhookUrl"]
+
+
+def test_a_given_registry_password_replaces_the_generated_one(monkeypatch: pytest.MonkeyPatch,
+                                                                kind_dev: SynthResult) -> None:
+    import shipway.platform.synth as synth_module
+
+    assert len(_by_type(kind_dev, "random:index/randomPassword:RandomPassword")) == 1
+    # As if `pulumi config set --secret shipway:registryPassword ...` had been run.
+    monkeypatch.setattr(synth_module, "_UNSET_SECRETS", frozenset({"kubeconfig"}))
+    given = run_program(ROOT / "blueprints" / "kind-dev.yaml")
+    assert not _by_type(given, "random:index/randomPassword:RandomPassword")
+    [zot] = [r for r in _by_type(given, "kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "zot"]
+    assert zot.inputs["values"]["secretFiles"]["htpasswd"] == "<secret>"
