@@ -24,9 +24,15 @@ def guarded() -> Iterator[None]:
     except ShipwayError as error:
         err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        raise typer.Exit(130) from None
     except BrokenPipeError:
         sys.stderr.close()
         raise typer.Exit(1) from None
+    except OSError as error:
+        # A path that cannot be read or written is the user's to fix, not a crash to report.
+        where = f": {error.filename}" if error.filename else ""
+        err_console.print(f"[bold red]error:[/] {escape(error.strerror or str(error))}{escape(where)}",
+                          highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None

@@ -104,3 +104,12 @@ def test_kind_config_refuses_cloud_blueprint() -> None:
     result = runner.invoke(app, ["kind-config", str(ROOT / "blueprints" / "eks-prod.yaml")])
     assert result.exit_code == 1
     assert "kind-config needs" in result.output and "Traceback" not in result.output
+
+
+def test_an_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = runner.invoke(app, ["synth", KIND_DEV, "-o", str(blocker / "out")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and str(blocker) in result.output
+    assert "Traceback" not in result.output
