@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +90,21 @@ class ReferenceProfile:
         return cls(features=features, prediction=prediction)
 
     def save(self, path: str | Path) -> Path:
-        """Write the profile as JSON and return the path."""
+        """Write the profile as JSON and return the path; a reader never sees half a profile."""
         target = Path(path)
-        target.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        text = json.dumps(self.to_dict(), indent=1) + "\n"
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            # mkstemp creates the file owner-only; the profile ships beside the model for others to read.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         return target
 
     @classmethod

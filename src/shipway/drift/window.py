@@ -19,6 +19,7 @@ from shipway.drift import stats
 from shipway.drift.profile import CategoricalFeature, FeatureProfile, NumericFeature, ReferenceProfile
 
 DEFAULT_WINDOW_ROWS = 2000
+_LARGEST = np.finfo(np.float64).max
 DEFAULT_SLICES = 4
 
 
@@ -76,7 +77,9 @@ class _NumericBlock:
         Bin j holds values in [cut[j-1], cut[j]), so each bin count is a
         difference of "values below cut" counts: no per-row bin index is built.
         """
-        arrays = [_as_float(column) for column in columns]
+        # +inf belongs in a feature's top bin, as in the profile; left as is it would pass the +inf
+        # padding cuts of a feature with fewer bins and land in a padding bin no statistic reads.
+        arrays = [np.minimum(_as_float(column), _LARGEST) for column in columns]
         below = np.empty(self.cuts.shape, dtype=np.int64)
         valid = np.empty(len(arrays), dtype=np.int64)
         lengths = {array.size for array in arrays}

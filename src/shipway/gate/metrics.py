@@ -196,7 +196,10 @@ def _classification_rows(data: GateData, metric: MetricInfo, task: Task) -> Pair
     if metric.name == "accuracy":
         # A predicted label that never occurs in the holdout (an LLM's free answer) is simply wrong.
         rows = np.column_stack(
-            [_correct(data, data.candidate, classes, label_codes), _correct(data, data.baseline, classes, label_codes)]
+            [
+                _correct(data, data.candidate_column, data.candidate, classes, label_codes),
+                _correct(data, data.baseline_column, data.baseline, classes, label_codes),
+            ]
         ).astype(np.float64)
         return PairedRows(metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False))
     candidate_codes = _hard_labels(data, data.candidate_column, data.candidate, classes)
@@ -243,6 +246,12 @@ def _hard_labels(data: GateData, column: str, values: np.ndarray, classes: np.nd
     is_fractional = values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
     if is_fractional and classes.shape[0] == 2:
         return (values >= 0.5).astype(np.int64)
+    if is_fractional:
+        # Casting would truncate 1.7 to class 1 and 0.9 to class 0: a silently wrong score.
+        raise GateInputError(
+            f"{data.source}: column {column!r} holds fractional numbers but the labels hold {classes.shape[0]} "
+            "classes; give predicted class labels, or one probability per class (an n x K array)"
+        )
     if values.dtype.kind == "f" and classes.dtype.kind in "biu":
         values = values.astype(classes.dtype)
     try:
@@ -262,10 +271,12 @@ def _hard_labels(data: GateData, column: str, values: np.ndarray, classes: np.nd
     return codes
 
 
-def _correct(data: GateData, values: np.ndarray, classes: np.ndarray, label_codes: np.ndarray) -> np.ndarray:
+def _correct(
+    data: GateData, column: str, values: np.ndarray, classes: np.ndarray, label_codes: np.ndarray
+) -> np.ndarray:
     is_fractional = values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
-    if values.ndim == 2 or (is_fractional and classes.shape[0] == 2):
-        return _hard_labels(data, "", values, classes) == label_codes
+    if values.ndim == 2 or is_fractional:
+        return _hard_labels(data, column, values, classes) == label_codes
     if values.dtype.kind in "fb" and data.labels.dtype.kind in "biu":
         values = values.astype(data.labels.dtype)
     return np.asarray(values == data.labels, dtype=bool)

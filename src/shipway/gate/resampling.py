@@ -9,8 +9,9 @@ Three methods, chosen per holdout (and per slice) and named in the report:
     the distinct rows. That costs O(distinct rows) per resample instead of O(n)
     and gives the same distribution as resampling row indices.
 ``index-resampling``
-    Row indices are drawn, a few resamples at a time, so no chunk ever holds
-    more than CHUNK_CELLS weights. Exact, and O(n) per resample.
+    Row indices are drawn, a few resamples at a time, so no chunk holds more
+    than CHUNK_CELLS weights, or one resample's n when n is larger. Exact, and
+    O(n) per resample.
 ``stratified-normal``
     From STRATIFIED_MIN_ROWS rows on, for metrics that depend on the weights only
     through weighted sums of a few per-row columns (``metrics.Linearized``: log
@@ -47,7 +48,7 @@ import numpy as np
 
 from shipway.gate.metrics import Linearized, PairedRows
 
-CHUNK_CELLS = 1 << 22  # weights held at once: 32 MiB of float64, whatever n and B are
+CHUNK_CELLS = 1 << 22  # weights held at once: 32 MiB of float64, whatever B is (a chunk is at least one resample)
 # Below this many rows index resampling is exact and takes about a second for
 # 2,000 resamples; above it its cost grows as n x B while strata stay at K x B.
 STRATIFIED_MIN_ROWS = 50_000

@@ -385,6 +385,9 @@ def _selfservice_scaffold(repo: ModelRepo) -> Finding:
 def _selfservice_docs(repo: ModelRepo) -> Finding:
     if not repo.readme.strip():
         return failed("no README.md")
+    if not repo.steps:
+        # Without a pipeline there is no road to document, and any README would tick the box.
+        return failed("no CI pipeline, so README.md documents no road to production")
     used = sorted({word for step in repo.steps
                    for word in re.findall(r"\bmake\s+(?:-\S+\s+)*([a-z][a-z0-9-]*)", step.command)
                    if word in ROAD_TARGETS or word.startswith("promote")})

@@ -58,10 +58,13 @@ class Observer:
         self._rows = 0
         self._predictions: list[Any] = []
 
-    def parse(self, body: bytes) -> Any:
-        """The request's JSON document, or None when it is too large or not JSON."""
+    def parse(self, body: bytes, encoding: str | None = None) -> Any:
+        """The request's JSON document, or None when it is too large, not JSON, or in an unknown encoding."""
         if len(body) > self.settings.max_parse_bytes:
             return None
+        if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+            inflated = payload.inflate(body, encoding, self.settings.max_parse_bytes)
+            return None if inflated is None else payload.load_json(inflated)
         return payload.load_json(body)
 
     def record(

@@ -16,6 +16,7 @@ Anything else is "unparsed": the caller passes it through untouched and counts i
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,25 @@ def load_json(body: bytes) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: pathologically nested JSON must not take the handler down.
         return None
+
+
+def inflate(body: bytes, encoding: str, limit: int) -> bytes | None:
+    """A gzip or deflate body decompressed for reading, or None when unknown, corrupt or over `limit` bytes."""
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(
+        encoding.strip().lower()
+    )
+    if wbits is None:
+        return None
+    # Some clients send deflate without its zlib header; try raw deflate after the standard form.
+    for bits in (wbits, -zlib.MAX_WBITS) if wbits == zlib.MAX_WBITS else (wbits,):
+        decompressor = zlib.decompressobj(bits)
+        try:
+            # max_length bounds what a small, highly compressed body can inflate to.
+            inflated = decompressor.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        return None if len(inflated) > limit or decompressor.unconsumed_tail else inflated
+    return None
 
 
 def request_id(document: Any) -> str | None:

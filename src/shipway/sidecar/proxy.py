@@ -101,7 +101,7 @@ class Proxy:
         started = time.perf_counter()
         body = await request.read()
         inference = request.method == "POST" and not request.path.startswith(NON_INFERENCE_PREFIXES)
-        document = self.observer.parse(body) if inference else None
+        document = self.observer.parse(body, request.headers.get("Content-Encoding")) if inference else None
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
         request_id = headers.get(REQUEST_ID_HEADER) or payload.request_id(document)
         if inference and request_id is None:
@@ -157,11 +157,18 @@ class Proxy:
         """Take delayed labels: {"id", "label" | "labels"}, or a list of such objects."""
         document = payload.load_json(await request.read())
         items = document if isinstance(document, list) else [document]
+        # Every item is checked before any is applied: a rejected body consumes no prediction,
+        # and an item without a label is refused rather than scored as a wrong prediction.
+        if not all(
+            isinstance(item, dict)
+            and isinstance(item.get("id"), str)
+            and (isinstance(item.get("labels"), list) or "label" in item)
+            for item in items
+        ):
+            return _json(400, {"error": 'expected {"id": "<request id>", "labels": [...]} or a list of them'})
         matched = unknown = 0
         for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                return _json(400, {"error": 'expected {"id": "<request id>", "labels": [...]} or a list of them'})
-            labels = item["labels"] if isinstance(item.get("labels"), list) else [item.get("label")]
+            labels = item["labels"] if isinstance(item.get("labels"), list) else [item["label"]]
             count = self.observer.feedback(item["id"], labels)
             matched += count
             unknown += count == 0

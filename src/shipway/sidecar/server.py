@@ -54,7 +54,9 @@ async def start(config: SidecarConfig) -> RunningSidecar:
         (proxy.metrics_app(), config.metrics_host, config.metrics_port),
     ):
         # access_log=None: a log line per request would cost more than the proxying itself.
-        runner = web.AppRunner(app, access_log=None)
+        # auto_decompress=False: a gzip-encoded request is forwarded as the gzip bytes it came
+        # with, not inflated bytes under a Content-Encoding header that no longer fits them.
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)

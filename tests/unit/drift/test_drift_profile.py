@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,23 @@ def test_round_trip_through_json(tmp_path) -> None:
     assert ReferenceProfile.load(path) == profile
     # Small enough to sit beside a model artifact.
     assert path.stat().st_size < 4_000
+
+
+def test_a_save_that_fails_leaves_the_previous_profile_whole(tmp_path, monkeypatch) -> None:
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 500)})
+    old = build_profile(frame)
+    path = old.save(tmp_path / "profile.json")
+    new = build_profile(frame * 2)
+
+    def interrupted(*_args: object) -> None:
+        raise OSError("disk full")
+
+    # The write is interrupted where a crash or a full disk would stop it: before the new file is in place.
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(OSError, match="disk full"):
+        new.save(path)
+    assert ReferenceProfile.load(path) == old
+    assert [p.name for p in tmp_path.iterdir()] == ["profile.json"]
 
 
 def test_load_rejects_other_documents_with_a_clear_message(tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from shipway.drift.profile import build_profile
 from shipway.drift.window import DriftWindow
@@ -69,3 +70,18 @@ def test_columns_with_stray_values_count_what_parses() -> None:
     assert stats["c"].rows == 3
     assert stats["y"].rows == 0
     assert np.isnan(stats["y"].psi)
+
+
+def test_infinite_values_count_in_the_top_bin_of_every_numeric_feature() -> None:
+    rng = np.random.default_rng(3)
+    # "wide" has 20 bins, "narrow" 3: the narrow one's bins are padded to the wide one's.
+    profile = build_profile(pd.DataFrame({"wide": rng.normal(size=5000), "narrow": rng.integers(0, 3, 5000) * 1.0}))
+    window = DriftWindow(profile, window_rows=None, slices=1)
+    window.add_columns({"wide": [np.inf] * 10, "narrow": [np.inf] * 10}, rows=10)
+    stats = {feature.name: feature for feature in window.statistics().features}
+    for name in ("wide", "narrow"):
+        # All ten rows sit in the top bin, whose reference share is about a third or a twentieth: the
+        # live CDF is 0 below the top cut, so KS equals the reference CDF there.
+        feature = profile.features[[f.name for f in profile.features].index(name)]
+        assert stats[name].rows == 10
+        assert stats[name].ks == pytest.approx(1.0 - feature.proportions[-1]), name

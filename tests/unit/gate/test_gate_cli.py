@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,19 @@ def test_a_better_candidate_passes_and_writes_the_report(app: typer.Typer, tmp_p
     assert (tmp_path / "report" / "gate-difference.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "**PASS**" in (tmp_path / "report" / "gate-summary.md").read_text()
     assert not list((tmp_path / "report").glob(".*.tmp"))
+
+
+def test_the_report_files_are_readable_like_any_other_file(app: typer.Typer, tmp_path: Path) -> None:
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    umask = os.umask(0o022)
+    try:
+        assert _invoke(app, data, "--margin", "0.02").exit_code == 0
+    finally:
+        os.umask(umask)
+    for name in ("gate-report.json", "gate-summary.md", "gate-difference.png"):
+        # Not mkstemp's owner-only 0600: a later CI step or another user reads the report.
+        assert stat.S_IMODE((tmp_path / "report" / name).stat().st_mode) == 0o644, name
 
 
 def test_a_worse_candidate_fails_with_exit_1(app: typer.Typer, tmp_path: Path) -> None:

@@ -119,3 +119,12 @@ def test_accuracy_counts_a_label_outside_the_classes_as_wrong() -> None:
     labels = np.array(["A", "B", "A", "C"])
     data = _data(labels, np.array(["A", "B", "D", "C"]), np.array(["B", "B", "A", "Z"]))
     assert _point(data, "accuracy")[:2] == (0.75, 0.5)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1"])
+def test_fractional_predictions_for_more_than_two_classes_are_refused_not_truncated(metric: str) -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    # Truncated, 1.7 and 2.4 would count as right; rounded, 0.6 would not: neither is a class label.
+    data = _data(labels, np.array([0.2, 1.7, 2.4, 0.1, 1.2, 2.9]), labels.astype(float))
+    with pytest.raises(GateInputError, match=r"'cand' holds fractional numbers but the labels hold 3 classes"):
+        prepare(data, metric)

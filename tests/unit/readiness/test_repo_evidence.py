@@ -93,6 +93,13 @@ def test_a_directory_without_model_yaml_or_ci_fails_rather_than_passes(kind_dev:
     assert "no CI pipeline" in seen["cicd-pipeline"][1]
 
 
+def test_a_readme_alone_does_not_document_a_road(kind_dev: Blueprint, tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# a model\n\nSome notes.\n")
+    seen = _repo_observations(assess(kind_dev, "kind-dev", repos=load_repos([tmp_path])), f"model-repo:{tmp_path.name}")
+    assert seen["selfservice-docs"][0] is Status.FAIL
+    assert "no CI pipeline" in seen["selfservice-docs"][1]
+
+
 def test_a_model_repo_path_that_is_not_a_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(ReadinessInputError, match="not a directory"):
         load_repos([tmp_path / "missing"])

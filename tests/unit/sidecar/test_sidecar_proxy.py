@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,24 @@ def test_request_and_response_bytes_pass_through_unchanged_and_are_counted() -> 
             # thresholds only for the ones the model overrides, none here.
             exported = {line.split("{")[0].removesuffix("_bucket") for line in text.splitlines() if "{" in line}
             assert set(names.ALL_METRICS) - exported == {names.FEATURE_DRIFT_CHI2_PVALUE, *names.SLO_THRESHOLDS}
+
+    run(scenario)
+
+
+def test_a_gzip_encoded_request_reaches_the_runtime_as_sent_and_its_features_are_still_read() -> None:
+    async def scenario() -> None:
+        async with chain() as (_, _, config), aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{config.listen_port}/v2/models/m/infer"
+            compressed = gzip.compress(OIP)
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            async with session.post(url, data=compressed, headers=headers) as response:
+                # The runtime could inflate what it got: the sidecar sent the gzip bytes, not inflated ones.
+                assert response.status == 200
+                assert response.headers["x-body-sha256"] == hashlib.sha256(OIP).hexdigest()
+                assert (await response.json())["outputs"][0]["data"] == [1, 0]
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_drift_window_rows") == 2
+            assert sample(text, "shipway_model_unparsed_requests_total") == 0
 
     run(scenario)
 
@@ -149,5 +168,28 @@ def test_delayed_labels_by_request_id_drive_online_accuracy() -> None:
             assert sample(text, "shipway_model_online_accuracy") == 0.5
             assert sample(text, "shipway_model_labels_total") == 4
             assert sample(text, "shipway_model_labels_unmatched_total") == 2
+
+    run(scenario)
+
+
+def test_feedback_without_a_label_is_refused_and_consumes_nothing() -> None:
+    async def scenario() -> None:
+        async with chain(min_labels=1) as (_, _, config), aiohttp.ClientSession() as session:
+            base = f"http://127.0.0.1:{config.listen_port}"
+            async with session.post(f"{base}/v2/models/m/infer", data=OIP, headers={"x-request-id": "r0"}):
+                pass
+            # The first item is fine, the second has no label: nothing is applied.
+            bad = [{"id": "r0", "labels": [1, 0]}, {"id": "r0"}]
+            async with session.post(f"{base}/feedback", json=bad) as response:
+                assert response.status == 400
+            async with session.post(f"{base}/feedback", json={"id": "r0"}) as response:
+                assert response.status == 400
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_labels_total") == 0
+            # r0's predictions still wait for their labels, and both are right.
+            async with session.post(f"{base}/feedback", json={"id": "r0", "labels": [1, 0]}) as response:
+                assert await response.json() == {"matched": 2, "unknown_ids": 0}
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_online_accuracy") == 1.0
 
     run(scenario)
