@@ -130,10 +130,15 @@ def layer_media_type(relative_path: str, size: int, drift_profile: str | None) -
     return FILE_MEDIA_TYPE if size >= LARGE_FILE_BYTES else BUNDLE_MEDIA_TYPE
 
 
+def is_digest(text: object) -> bool:
+    """Whether a manifest's digest field is a sha256 digest, safe to put in a URL or a file name."""
+    return isinstance(text, str) and _DIGEST.match(text) is not None
+
+
 def safe_relative_path(title: str) -> PurePosixPath:
     """A layer title as a relative path that cannot escape the destination directory."""
     path = PurePosixPath(title)
-    if not title or path.is_absolute() or ".." in path.parts or "\\" in title:
+    if not title or path.is_absolute() or ".." in path.parts or "\\" in title or "\0" in title or not path.parts:
         raise BadReferenceError(f"Got layer title {title!r}: a title must be a relative path inside the model.")
     return path
 

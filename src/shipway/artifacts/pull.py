@@ -21,6 +21,7 @@ from shipway.artifacts.layout import (
     CONFIG_MEDIA_TYPE,
     MARKER_FILE,
     Reference,
+    is_digest,
     parse_reference,
     safe_relative_path,
 )
@@ -46,18 +47,58 @@ def _check_manifest(raw: bytes, reference: Reference) -> dict[str, Any]:
         manifest = json.loads(raw)
     except ValueError:
         raise ArtifactError(f"{reference} has a manifest that is not JSON.") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+        raise ArtifactError(f"{reference} has a manifest that is not an OCI image manifest.")
     config_type = manifest.get("config", {}).get("mediaType")
     if manifest.get("artifactType") != ARTIFACT_TYPE and config_type != CONFIG_MEDIA_TYPE:
         raise ArtifactError(
             f"{reference} is not a Shipway model (artifactType {manifest.get('artifactType')!r}, "
             f"config {config_type!r}); push it with `shipway model push`."
         )
-    titles = [(layer.get("annotations") or {}).get(ANNOTATION_TITLE, "") for layer in manifest.get("layers", [])]
+    layers = manifest.get("layers", [])
+    if not isinstance(layers, list):
+        raise ArtifactError(f"{reference} has a manifest whose layers are not a list.")
+    # Digests become file names and URLs on the way down: each must be sha256 and hex, and each size a count.
+    for descriptor in [manifest.get("config"), *layers]:
+        _check_descriptor(descriptor, reference)
+    titles = [(layer.get("annotations") or {}).get(ANNOTATION_TITLE, "") for layer in layers]
     for title in titles:
+        if not isinstance(title, str):
+            raise ArtifactError(f"{reference} has a layer titled {title!r}: a title is a file name.")
         safe_relative_path(title)
     if len(set(titles)) != len(titles):
         raise ArtifactError(f"{reference} names the same file in two layers: {sorted(titles)}.")
+    for layer in layers:
+        if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
+            _bundle_files(layer, reference)
     return manifest  # type: ignore[no-any-return]
+
+
+def _check_descriptor(descriptor: Any, reference: Reference) -> None:
+    """Refuse a config or layer descriptor whose digest or size could not have been pushed by Shipway."""
+    if not isinstance(descriptor, dict):
+        raise ArtifactError(f"{reference} has a manifest with a malformed config or layer: {descriptor!r}.")
+    digest, size = descriptor.get("digest"), descriptor.get("size")
+    if not is_digest(digest):
+        raise ArtifactError(f"{reference} lists a blob with digest {digest!r}: expected sha256: and 64 hex digits.")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ArtifactError(f"{reference} lists blob {digest} with size {size!r}: expected a byte count.")
+    if not isinstance(descriptor.get("annotations") or {}, dict):
+        raise ArtifactError(f"{reference} lists blob {digest} with annotations that are not a mapping.")
+
+
+def _bundle_files(layer: dict[str, Any], reference: Reference) -> list[str]:
+    """The file names a small-files layer's annotation promises, each a safe relative path."""
+    text = (layer.get("annotations") or {}).get(ANNOTATION_BUNDLE_FILES, "[]")
+    try:
+        names = json.loads(text)
+    except (TypeError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ArtifactError(f"{reference} has a small-files layer whose file list is not a JSON list of names.")
+    for name in names:
+        safe_relative_path(name)
+    return names
 
 
 def installed_digest(destination: Path) -> str | None:
@@ -126,11 +167,10 @@ def _fetch_layers(
         def done(count: int, label: str = label, size: int = size) -> None:
             progress(label, count, size)
 
-        if layer["mediaType"] == BUNDLE_MEDIA_TYPE:
+        if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
             archive = staging / f".bundle-{digest.removeprefix('sha256:')}.tar"
             client.pull_blob(reference, digest, size, archive, done)
-            expected = json.loads(annotations.get(ANNOTATION_BUNDLE_FILES, "[]"))
-            files += extract_bundle(archive, staging, expected)
+            files += extract_bundle(archive, staging, _bundle_files(layer, reference))
             archive.unlink()
         else:
             client.pull_blob(reference, digest, size, staging / title, done)

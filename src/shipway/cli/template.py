@@ -17,6 +17,9 @@ CI_SYSTEMS = ("github", "gitlab")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DESCRIPTION = re.compile(r"^[A-Za-z0-9 .,;:()_/'-]{1,200}$")
+# The same rule as the template's pre_gen hook: an OCI registry host, optionally with a path prefix.
+_REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
+DEFAULT_REGISTRY = "registry.example.com/models"
 
 
 class TemplateInputError(ShipwayError):
@@ -30,18 +33,30 @@ def template_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "templates" / "model-repo"
 
 
-def _check(name: str, team: str, package: str, description: str, runtime: str, rollout: str, ci: str) -> None:
+def _check(name: str, team: str, package: str, description: str, runtime: str, rollout: str, ci: str,
+           registry: str = DEFAULT_REGISTRY) -> None:
     """Refuse inputs before cookiecutter renders them: it treats every value as a Jinja template."""
+    from shipway.spec.model import MAX_NAME_LENGTH
+
     for field, value in (("name", name), ("team", team)):
         if not _DNS_LABEL.match(value):
             raise TemplateInputError(
                 f"--{field} {value!r} is not a DNS-1123 label: use 1-63 lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit"
             )
+        # model.yaml's name and team follow the ModelSpec's rule, or the baked repo could never be promoted.
+        if len(value) > MAX_NAME_LENGTH or not value[0].isalpha():
+            raise TemplateInputError(
+                f"--{field} {value!r} is not a model or team name: start with a letter and use at most "
+                f"{MAX_NAME_LENGTH} characters, as model.yaml requires"
+            )
     if not _PACKAGE.match(package) or keyword.iskeyword(package):
         raise TemplateInputError(f"--package {package!r} is not a valid Python package name (lower-case, digits, '_'; not a keyword)")
     if not _DESCRIPTION.match(description):
         raise TemplateInputError("--description may hold only letters, digits, spaces and . , ; : ( ) _ / ' -")
+    if not _REGISTRY.match(registry):
+        raise TemplateInputError(f"--registry {registry!r} is not an OCI registry and path prefix, "
+                                 "e.g. registry.example.com/models")
     for field, value, allowed in (("runtime", runtime, RUNTIMES), ("rollout", rollout, ROLLOUTS), ("ci", ci, CI_SYSTEMS)):
         if value not in allowed:
             raise TemplateInputError(f"--{field} {value!r} is not one of {', '.join(allowed)}")
@@ -57,6 +72,7 @@ def bake(
     description: str = "A model served by the Shipway platform",
     package: str | None = None,
     template: Path | None = None,
+    registry: str = DEFAULT_REGISTRY,
 ) -> Path:
     """Bake the template into OUTPUT_DIR/NAME and return that path; nothing is written under $HOME."""
     import tempfile
@@ -65,7 +81,7 @@ def bake(
     from cookiecutter.main import cookiecutter
 
     package = package or name.replace("-", "_")
-    _check(name, team, package, description, runtime, rollout, ci)
+    _check(name, team, package, description, runtime, rollout, ci, registry)
     context = {
         "model_name": name,
         "team": team,
@@ -74,6 +90,7 @@ def bake(
         "runtime": runtime,
         "rollout": rollout,
         "ci": ci,
+        "registry": registry,
     }
     with tempfile.TemporaryDirectory(prefix="shipway-cookiecutter-") as scratch:
         config = Path(scratch) / "config.yaml"
@@ -110,9 +127,13 @@ def new_model(
     description: str = typer.Option("A model served by the Shipway platform", "--description"),
     package: str = typer.Option("", "--package", help="Python package name; default: the name with '_' for '-'."),
     output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where the new repository is created."),
+    registry: str = typer.Option(
+        DEFAULT_REGISTRY, "--registry",
+        help="OCI registry and path prefix CI pushes the model to and the pods pull it from, e.g. the platform's.",
+    ),
 ) -> None:
     """Create a model repository from the template: code, tests, model.yaml and the CI road to production."""
     with guarded():
-        baked = bake(output_dir, name, team, runtime, rollout, ci, description, package or None)
+        baked = bake(output_dir, name, team, runtime, rollout, ci, description, package or None, registry=registry)
     console.print(f"created {baked}", highlight=False)
     console.print("next: cd into it, then `make install` and `make all`", highlight=False)

@@ -94,6 +94,8 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
     git = Git(repo)
     git.check_repository()
     with git.lock():
+        # Under the lock: a promotion holding it changes the tree, so a check before it would see that as dirty.
+        git.check_clean()
         base = git.deployed_ref(str((profile.get("gitops") or {}).get("revision") or "main"))
         folder = model_folder(profile, environment, spec)
         _check_previous_environment(git, base, profile, environment, spec, force)
@@ -190,10 +192,13 @@ class Git:
         return subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True, timeout=120).returncode == 0
 
     def check_repository(self) -> None:
-        """Refuse anything but a clean work tree of a git repository."""
+        """Refuse anything but the work tree of a git repository."""
         if not self.repo.is_dir() or not self.ok("rev-parse", "--is-inside-work-tree"):
             raise PromotionRefused(f"{self.repo} is not a git clone; clone the GitOps repo (or run shipway "
                                    "init-gitops) and pass its path")
+
+    def check_clean(self) -> None:
+        """Refuse a work tree with uncommitted changes."""
         dirty = self.run("status", "--porcelain").strip()
         if dirty:
             raise PromotionRefused(f"{self.repo} has uncommitted changes; commit or stash them first:\n{dirty}")

@@ -54,7 +54,7 @@ def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: 
     # No per-model PrometheusRule: the platform's shipway-model-slo rules alert on every model at the
     # thresholds its sidecar exports (sidecar_slo_args), so a second rule here would alert twice.
     objects += [service_monitor(spec, profile, where), disruption_budget(spec, where)]
-    if spec.replicas.min != spec.replicas.max:
+    if autoscaled(spec):
         objects.append(autoscaler(spec, where))
     objects.append(network_policy(spec, where))
     # A JSON round trip leaves no shared sub-objects, so YAML output has no anchors and callers may mutate freely.
@@ -93,7 +93,7 @@ def artifact_reference(spec: ModelSpec, profile: Profile) -> str:
 def rollout(spec: ModelSpec, profile: Profile, where: Placement, stable_version: str) -> Obj:
     """The Argo Rollout: pod template, and canary, blue-green or plain rolling strategy."""
     gpu = where.gpu is not None
-    return {
+    obj: Obj = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
         "metadata": metadata(spec.name, where.namespace, labels(spec),
@@ -109,6 +109,16 @@ def rollout(spec: ModelSpec, profile: Profile, where: Placement, stable_version:
             "strategy": strategy(spec, profile, where, stable_version),
         },
     }
+    if autoscaled(spec):
+        # The autoscaler owns the count: a replicas field in git would have Argo CD's self-heal reset it to
+        # min after every scale-up, and the HPA scale it back, for ever.
+        del obj["spec"]["replicas"]
+    return obj
+
+
+def autoscaled(spec: ModelSpec) -> bool:
+    """Whether a HorizontalPodAutoscaler sets the replica count, between replicas.min and replicas.max."""
+    return spec.replicas.min != spec.replicas.max
 
 
 def strategy(spec: ModelSpec, profile: Profile, where: Placement, stable_version: str) -> Obj:

@@ -80,8 +80,9 @@ def apply_layer(owner: pulumi.ComponentResource, prefix: str, layer: LayerRender
 
     Pulumi does not make a component's children wait for what the component depends on, so the
     first children of a layer (namespaces, and cluster-scoped objects) carry the layer's upstream
-    dependencies. Each release waits for its namespace; each object for its own namespace and the
-    layer's releases, whose CRDs and webhooks it may need. Depending on every namespace instead
+    dependencies. Each release waits for its namespace and the layer's earlier releases, whose CRDs
+    and webhooks it may need (KServe needs cert-manager and its CRD chart installed first); each
+    object for its own namespace and the layer's releases. Depending on every namespace instead
     would make the graph quadratic in the number of teams.
     """
     created: list[pulumi.Resource] = []
@@ -96,11 +97,10 @@ def apply_layer(owner: pulumi.ComponentResource, prefix: str, layer: LayerRender
         found = namespaces.get(namespace or "")
         return [found] if found is not None else list(depends_on)
 
-    releases = [
-        create_release(f"{prefix}-{release.name}", release,
-                       pulumi.ResourceOptions(parent=owner, depends_on=home(release.namespace)))
-        for release in layer.releases
-    ]
+    releases: list[pulumi.Resource] = []
+    for release in layer.releases:
+        releases.append(create_release(f"{prefix}-{release.name}", release, pulumi.ResourceOptions(
+            parent=owner, depends_on=[*home(release.namespace), *releases])))
     created += releases
     for obj in layer.objects:
         needs = [*home(obj["metadata"].get("namespace")), *releases]

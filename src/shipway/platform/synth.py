@@ -285,7 +285,11 @@ def write(result: SynthResult, out_dir: str | Path) -> list[Path]:
             backup = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             os.replace(out_dir, backup)
-            os.replace(staging, out_dir)
+            try:
+                os.replace(staging, out_dir)
+            except BaseException:
+                os.replace(backup, out_dir)  # the previous output stays whole
+                raise
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(staging, out_dir)

@@ -35,7 +35,7 @@ def argocd_values(blueprint: Blueprint) -> Obj:
         "controller": {"replicas": 1, "metrics": metrics},
         "server": {"replicas": 2 if ha else 1, "metrics": metrics},
         "repoServer": {"replicas": 2 if ha else 1, "metrics": metrics},
-        "applicationSet": {"replicaCount": 2 if ha else 1},
+        "applicationSet": {"replicas": 2 if ha else 1},
     }
     return deep_merge(values, blueprint.gitops.values)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -75,9 +76,23 @@ class ExistingCluster(Spec):
 class EksNetwork(Spec):
     """The VPC an EKS cluster gets."""
 
-    vpc_cidr: str = Field("10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$", description="VPC CIDR block.")
+    vpc_cidr: str = Field("10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$",
+                          description="VPC CIDR block, /16 to /24 (split into /prefix+4 subnets).")
     availability_zones: int = Field(3, ge=2, le=6, description="How many availability zones to spread subnets over.")
     public_endpoint: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet.")
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as error:
+            raise ValueError(f'Got "{value}", which is not an IPv4 network ({error}). '
+                             'Write the network address, e.g. "10.0.0.0/16"') from None
+        # AWS takes VPCs of /16 to /28; each subnet is 4 bits longer and AWS subnets stop at /28.
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError(f'Got "{value}". A VPC CIDR must be /16 to /24, so its /prefix+4 subnets fit AWS')
+        return value
 
 
 class EksCluster(Spec):
@@ -594,6 +609,11 @@ class Blueprint(Spec):
                 problems.append(Located(
                     ("gpuStack", "sharing"), "MIG sharing is set but no GPU pool has MIG-capable GPUs",
                     "add an A100/H100/H200 pool, or use time-slicing"))
+            if sharing.mig_strategy == "single" and sharing.profile == "all-balanced":
+                problems.append(Located(
+                    ("gpuStack", "sharing", "profile"),
+                    'MIG profile "all-balanced" mixes slice sizes, which the single strategy cannot advertise',
+                    "set migStrategy: mixed, or a uniform profile such as all-1g.10gb"))
             for pool in self.mig_pools():
                 assert pool.gpu is not None
                 known = GPU_MODELS[pool.gpu.model].mig_profiles

@@ -4,7 +4,8 @@ import keyword
 import re
 import sys
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A DNS-1123 label that also meets the ModelSpec's name rule: a leading letter, at most 40 characters.
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 PACKAGE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DESCRIPTION = re.compile(r"^[A-Za-z0-9 .,;:()_/'-]{1,200}$")
 REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
@@ -25,8 +26,9 @@ def problems(values):
     for field in ("model_name", "team"):
         if not DNS_LABEL.match(values[field]):
             found.append(
-                f"{field} {values[field]!r} is not a DNS-1123 label: use 1-63 lower-case letters, digits "
-                "and '-', starting and ending with a letter or digit (e.g. 'churn-classifier')"
+                f"{field} {values[field]!r} is not a DNS-1123 label model.yaml accepts: use 1-40 lower-case "
+                "letters, digits and '-', starting with a letter and ending with a letter or digit "
+                "(e.g. 'churn-classifier')"
             )
     package = values["package_name"]
     if not PACKAGE.match(package) or keyword.iskeyword(package):

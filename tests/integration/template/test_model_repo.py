@@ -73,6 +73,10 @@ def test_github_workflow_runs_the_road_in_order(tmp_path: Path) -> None:
     order = ["train", "fetch the production model", "evaluate candidate and production on the holdout", "gate"]
     assert [steps.index(s) for s in order] == sorted(steps.index(s) for s in order)
     assert jobs["promote-prod"]["environment"] == "production"
+    # `gh pr comment` writes to the pull request: the job asks for that, and a refused comment fails no gate.
+    assert jobs["train-evaluate-gate"]["permissions"]["pull-requests"] == "write"
+    [comment] = [s for s in jobs["train-evaluate-gate"]["steps"] if "gh pr comment" in s.get("run", "")]
+    assert comment["continue-on-error"] is True
     assert [jobs[j]["needs"] for j in list(jobs)[1:]] == list(jobs)[:-1]
 
 
@@ -93,6 +97,10 @@ def test_gitlab_pipeline_has_a_manual_production_stage(tmp_path: Path) -> None:
         ("fraud", "risk", None, "{{ cookiecutter.__class__ }}", "--description may hold only"),
         ("fraud", "risk", None, "{% include '/etc/passwd' %}", "--description may hold only"),
         ("fraud", "risk", None, 'x"\nimport os', "--description may hold only"),
+        # Valid DNS labels that model.yaml refuses: the baked repo could never be pushed or promoted.
+        ("9fraud", "risk", "fraud", "ok", "start with a letter"),
+        ("f" * 41, "risk", "fraud", "ok", "at most 40 characters"),
+        ("fraud", "2risk", None, "ok", "start with a letter"),
     ],
 )
 def test_new_model_refuses_unsafe_inputs_with_exit_2(
@@ -130,6 +138,50 @@ def test_plain_cookiecutter_is_refused_by_the_hook_for_a_bad_name(tmp_path: Path
             config_file=str(config),
         )
     assert not (tmp_path / "out" / "bad_name").exists() and not (tmp_path / "out" / "Bad_Name").exists()
+
+
+@pytest.mark.parametrize("name", ["9fraud", "f" * 41])
+def test_plain_cookiecutter_is_refused_by_the_hook_for_a_name_model_yaml_refuses(tmp_path: Path, name: str) -> None:
+    from cookiecutter.exceptions import FailedHookException
+    from cookiecutter.main import cookiecutter
+
+    from shipway.cli.template import template_dir
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path}/replay\ncookiecutters_dir: {tmp_path}/cc\n")
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(template_dir()), no_input=True, output_dir=str(tmp_path / "out"), config_file=str(config),
+                     extra_context={"model_name": name, "package_name": "fraud"})
+    assert not (tmp_path / "out" / name).exists()
+
+
+def test_the_longest_accepted_name_bakes_a_model_yaml_that_loads(tmp_path: Path) -> None:
+    from shipway.spec import load_model_spec
+
+    name = "f" * 40
+    repo = bake(tmp_path, name, "risk", package="fraud")
+    assert load_model_spec(repo / "model.yaml").name == name
+
+
+def test_new_model_bakes_the_registry_it_is_given_into_model_yaml_and_the_makefile(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Test app."""
+
+    registry = "zot.shipway-registry.svc.cluster.local:5000/models"
+    arguments = ["new-model", "fraud-score", "--team", "risk", "--registry", registry, "-o", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    repo = tmp_path / "fraud-score"
+    assert yaml.safe_load((repo / "model.yaml").read_text())["artifact"] == f"oci://{registry}/risk/fraud-score"
+    assert f"ARTIFACT := oci://{registry}/$(TEAM)/$(MODEL)" in (repo / "Makefile").read_text()
+    refused = CliRunner().invoke(app, ["new-model", "other", "--team", "risk", "--registry", "Bad Host/{{x}}",
+                                       "-o", str(tmp_path)])
+    assert refused.exit_code == 2 and "--registry" in refused.output
+    assert not (tmp_path / "other").exists()
 
 
 def test_baking_twice_into_the_same_place_is_refused(tmp_path: Path) -> None:

@@ -157,3 +157,31 @@ def test_push_sends_the_branch_to_origin(repo: Path, kind_profile: dict, tmp_pat
     remote = subprocess.run(["git", "-C", str(tmp_path / "origin.git"), "rev-parse", done.branch],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert remote == done.commit
+
+
+def test_a_promotion_waiting_for_the_lock_judges_the_tree_once_it_holds_it(repo: Path, kind_profile: dict) -> None:
+    import fcntl
+    import time
+
+    from shipway.delivery.promote import LOCK_FILE
+
+    results: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            results["done"] = promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED)
+        except PromotionRefused as error:
+            results["refused"] = error
+
+    # Another promotion holds the lock and is halfway through writing its folder.
+    with open(repo / ".git" / LOCK_FILE, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (repo / "apps" / "staging" / "half-written.yaml").write_text("kind: Rollout\n")
+        waiting = threading.Thread(target=run)
+        waiting.start()
+        time.sleep(1.0)
+        (repo / "apps" / "staging" / "half-written.yaml").unlink()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiting.join(timeout=60)
+    assert "refused" not in results, results.get("refused")
+    assert results["done"].changed

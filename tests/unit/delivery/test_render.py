@@ -352,3 +352,16 @@ def test_a_resource_the_quota_does_not_cap_is_refused(eks_profile: dict) -> None
     stale["teams"]["llm"]["gpuQuotaResources"] = ["nvidia.com/gpu"]
     message = _refused(model("llm-vllm-mig"), stale)
     assert "nvidia.com/mig-1g.10gb, which team \"llm\"'s quota does not cap" in message
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_an_autoscaled_rollout_leaves_the_replica_count_to_the_autoscaler(case: str) -> None:
+    objects = _objects(case)
+    rollout = objects[0]["spec"]
+    autoscalers = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    if autoscalers:
+        # Argo CD's self-heal would otherwise reset every scale-up to the replicas written in git.
+        assert "replicas" not in rollout
+        assert autoscalers[0]["spec"]["minReplicas"] == model(case).replicas.min
+    else:
+        assert rollout["replicas"] == model(case).replicas.min

@@ -18,3 +18,9 @@ def test_every_release_uses_a_catalog_pin(each_blueprint):
 def test_oci_charts_are_referenced_by_full_ref():
     assert catalog.FAKE_GPU_OPERATOR.ref == "oci://ghcr.io/run-ai/fake-gpu-operator/fake-gpu-operator"
     assert catalog.KSERVE.ref == "oci://ghcr.io/kserve/charts/kserve"
+
+
+def test_http_chart_repositories_are_fetched_over_tls():
+    # A chart fetched over plain http can be swapped in transit, and it runs with cluster privileges.
+    for chart in catalog.CHARTS.values():
+        assert chart.repo.startswith(("https://", "oci://")), f"{chart.name}: {chart.repo}"

@@ -36,7 +36,9 @@ def test_argocd_is_ha_in_the_cloud_only(kind_dev, eks_prod):
     assert kind_dev.releases["argo-cd"]["values"]["redis-ha"]["enabled"] is False
     cloud = eks_prod.releases["argo-cd"]["values"]
     assert cloud["redis-ha"]["enabled"] is True
-    assert cloud["applicationSet"]["replicaCount"] == 2 and cloud["server"]["replicas"] == 2
+    # argo-cd chart 10.x reads applicationSet.replicas; the old replicaCount key is silently ignored.
+    assert cloud["applicationSet"]["replicas"] == 2 and cloud["server"]["replicas"] == 2
+    assert "replicaCount" not in cloud["applicationSet"]
 
 
 def test_repo_credentials_are_a_secret_input(kind_dev):

@@ -32,7 +32,7 @@ DOCUMENTED: dict[str, set[str]] = {
         "controller.metrics.serviceMonitor.additionalLabels", "server.replicas", "server.metrics.enabled",
         "server.metrics.serviceMonitor.enabled", "server.metrics.serviceMonitor.additionalLabels",
         "repoServer.replicas", "repoServer.metrics.enabled", "repoServer.metrics.serviceMonitor.enabled",
-        "repoServer.metrics.serviceMonitor.additionalLabels", "applicationSet.replicaCount",
+        "repoServer.metrics.serviceMonitor.additionalLabels", "applicationSet.replicas",
     },
     "argo-rollouts": {
         "controller.replicas", "controller.metrics.enabled", "controller.metrics.serviceMonitor.enabled",

@@ -139,3 +139,16 @@ def test_a_given_registry_password_replaces_the_generated_one(monkeypatch: pytes
     assert not _by_type(given, "random:index/randomPassword:RandomPassword")
     [zot] = [r for r in _by_type(given, "kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "zot"]
     assert zot.inputs["values"]["secretFiles"]["htpasswd"] == "<secret>"
+
+
+def test_releases_in_a_layer_wait_for_the_ones_before_them(tmp_path: Path) -> None:
+    # KServe's chart creates cert-manager Certificates and KServe custom resources: installed in
+    # parallel with cert-manager and kserve-crd, its atomic install fails on a fresh cluster.
+    text = (ROOT / "blueprints" / "kind-dev.yaml").read_text() + "serving:\n  kserve: true\n"
+    (tmp_path / "kserve.yaml").write_text(text)
+    result = run_program(tmp_path / "kserve.yaml")
+    by_chart = {r.inputs["chart"]: r for r in _by_type(result, "kubernetes:helm.sh/v3:Release")
+                if r.layer == "serving"}
+    kserve, crd, cert_manager = by_chart[catalog.KSERVE.ref], by_chart[catalog.KSERVE_CRD.ref], by_chart["cert-manager"]
+    assert {crd.urn, cert_manager.urn} <= set(kserve.dependencies)
+    assert cert_manager.urn in crd.dependencies

@@ -112,3 +112,26 @@ def test_custom_resources_pass_their_crd_schema(synthesised: Path, crd_schemas: 
         jsonschema.Draft7Validator(json.loads(schema_file.read_text())).validate(obj)
         checked += 1
     assert checked >= 1
+
+
+def test_a_failed_replace_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shipway.platform.synth as synth_module
+
+    result = synth_module.run_program(ROOT / "blueprints" / "kind-dev.yaml")
+    out = tmp_path / "out"
+    synth_module.write(result, out)
+    before = (out / "plan.json").read_text()
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(source: object, target: object) -> None:
+        calls.append(source)
+        if len(calls) == 2:  # the staged output onto out/, after out/ was moved aside
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(synth_module.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        synth_module.write(result, out)
+    assert (out / "plan.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
