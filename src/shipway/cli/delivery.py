@@ -50,11 +50,11 @@ def render(
         from shipway.delivery.render import render as render_objects
         from shipway.spec import load_model_spec
 
+        from shipway.files import write_tree
+
         spec = load_model_spec(model)
         files = rendered_files(render_objects(spec, _profile(platform), env, stable_version))
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out / name).write_text(text, encoding="utf-8")
+        write_tree(files, out)  # objects a previous render had and this one lacks must not linger
         console.print(f"rendered {spec.name} {spec.version} for {env}: {len(files)} objects in {out}",
                       highlight=False, soft_wrap=True)
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from shipway.errors import ShipwayError
+from shipway.files import write_tree
 from shipway.platform.program import CONFIG_NAMESPACE, secret_keys
 from shipway.render.profile import platform_profile
 from shipway.spec import load_blueprint
@@ -263,40 +261,19 @@ def _layer_rank(layer: str) -> int:
 
 
 def write(result: SynthResult, out_dir: str | Path) -> list[Path]:
-    """Write plan.json, platform.json, manifests/ and releases/ atomically: a temp dir, then a rename."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        (staging / "plan.json").write_text(json.dumps(plan_document(result), indent=2, sort_keys=False) + "\n")
-        (staging / "platform.json").write_text(json.dumps(result.profile, indent=2) + "\n")
-        manifests = staging / "manifests"
-        manifests.mkdir()
-        for layer, obj in kubernetes_objects(result):
-            meta = obj["metadata"]
-            stem = "--".join([f"{_layer_rank(layer):02d}-{layer}", obj["kind"].lower(),
-                              meta.get("namespace", "_cluster"), meta["name"]])
-            (manifests / f"{stem}.yaml").write_text(to_yaml(obj))
-        release_dir = staging / "releases"
-        release_dir.mkdir()
-        for layer, release in releases(result):
-            (release_dir / f"{_layer_rank(layer):02d}-{layer}--{release['name']}.yaml").write_text(to_yaml(release))
-        if out_dir.exists():
-            backup = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(out_dir, backup)
-            try:
-                os.replace(staging, out_dir)
-            except BaseException:
-                os.replace(backup, out_dir)  # the previous output stays whole
-                raise
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    result.files = sorted(path for path in out_dir.rglob("*") if path.is_file())
+    """Write plan.json, platform.json, manifests/ and releases/, replacing out_dir as a whole."""
+    files = {
+        "plan.json": json.dumps(plan_document(result), indent=2, sort_keys=False) + "\n",
+        "platform.json": json.dumps(result.profile, indent=2) + "\n",
+    }
+    for layer, obj in kubernetes_objects(result):
+        meta = obj["metadata"]
+        stem = "--".join([f"{_layer_rank(layer):02d}-{layer}", obj["kind"].lower(),
+                          meta.get("namespace", "_cluster"), meta["name"]])
+        files[f"manifests/{stem}.yaml"] = to_yaml(obj)
+    for layer, release in releases(result):
+        files[f"releases/{_layer_rank(layer):02d}-{layer}--{release['name']}.yaml"] = to_yaml(release)
+    result.files = write_tree(files, out_dir)
     return result.files
 
 

@@ -7,11 +7,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from delivery_cases import MODELS
 from shipway.cli.delivery import register
+from shipway.files import write_tree
 
 app = typer.Typer()
 register(app)
@@ -76,3 +78,15 @@ def test_init_gitops_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "existing.txt").write_text("x")
     result = runner.invoke(app, ["init-gitops", str(tmp_path)])
     assert result.exit_code == 1 and "is not empty" in result.output
+
+
+def test_render_replaces_the_output_so_no_stale_object_lingers(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "horizontalpodautoscaler-stale.yaml").write_text("kind: HorizontalPodAutoscaler\n")
+    write_tree({"rollout-x.yaml": "kind: Rollout\n", "sub/service-x.yaml": "kind: Service\n"}, out)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "rollout-x.yaml", "sub/service-x.yaml"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(ValueError, match="outside"):
+        write_tree({"../escape.yaml": "x"}, out)

@@ -115,6 +115,7 @@ def test_custom_resources_pass_their_crd_schema(synthesised: Path, crd_schemas: 
 
 
 def test_a_failed_replace_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shipway.files as files_module
     import shipway.platform.synth as synth_module
 
     result = synth_module.run_program(ROOT / "blueprints" / "kind-dev.yaml")
@@ -130,7 +131,7 @@ def test_a_failed_replace_keeps_the_previous_output(tmp_path: Path, monkeypatch:
             raise OSError("disk full")
         real_replace(source, target)
 
-    monkeypatch.setattr(synth_module.os, "replace", failing_replace)
+    monkeypatch.setattr(files_module.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         synth_module.write(result, out)
     assert (out / "plan.json").read_text() == before

@@ -1,0 +1,45 @@
+"""Writing a folder of generated files so that readers see the old one or the new one, never half of either."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def write_tree(files: Mapping[str, str], destination: str | Path) -> list[Path]:
+    """Replace `destination` with exactly `files` (relative path -> text).
+
+    The files are written to a temporary sibling, which is then renamed into place; files the
+    previous output had and this one lacks disappear with it. If the swap fails, the previous
+    output is put back whole.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        for relative, text in files.items():
+            path = staging / relative
+            if staging not in path.resolve().parents:
+                raise ValueError(f"refusing to write {relative!r} outside {destination}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        os.chmod(staging, 0o755)  # mkdtemp makes it owner-only; generated output is for everyone
+        if destination.exists():
+            backup = destination.with_name(f".{destination.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(destination, backup)
+            try:
+                os.replace(staging, destination)
+            except BaseException:
+                os.replace(backup, destination)
+                raise
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(path for path in destination.rglob("*") if path.is_file())
