@@ -17,6 +17,27 @@ def _subnets(cidr: str, count: int) -> tuple[list[str], list[str]]:
     return blocks[:count], blocks[8:8 + count]
 
 
+def _zones(spec: EksCluster) -> list[pulumi.Output[str]]:
+    """The first N available zones of the region, as AWS lists them (not every letter exists everywhere)."""
+    configured = pulumi.Config("aws").get("region")
+    if configured != spec.region:
+        # Resources go where the AWS provider points; a blueprint saying otherwise would be silently wrong.
+        raise pulumi.RunError(
+            f"the blueprint's cluster.region is {spec.region} but the stack's aws:region is {configured or 'unset'}; "
+            f"run `pulumi config set aws:region {spec.region}`")
+    count = spec.network.availability_zones
+    names = aws.get_availability_zones_output(
+        state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}]).names
+
+    def pick(available: list[str], index: int) -> str:
+        if len(available) < count:
+            raise pulumi.RunError(f"{spec.region} offers {len(available)} availability zones; "
+                                  f"network.availabilityZones asks for {count}")
+        return sorted(available)[index]
+
+    return [names.apply(lambda available, index=index: pick(available, index)) for index in range(count)]
+
+
 def eks_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
     """Build the EKS cluster under parent; return its kubeconfig and name."""
     spec = blueprint.cluster
@@ -25,28 +46,28 @@ def eks_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
     tags = {"shipway.dev/platform": blueprint.metadata.name}
     vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=spec.network.vpc_cidr, enable_dns_hostnames=True,
                       enable_dns_support=True, tags={**tags, "Name": f"{blueprint.metadata.name}"}, opts=child)
-    zones = [f"{spec.region}{letter}" for letter in "abcdef"[: spec.network.availability_zones]]
+    zones = _zones(spec)
     public_blocks, private_blocks = _subnets(spec.network.vpc_cidr, len(zones))
     gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child)
     public_routes = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags=tags,
                                        routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}], opts=child)
     public, private = [], []
-    for zone, public_cidr, private_cidr in zip(zones, public_blocks, private_blocks, strict=True):
-        subnet = aws.ec2.Subnet(f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=public_cidr,
+    for index, (zone, public_cidr, private_cidr) in enumerate(zip(zones, public_blocks, private_blocks, strict=True)):
+        subnet = aws.ec2.Subnet(f"{name}-public-{index}", vpc_id=vpc.id, cidr_block=public_cidr,
                                 availability_zone=zone, map_public_ip_on_launch=False,
                                 tags={**tags, "kubernetes.io/role/elb": "1"}, opts=child)
-        aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id,
+        aws.ec2.RouteTableAssociation(f"{name}-public-{index}", subnet_id=subnet.id,
                                       route_table_id=public_routes.id, opts=child)
         public.append(subnet)
-        private.append(aws.ec2.Subnet(f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=private_cidr,
+        private.append(aws.ec2.Subnet(f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=private_cidr,
                                       availability_zone=zone, tags={**tags, "kubernetes.io/role/internal-elb": "1"},
                                       opts=child))
     nat_ip = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=tags, opts=child)
     nat = aws.ec2.NatGateway(f"{name}-nat", subnet_id=public[0].id, allocation_id=nat_ip.id, tags=tags, opts=child)
     private_routes = aws.ec2.RouteTable(f"{name}-private", vpc_id=vpc.id, tags=tags,
                                         routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}], opts=child)
-    for zone, subnet in zip(zones, private, strict=True):
-        aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=subnet.id,
+    for index, subnet in enumerate(private):
+        aws.ec2.RouteTableAssociation(f"{name}-private-{index}", subnet_id=subnet.id,
                                       route_table_id=private_routes.id, opts=child)
     role = aws.iam.Role(f"{name}-node-role", assume_role_policy=pulumi.Output.json_dumps({
         "Version": "2012-10-17",

@@ -24,7 +24,7 @@ from shipway.files import write_tree
 from shipway.platform.program import CONFIG_NAMESPACE, secret_keys
 from shipway.render.profile import platform_profile
 from shipway.spec import load_blueprint
-from shipway.spec.blueprint import Blueprint
+from shipway.spec.blueprint import Blueprint, EksCluster
 from shipway.yamlio import to_yaml
 
 UNKNOWN = "<unknown: computed at deploy>"
@@ -123,6 +123,9 @@ class _Mocks(pulumi.runtime.Mocks):
         return (UNKNOWN if cloud else f"{args.name}-id"), outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            # Which zones a region offers is the cloud's answer; six cover any availabilityZones setting.
+            return {"names": [f"{UNKNOWN} zone {index}" for index in range(6)], "zoneIds": [], "id": UNKNOWN}
         return {}
 
 
@@ -175,6 +178,8 @@ _UNSET_SECRETS = frozenset({"kubeconfig", "registryPassword"})
 
 def _placeholder_config(blueprint_path: Path, blueprint: Blueprint) -> dict[str, str]:
     config = {f"{CONFIG_NAMESPACE}:blueprint": str(blueprint_path.resolve())}
+    if isinstance(blueprint.cluster, EksCluster):
+        config["aws:region"] = blueprint.cluster.region  # as the stack config must set it
     for key in secret_keys(blueprint):
         # Left unset, as on a new stack: the kubeconfig comes from the local context, the password is generated.
         if key not in _UNSET_SECRETS:

@@ -58,3 +58,28 @@ def test_gke_with_the_operator_switches_gke_plugin_off() -> None:
     assert settings["node_config"]["labels"][GKE_NO_DEFAULT_DEVICE_PLUGIN] == "true"
     [accelerator] = settings["node_config"]["guest_accelerators"]
     assert "gpu_sharing_config" not in accelerator  # the operator's plugin time-slices instead
+
+
+def test_eks_subnets_take_zones_from_aws_not_from_letters(eks_prod):
+    # Zones come from aws.get_availability_zones; synth marks the cloud's answer as unknown.
+    subnets = eks_prod.of_type("aws:ec2/subnet:Subnet")
+    zones = [subnet.inputs["availabilityZone"] for subnet in subnets]
+    assert all(zone.startswith("<unknown: computed at deploy>") for zone in zones)
+    assert len(set(zones)) == 3  # three zones, each with a public and a private subnet
+
+
+def test_eks_refuses_a_stack_region_other_than_the_blueprints(monkeypatch):
+    import pytest
+
+    import shipway.platform.synth as synth_module
+
+    real = synth_module._placeholder_config
+
+    def other_region(path, blueprint):
+        return {**real(path, blueprint), "aws:region": "us-east-1"}
+
+    monkeypatch.setattr(synth_module, "_placeholder_config", other_region)
+    from layer_support import REPO
+
+    with pytest.raises(synth_module.SynthError, match="run `pulumi config set aws:region eu-west-1`"):
+        synth_module.run_program(REPO / "blueprints" / "eks-prod.yaml")
