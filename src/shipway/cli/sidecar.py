@@ -31,6 +31,9 @@ def sidecar(
     reference: Optional[Path] = typer.Option(
         None, "--reference", help="Reference profile JSON from `shipway drift profile`; without it, no drift."
     ),
+    features: list[str] = typer.Option(
+        [], "--feature", help="Feature of the reference profile to watch for drift (repeatable); default all."
+    ),
     metrics_listen: str = typer.Option("0.0.0.0:9091", "--metrics-listen", help="HOST:PORT serving /metrics."),
     window_rows: int = typer.Option(2000, "--window-rows", help="Rows in the sliding drift window."),
     accuracy_window: int = typer.Option(500, "--accuracy-window", help="Labels in the rolling accuracy."),
@@ -76,6 +79,8 @@ def sidecar(
                                  slo_accuracy_floor)
         if (listen_host, listen_port) == (metrics_host, metrics_port):
             raise ShipwayError(f"--listen and --metrics-listen must differ, both are {listen}")
+        if features and reference is None:
+            raise ShipwayError("--feature needs --reference: drift is watched against the reference profile")
         config = SidecarConfig(
             listen_host=listen_host,
             listen_port=listen_port,
@@ -85,6 +90,7 @@ def sidecar(
             model=model,
             version=version,
             profile=ReferenceProfile.load(reference) if reference else None,
+            features=tuple(features),
             observer=ObserverSettings(
                 window_rows=window_rows,
                 accuracy_window=accuracy_window,

@@ -367,6 +367,7 @@ def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
     if spec.drift is not None:
         args += ["--reference", f"{MODEL_DIR}/{spec.drift.reference_profile}",
                  "--window-rows", str(spec.drift.window_rows)]
+        args += [item for feature in spec.drift.features for item in ("--feature", feature)]
     if spec.accuracy is not None:
         args += ["--accuracy-window", str(spec.accuracy.window), "--min-labels", str(spec.accuracy.min_labels),
                  "--label-ttl", _number(label_ttl_seconds(spec.accuracy.label_delay))]

@@ -67,6 +67,23 @@ class ReferenceProfile:
         """Feature names in the order a request's columns are expected."""
         return tuple(feature.name for feature in self.features)
 
+    def select(self, names: Sequence[str]) -> ReferenceProfile:
+        """The profile of only the named features, in profile order, predictions kept; unknown names are refused.
+
+        Its feature order is no longer a request's column order: keep the full profile for reading requests.
+        """
+        missing = [name for name in dict.fromkeys(names) if name not in self.feature_names]
+        if missing:
+            noun = "feature" if len(missing) == 1 else "features"
+            raise ShipwayError(
+                f"{noun} {', '.join(map(repr, missing))} not in the reference profile, "
+                f"which has: {', '.join(self.feature_names) or '(no features)'}"
+            )
+        wanted = set(names)
+        return ReferenceProfile(
+            features=tuple(feature for feature in self.features if feature.name in wanted), prediction=self.prediction
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {

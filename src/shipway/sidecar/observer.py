@@ -43,14 +43,24 @@ class Observer:
     """Counts, drift windows and delayed-label accuracy for one model version."""
 
     def __init__(
-        self, metrics: SidecarMetrics, profile: ReferenceProfile | None, settings: ObserverSettings | None = None
+        self,
+        metrics: SidecarMetrics,
+        profile: ReferenceProfile | None,
+        settings: ObserverSettings | None = None,
+        features: Sequence[str] = (),
     ) -> None:
+        """Watch `features` of the profile for drift, or every profiled feature when none are named."""
+        if features and profile is None:
+            raise ValueError("features to watch need a reference profile")
         self.metrics = metrics
         self.settings = settings or ObserverSettings()
         self.profile = profile
+        # Requests carry every profiled feature in the profile's order, watched or not: parse by the whole profile.
         self.feature_names = profile.feature_names if profile else ()
+        watched = profile.select(features) if profile is not None and features else profile
+        self._watched = frozenset(watched.feature_names) if watched else frozenset()
         self.window = (
-            DriftWindow(profile, self.settings.window_rows, self.settings.window_slices) if profile else None
+            DriftWindow(watched, self.settings.window_rows, self.settings.window_slices) if watched else None
         )
         self.pending = PendingPredictions(self.settings.pending_limit, self.settings.pending_ttl_seconds)
         self.accuracy = RollingAccuracy(self.settings.accuracy_window, self.settings.min_labels)
@@ -129,7 +139,8 @@ class Observer:
 
     def _buffer(self, found: payload.Features) -> None:
         for name, column in found.columns.items():
-            self._columns.setdefault(name, []).extend(column)
+            if name in self._watched:
+                self._columns.setdefault(name, []).extend(column)
         self._rows += found.rows
         if self._rows >= self.settings.flush_rows:
             self._flush()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from shipway.drift.profile import ReferenceProfile
+from shipway.errors import ShipwayError
 from shipway.sidecar.metrics import SidecarMetrics, SloThresholds
 from shipway.sidecar.observer import Observer, ObserverSettings
 from shipway.sidecar.proxy import Proxy, ProxySettings
@@ -25,9 +26,18 @@ class SidecarConfig:
     model: str
     version: str
     profile: ReferenceProfile | None = None
+    # Features of the profile whose drift is watched; every profiled one when empty.
+    features: tuple[str, ...] = ()
     observer: ObserverSettings = field(default_factory=ObserverSettings)
     thresholds: SloThresholds = field(default_factory=SloThresholds)
     timeout_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        # Refused here, before anything listens, rather than when the observer is built.
+        if self.features:
+            if self.profile is None:
+                raise ShipwayError("features to watch need a reference profile")
+            self.profile.select(self.features)
 
 
 @dataclass
@@ -46,7 +56,7 @@ class RunningSidecar:
 async def start(config: SidecarConfig) -> RunningSidecar:
     """Start both listeners on the running loop and return once they accept connections."""
     metrics = SidecarMetrics(config.model, config.version, config.thresholds)
-    observer = Observer(metrics, config.profile, config.observer)
+    observer = Observer(metrics, config.profile, config.observer, config.features)
     proxy = Proxy(ProxySettings(upstream=config.upstream, timeout_seconds=config.timeout_seconds), observer)
     runners = []
     for app, host, port in (

@@ -231,10 +231,20 @@ def test_every_rendered_sidecar_command_parses_with_the_real_cli() -> None:
 
     app = typer.Typer()
     app.command("sidecar")(sidecar_cli.sidecar)
-    for case in CASES:
-        command = _sidecar_command(model(case), case)
+    specs = {case: model(case) for case in CASES}
+    specs["two-watched-features"] = _spec("canary-sklearn", drift__features=["age", "plan"])
+    for case, spec in specs.items():
+        command = _sidecar_command(spec, case if case in CASES else "canary-sklearn")
         params = get_command(app).make_context("sidecar", command[2:]).params
-        assert params["model"] == model(case).name, case
+        assert params["model"] == spec.name, case
+        assert params["features"] == (spec.drift.features if spec.drift else []), case
+
+
+def test_the_sidecar_watches_the_drift_features_the_model_names() -> None:
+    watching = _sidecar_command(_spec("canary-sklearn", drift__features=["age", "plan"]))
+    assert [watching[index + 1] for index, flag in enumerate(watching) if flag == "--feature"] == ["age", "plan"]
+    every = _sidecar_command(_spec("canary-sklearn", drift__features=[]))
+    assert "--feature" not in every and "--reference" in every
 
 
 @pytest.mark.parametrize(("delay", "ttl"), [("24h", "129600"), ("90m", "8100"), ("2d", "259200"),

@@ -92,3 +92,19 @@ def test_load_rejects_other_documents_with_a_clear_message(tmp_path) -> None:
 def test_unknown_categorical_column_is_an_error() -> None:
     with pytest.raises(ShipwayError, match=r"\['nope'\]"):
         build_profile(np.zeros((3, 2)), categorical=["nope"])
+
+
+def test_a_subset_keeps_the_named_features_in_profile_order_and_the_predictions() -> None:
+    profile = build_profile(np.random.default_rng(2).normal(size=(200, 3)), ["a", "b", "c"],
+                            predictions=np.array([0, 1] * 100))
+    subset = profile.select(["c", "a", "c"])
+    assert subset.feature_names == ("a", "c")
+    assert subset.features == (profile.features[0], profile.features[2])
+    assert subset.prediction == profile.prediction
+
+
+def test_a_subset_naming_a_feature_the_profile_lacks_is_refused_with_its_features() -> None:
+    profile = build_profile(np.random.default_rng(2).normal(size=(200, 3)), ["a", "b", "c"])
+    with pytest.raises(ShipwayError) as error:
+        profile.select(["a", "ag"])
+    assert str(error.value) == "feature 'ag' not in the reference profile, which has: a, b, c"

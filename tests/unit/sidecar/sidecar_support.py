@@ -81,7 +81,7 @@ class Upstream:
 
 @asynccontextmanager
 async def chain(
-    min_labels: int = 2, thresholds: SloThresholds | None = None
+    min_labels: int = 2, thresholds: SloThresholds | None = None, features: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[Upstream, RunningSidecar, SidecarConfig]]:
     """An upstream with a sidecar in front of it; both stopped on exit."""
     upstream = Upstream(free_port())
@@ -95,6 +95,7 @@ async def chain(
         model="m",
         version="v1",
         profile=reference(),
+        features=features,
         observer=ObserverSettings(min_labels=min_labels, flush_rows=1),
         timeout_seconds=5.0,
         thresholds=thresholds or SloThresholds(),

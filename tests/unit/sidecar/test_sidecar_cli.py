@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from shipway.cli import sidecar as sidecar_cli
-from shipway.drift.profile import CategoricalFeature, ReferenceProfile
+from shipway.drift.profile import CategoricalFeature, ReferenceProfile, build_profile
 from shipway.sidecar.metrics import SloThresholds
 
 
@@ -67,3 +67,16 @@ def test_slo_flags_become_threshold_gauges_and_bad_values_are_refused() -> None:
         result = runner.invoke(_app(), [*base, flag, value])
         assert result.exit_code == 1, result.output
         assert f"{flag} must be" in result.output and "Traceback" not in result.output
+
+
+def test_a_feature_the_reference_lacks_is_refused_at_start_up_naming_the_profiles_features(tmp_path: Path) -> None:
+    reference = tmp_path / "profile.json"
+    build_profile(np.random.default_rng(0).normal(size=(200, 3)), ["age", "income", "tenure"]).save(reference)
+    base = ["sidecar", "--upstream", "http://127.0.0.1:1", "--model", "m", "--version", "v"]
+    result = CliRunner().invoke(_app(), [*base, "--reference", str(reference), "--feature", "age", "--feature", "agee"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: feature 'agee' not in the reference profile, which has: age, income, tenure"
+    assert "sidecar m:v on" not in result.output
+    result = CliRunner().invoke(_app(), [*base, "--feature", "age"])
+    assert result.exit_code == 1, result.output
+    assert "--feature needs --reference" in result.output and "Traceback" not in result.output

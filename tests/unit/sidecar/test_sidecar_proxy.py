@@ -193,3 +193,19 @@ def test_feedback_without_a_label_is_refused_and_consumes_nothing() -> None:
             assert sample(text, "shipway_model_online_accuracy") == 1.0
 
     run(scenario)
+
+
+def test_a_sidecar_watching_named_features_exports_drift_only_for_them() -> None:
+    async def scenario() -> None:
+        async with chain(features=("f1", "f3")) as (_, _, config), aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{config.listen_port}/v2/models/m/infer"
+            async with session.post(url, data=OIP, headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 200
+            text = await _metrics(session, config.metrics_port)
+            assert sample(text, "shipway_model_drift_window_rows") == 2
+            drifted = {line.split('feature="')[1].split('"')[0] for line in text.splitlines()
+                       if line.startswith(f"{names.FEATURE_DRIFT_PSI}{{")}
+            assert drifted == {"f1", "f3"}
+            assert sample(text, "shipway_model_prediction_drift_psi") is not None
+
+    run(scenario)
