@@ -23,47 +23,59 @@ def gate(
     labels: str = typer.Option(..., "--labels", help="Column (npz: array) with the true labels."),
     candidate: str = typer.Option(..., "--candidate", help="Column with the candidate model's predictions."),
     baseline: str = typer.Option(..., "--baseline", help="Column with the production model's predictions."),
-    metric: str = typer.Option(..., "--metric", help="accuracy, f1, roc_auc, log_loss, rmse or mae."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="model.yaml whose gate section gives metrics, margin, confidence and slices; "
+        "the options below override it."
+    ),
+    metrics: list[str] = typer.Option(
+        [], "--metric", help="accuracy, f1, roc_auc, log_loss, rmse or mae (repeatable; each must pass). "
+        "Default: model.yaml's gate.metrics."
+    ),
     margin: Optional[float] = typer.Option(
-        None, "--margin", help="Non-inferiority margin: the candidate may be worse by at most this much. Default 0."
+        None, "--margin", help="Non-inferiority margin: the candidate may be worse by at most this much. "
+        "Default: model.yaml's gate.margin, else 0."
     ),
     min_improvement: Optional[float] = typer.Option(
         None, "--min-improvement", help="Instead of a margin: the candidate must be better by at least this much."
     ),
-    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the two-sided interval."),
+    confidence: Optional[float] = typer.Option(
+        None, "--confidence", help="Confidence level of the two-sided interval. "
+        "Default: model.yaml's gate.confidence, else 0.95."
+    ),
     resamples: int = typer.Option(2000, "--resamples", help="Paired bootstrap resamples."),
     permutations: int = typer.Option(1000, "--permutations", help="Paired permutation test draws (0: skip)."),
-    slices: list[str] = typer.Option([], "--slice", help="Column to slice by (repeatable); Holm-corrected."),
+    slices: list[str] = typer.Option(
+        [], "--slice", help="Column to slice by (repeatable); Holm-corrected. Default: model.yaml's gate.slices."
+    ),
     report: Path = typer.Option(Path("gate-report"), "--report", help="Directory for the JSON, Markdown and PNG."),
     task: str = typer.Option("auto", "--task", help="auto, binary, multiclass or regression."),
     seed: int = typer.Option(0, "--seed", help="Seed of the resampling; the same seed gives the same report."),
 ) -> None:
     """Decide with a paired bootstrap whether the candidate may replace the baseline (exit 0 pass, 1 fail, 2 bad input)."""
     with guarded():
-        from shipway.gate import GateConfig, load_gate_data, run_gate
-        from shipway.gate.report import write_report
+        from shipway.gate import GateOptions, load_gate_data, resolve_settings, run_gate
+        from shipway.gate.report import write_reports
 
-        config = GateConfig(
-            metric=metric,
-            task=task,
-            margin=margin,
-            min_improvement=min_improvement,
-            confidence=confidence,
-            resamples=resamples,
-            permutations=permutations,
-            seed=seed,
-        )
-        holdout = load_gate_data(data, labels, candidate, baseline, slices)
-        result = run_gate(holdout, config)
-        paths = write_report(result, report)
-    _show(result)
+        options = GateOptions(tuple(metrics), margin, min_improvement, confidence, tuple(slices))
+        settings = resolve_settings(options, model)
+        configs = settings.configs(task=task, resamples=resamples, permutations=permutations, seed=seed)
+        holdout = load_gate_data(data, labels, candidate, baseline, settings.slices)
+        results = [run_gate(holdout, config) for config in configs]
+        paths = write_reports(results, report)
+    for result in results:
+        _show(result, named=len(results) > 1)
+    passed = all(result.passed for result in results)
+    if len(results) > 1:
+        verdict = "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
+        failed = [result.metric for result in results if not result.passed]
+        console.print(f"gate {verdict}: " + (f"failed on {', '.join(failed)}" if failed else "every metric passed"))
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(0 if passed else 1)
 
 
-def _show(result: GateResult) -> None:
-    """Print the decision as a table, then the reasons and warnings."""
+def _show(result: GateResult, named: bool = False) -> None:
+    """Print the decision as a table, then the reasons and warnings (named by metric when there are several)."""
     from rich.table import Table
 
     overall, config = result.overall, result.config
@@ -100,4 +112,5 @@ def _show(result: GateResult) -> None:
     if result.permutation is not None:
         console.print(f"- permutation test: p = {result.permutation.p_value:.4g}", highlight=False)
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        prefix = f"{result.metric}: " if named else ""
+        err_console.print(f"[yellow]warning:[/] {prefix}{warning}", highlight=False)

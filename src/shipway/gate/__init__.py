@@ -5,5 +5,16 @@ from __future__ import annotations
 from shipway.gate.data import GateData, load_gate_data
 from shipway.gate.decision import GateConfig, GateResult, run_gate
 from shipway.gate.errors import GateInputError
+from shipway.gate.settings import GateOptions, GateSettings, resolve_settings
 
-__all__ = ["GateConfig", "GateData", "GateInputError", "GateResult", "load_gate_data", "run_gate"]
+__all__ = [
+    "GateConfig",
+    "GateData",
+    "GateInputError",
+    "GateOptions",
+    "GateResult",
+    "GateSettings",
+    "load_gate_data",
+    "resolve_settings",
+    "run_gate",
+]

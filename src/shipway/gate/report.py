@@ -1,4 +1,10 @@
-"""The gate's outputs: a versioned JSON report, a Markdown summary for a pull request, and a PNG plot."""
+"""The gate's outputs: a versioned JSON report, a Markdown summary for a pull request, and a PNG plot.
+
+Judging several metrics, each metric's three files go into a folder named after it, and the
+top-level gate-report.json and gate-summary.md combine them: the candidate passes only if every
+metric passes. The combined JSON keeps the schema, `passed`, `decision` and `reasons` that
+promotion reads, and lists the metrics in place of one metric's figures.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -191,6 +198,77 @@ def _plot(result: GateResult) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def combined_report_dict(results: Sequence[GateResult], reports: Sequence[Path], directory: Path) -> dict[str, Any]:
+    """Several metrics' decisions in one report; it passes only if every metric passes."""
+    passed = all(result.passed for result in results)
+    first = results[0]
+    return {
+        "schema": REPORT_SCHEMA,
+        "shipway_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "decision": "pass" if passed else "fail",
+        "passed": passed,
+        "reasons": [f"{result.metric}: {reason}" for result in results for reason in result.reasons],
+        "input": {"file": first.source, "columns": first.columns},
+        "task": first.task,
+        "metrics": [
+            {
+                "name": result.metric,
+                "decision": "pass" if result.passed else "fail",
+                "passed": result.passed,
+                "improvement": _number(result.overall.improvement),
+                "interval": [_number(result.overall.low), _number(result.overall.high)],
+                "threshold": result.config.threshold,
+                "report": report.relative_to(directory).as_posix(),
+            }
+            for result, report in zip(results, reports, strict=True)
+        ],
+        "warnings": [f"{result.metric}: {warning}" for result in results for warning in result.warnings],
+    }
+
+
+def combined_summary(results: Sequence[GateResult]) -> str:
+    """A table of every metric's decision, then each metric's own summary."""
+    passed = all(result.passed for result in results)
+    lines = [
+        f"## Shipway gate: **{'PASS' if passed else 'FAIL'}** ({', '.join(r.metric for r in results)})",
+        "",
+        "The candidate passes only if every metric passes.",
+        "",
+        f"| metric | decision | improvement | {results[0].config.confidence:.0%} interval | threshold |",
+        "|---|---|---|---|---|",
+    ]
+    for result in results:
+        overall = result.overall
+        lines.append(
+            f"| {result.metric} | {'PASS' if result.passed else 'FAIL'} | {_format(overall.improvement)} | "
+            f"[{_format(overall.low)}, {_format(overall.high)}] | {_format(result.config.threshold)} |"
+        )
+    return "\n".join(lines) + "\n\n" + "\n".join(markdown_summary(result) for result in results)
+
+
+def write_reports(results: Sequence[GateResult], directory: str | Path) -> dict[str, Path]:
+    """One metric: write_report. Several: each metric's report in DIRECTORY/<metric>, and a combined one."""
+    target = Path(directory)
+    # A report left by an earlier run must not stand for this one if writing stops halfway.
+    (target / REPORT_FILE).unlink(missing_ok=True)
+    if len(results) == 1:
+        return write_report(results[0], target)
+    # One metric's plot at the top level would be taken for the combined decision.
+    (target / PLOT_FILE).unlink(missing_ok=True)
+    paths = {}
+    for result in results:
+        paths[f"{result.metric} report"] = write_report(result, target / result.metric)["report"]
+    reports = list(paths.values())
+    paths["summary"] = target / SUMMARY_FILE
+    _atomic_write(paths["summary"], combined_summary(results).encode())
+    paths["report"] = target / REPORT_FILE
+    # Last, as for one metric: the combined JSON's presence means every metric's report is there.
+    combined = combined_report_dict(results, reports, target)
+    _atomic_write(paths["report"], (json.dumps(combined, indent=2) + "\n").encode())
+    return paths
 
 
 def write_report(result: GateResult, directory: str | Path) -> dict[str, Path]:

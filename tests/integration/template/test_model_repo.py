@@ -63,6 +63,16 @@ def test_every_combination_bakes_the_exact_file_set_with_nothing_left_unrendered
     assert spec["rollout"]["strategy"] == rollout
     assert spec["runtime"] == {"pytorch-triton": "triton", "llm-vllm": "vllm"}.get(runtime, runtime)
     assert spec["artifact"].startswith("oci://") and spec["gate"]["margin"] == 0.02
+    # The gate's settings live in model.yaml alone, as the Makefile used to hard-code them.
+    slice_column = "topic" if runtime == "llm-vllm" else "size"
+    assert spec["gate"] == {"metrics": ["accuracy"], "margin": 0.02, "confidence": 0.95, "slices": [slice_column]}
+    assert f'"{slice_column}": ' in (repo / "src/fraud_score/evaluate.py").read_text()
+    makefile = (repo / "Makefile").read_text().replace("\\\n", " ")
+    [gate] = [line.split() for line in makefile.splitlines() if "$(SHIPWAY) gate" in line]
+    assert gate[gate.index("--model") + 1] == "model.yaml"
+    assert [gate[gate.index(f"--{role}") + 1] for role in ("labels", "candidate", "baseline")] == \
+        ["label", "candidate", "baseline"]
+    assert not {"--metric", "--margin", "--confidence", "--slice"} & set(gate)
 
 
 def test_github_workflow_runs_the_road_in_order(tmp_path: Path) -> None:
@@ -213,3 +223,17 @@ def test_sklearn_repo_runs_its_tests_train_evaluate_and_gate_offline(tmp_path: P
     assert report["overall"]["candidate"] > 0.9
     assert {s["value"] for s in report["slices"]} == {"large", "small"}
     assert (repo / "build/gate/gate-difference.png").stat().st_size > 1000
+    # model.yaml's gate section is what `make gate` judged by.
+    assert (report["metric"]["name"], report["rule"]["margin"], report["rule"]["confidence"]) == ("accuracy", 0.02, 0.95)
+
+    # A second metric in model.yaml: one report per metric, and a combined one promotion reads.
+    model_yaml = repo / "model.yaml"
+    model_yaml.write_text(model_yaml.read_text().replace("metrics: [accuracy]", "metrics: [accuracy, f1]"))
+    done = subprocess.run(["make", "gate", *variables], cwd=repo, env=environment, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"make gate:\n{done.stdout}\n{done.stderr}"
+    combined = json.loads((repo / "build/gate/gate-report.json").read_text())
+    assert combined["passed"] is True and [m["name"] for m in combined["metrics"]] == ["accuracy", "f1"]
+    for metric in ("accuracy", "f1"):
+        assert json.loads((repo / "build/gate" / metric / "gate-report.json").read_text())["rule"]["margin"] == 0.02
+    assert "| f1 | PASS |" in (repo / "build/gate/gate-summary.md").read_text()

@@ -181,3 +181,149 @@ def test_small_holdout_warns_that_the_margin_is_too_tight(app: typer.Typer, tmp_
     assert "too small for the non-inferiority threshold" in " ".join(result.output.split())
     report = json.loads((tmp_path / "report" / "gate-report.json").read_text())
     assert any("rows would make the interval" in w for w in report["warnings"])
+
+
+# --- settings from model.yaml ----------------------------------------------------------------
+
+MODEL = """\
+name: fraud-score
+team: risk
+version: 1.0.0
+runtime: sklearn
+gate:
+  metrics: [{metrics}]
+  margin: 0.03
+  confidence: 0.9
+  slices: [region]
+"""
+
+
+def _invoke_model(app: typer.Typer, data: Path, metrics: str, *extra: str, text: str | None = None):
+    """`shipway gate DATA --model model.yaml ...`: no --metric, --margin, --confidence or --slice unless given."""
+    model = data.parent / "model.yaml"
+    model.write_text(MODEL.format(metrics=metrics) if text is None else text)
+    arguments = [str(data), "--model", str(model), "--labels", "y", "--candidate", "cand", "--baseline", "base",
+                 "--report", str(data.parent / "report"), "--permutations", "200", "--resamples", "500", *extra]
+    return CliRunner().invoke(app, arguments)
+
+
+def test_model_yaml_gives_the_metric_margin_confidence_and_slices(app: typer.Typer, tmp_path: Path) -> None:
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    result = _invoke_model(app, data, "accuracy")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "gate-report.json").read_text())
+    assert report["schema"] == "shipway.dev/gate-report/v1" and report["metric"]["name"] == "accuracy"
+    assert (report["rule"]["margin"], report["rule"]["confidence"]) == (0.03, 0.9)
+    assert {s["column"] for s in report["slices"]} == {"region"}
+    assert "90% interval" in (tmp_path / "report" / "gate-summary.md").read_text()
+
+
+def test_command_line_options_override_model_yaml(app: typer.Typer, tmp_path: Path) -> None:
+    frame = _frame()
+    frame["country"] = np.where(frame.index % 2 == 0, "de", "fr")
+    data = tmp_path / "holdout.parquet"
+    frame.to_parquet(data)
+    extra = ("--metric", "f1", "--margin", "0.01", "--confidence", "0.8", "--slice", "country")
+    result = _invoke_model(app, data, "accuracy, roc_auc", *extra)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "gate-report.json").read_text())
+    assert report["metric"]["name"] == "f1"
+    assert (report["rule"]["margin"], report["rule"]["confidence"]) == (0.01, 0.8)
+    assert {s["column"] for s in report["slices"]} == {"country"}
+    assert not (tmp_path / "report" / "accuracy").exists()
+
+
+def _mixed_frame(rows: int = 2000, seed: int = 5) -> pd.DataFrame:
+    """Rare positives: the candidate barely predicts them, so its accuracy rises while its F1 falls."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(rows) < 0.1).astype(int)
+    draw = rng.random(rows)
+    candidate = np.where(labels == 1, draw < 0.2, draw < 0.01).astype(int)
+    baseline = np.where(labels == 1, draw < 0.9, draw < 0.2).astype(int)
+    return pd.DataFrame({"y": labels, "cand": candidate, "base": baseline, "region": rng.choice(["eu", "us"], rows)})
+
+
+def test_several_metrics_each_get_a_report_and_all_must_pass(app: typer.Typer, tmp_path: Path) -> None:
+    from shipway.delivery.promote import read_gate_report
+
+    data = tmp_path / "holdout.parquet"
+    _mixed_frame().to_parquet(data)
+    result = _invoke_model(app, data, "accuracy, f1")
+    assert result.exit_code == 1, result.output
+    assert "failed on f1" in result.output
+    folder = tmp_path / "report"
+    combined = json.loads((folder / "gate-report.json").read_text())
+    assert combined["schema"] == "shipway.dev/gate-report/v1"
+    assert combined["passed"] is False and combined["decision"] == "fail"
+    assert [(m["name"], m["passed"], m["report"]) for m in combined["metrics"]] == [
+        ("accuracy", True, "accuracy/gate-report.json"),
+        ("f1", False, "f1/gate-report.json"),
+    ]
+    assert any(reason.startswith("f1: lower bound") for reason in combined["reasons"])
+    for metric, passed in (("accuracy", True), ("f1", False)):
+        single = json.loads((folder / metric / "gate-report.json").read_text())
+        assert (single["metric"]["name"], single["passed"]) == (metric, passed)
+        assert (single["rule"]["margin"], single["rule"]["confidence"]) == (0.03, 0.9)
+        assert (folder / metric / "gate-difference.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (folder / metric / "gate-summary.md").is_file()
+    summary = (folder / "gate-summary.md").read_text()
+    assert "**FAIL** (accuracy, f1)" in summary and "| accuracy | PASS |" in summary and "| f1 | FAIL |" in summary
+    assert not (folder / "gate-difference.png").exists()
+    # Promotion reads the combined report like a single one, and refuses it naming the failed metric.
+    verdict = read_gate_report(folder / "gate-report.json")
+    assert verdict.result == "fail" and any(reason.startswith("f1:") for reason in verdict.reasons)
+
+
+def test_several_passing_metrics_pass_and_promotion_reads_it(app: typer.Typer, tmp_path: Path) -> None:
+    from shipway.delivery.promote import read_gate_report
+
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    result = _invoke_model(app, data, "accuracy, f1, auc")
+    assert result.exit_code == 0, result.output
+    combined = json.loads((tmp_path / "report" / "gate-report.json").read_text())
+    assert combined["passed"] is True
+    assert [m["name"] for m in combined["metrics"]] == ["accuracy", "f1", "roc_auc"]
+    assert read_gate_report(tmp_path / "report" / "gate-report.json").result == "pass"
+
+
+def test_an_unknown_model_yaml_metric_exits_2_naming_the_field(app: typer.Typer, tmp_path: Path) -> None:
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    result = _invoke_model(app, data, "accuracy, precision")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f'{tmp_path / "model.yaml"}:6:23: gate.metrics[1]: unknown metric "precision"' in message
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (MODEL.format(metrics="accuracy").replace("confidence: 0.9", "confidence: 1.5"),
+         ":8:15: gate.confidence: Input should be less than 1"),
+        (MODEL.format(metrics="accuracy").replace("team: risk\n", ""), ":1:1: team: required field is missing"),
+        ("name: [unclosed\n", ":2:1: YAML syntax error"),
+    ],
+)
+def test_a_bad_model_yaml_exits_2_with_the_loaders_message(
+    app: typer.Typer, tmp_path: Path, text: str, words: str
+) -> None:
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    result = _invoke_model(app, data, "", text=text)
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'model.yaml'}{words}" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_missing_metric_without_model_yaml_exits_2(app: typer.Typer, tmp_path: Path) -> None:
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    arguments = [str(data), "--labels", "y", "--candidate", "cand", "--baseline", "base", "--report", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert "give --metric, or --model model.yaml" in " ".join(result.output.split())
