@@ -12,7 +12,7 @@ import typer
 
 from shipway.cli._common import console, err_console, guarded
 
-SCHEMA_PATH = Path("blueprints/schema/blueprint.schema.json")
+SCHEMA_DIR = Path("blueprints/schema")
 
 
 class OutputFormat(str, Enum):
@@ -114,23 +114,28 @@ def _tree(result: object) -> object:
 
 
 def schema(
-    out: Path = typer.Option(SCHEMA_PATH, "-o", "--out", help="Where to write the JSON Schema."),
-    check: bool = typer.Option(False, "--check", help="Exit 1 if the file differs instead of writing it."),
+    out: Path = typer.Option(SCHEMA_DIR, "-o", "--out-dir", help="Folder for blueprint and model JSON Schemas."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if a file differs instead of writing it."),
 ) -> None:
-    """Write the blueprint JSON Schema that editors use to complete and validate blueprints."""
+    """Write the blueprint and model.yaml JSON Schemas that editors use to complete and validate them."""
     with guarded():
-        from shipway.spec import blueprint_json_schema, schema_text
+        from shipway.spec import blueprint_json_schema, model_json_schema, schema_text
 
-        text = schema_text(blueprint_json_schema())
+        schemas = {"blueprint.schema.json": blueprint_json_schema(), "model.schema.json": model_json_schema()}
+        stale = []
+        for name, document in schemas.items():
+            path, text = out / name, schema_text(document)
+            if check:
+                if not path.exists() or path.read_text(encoding="utf-8") != text:
+                    stale.append(str(path))
+                continue
+            write_atomic(path, text)
+            console.print(f"wrote {path}")
+        if stale:
+            err_console.print(f"[red]stale[/]: {', '.join(stale)} differ from the spec; run `shipway schema`")
+            raise typer.Exit(1)
         if check:
-            current = out.read_text(encoding="utf-8") if out.exists() else ""
-            if current != text:
-                err_console.print(f"[red]stale[/]: {out} differs from the spec; run `shipway schema`")
-                raise typer.Exit(1)
-            console.print(f"{out} is up to date")
-            return
-        write_atomic(out, text)
-        console.print(f"wrote {out}")
+            console.print(f"{', '.join(str(out / name) for name in schemas)} are up to date")
 
 
 def kind_config(

@@ -305,7 +305,7 @@ class Gate(Spec):
     """The validation gate `shipway gate` applies before a version may ship."""
 
     metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
-        default_factory=lambda: ["accuracy"], min_length=1, description="Metrics compared, e.g. accuracy, auc, f1."
+        default_factory=lambda: ["accuracy"], min_length=1, description="Metrics `shipway gate --model` judges: accuracy, f1, roc_auc (or auc), log_loss (or logloss), rmse, mae."
     )
     margin: float = Field(0.0, ge=0, le=1, description="How much worse than production the candidate may be.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of the bootstrap interval.")

@@ -82,12 +82,17 @@ def test_synth_bad_blueprint_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_schema_check_detects_stale_file(tmp_path: Path) -> None:
-    target = tmp_path / "schema.json"
-    assert runner.invoke(app, ["schema", "-o", str(target)]).exit_code == 0
-    assert runner.invoke(app, ["schema", "-o", str(target), "--check"]).exit_code == 0
-    target.write_text("{}\n")
-    assert runner.invoke(app, ["schema", "-o", str(target), "--check"]).exit_code == 1
+def test_schema_check_detects_stale_files(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["schema", "-o", str(tmp_path)]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blueprint.schema.json", "model.schema.json"]
+    assert runner.invoke(app, ["schema", "-o", str(tmp_path), "--check"]).exit_code == 0
+    (tmp_path / "model.schema.json").write_text("{}\n")
+    result = runner.invoke(app, ["schema", "-o", str(tmp_path), "--check"])
+    assert result.exit_code == 1 and "model.schema.json" in result.output
+
+
+def test_committed_schemas_are_current() -> None:
+    assert runner.invoke(app, ["schema", "-o", str(ROOT / "blueprints" / "schema"), "--check"]).exit_code == 0
 
 
 def test_kind_config_to_file(tmp_path: Path) -> None:
