@@ -9,6 +9,28 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write one file beside its target and rename it into place, so a reader never sees half of it.
+
+    The file gets the permissions a plain write would (mkstemp alone makes it owner-only), since
+    reports, profiles and schemas are read by CI steps and people other than their writer.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_tree(files: Mapping[str, str], destination: str | Path) -> list[Path]:
     """Replace `destination` with exactly `files` (relative path -> text).
 

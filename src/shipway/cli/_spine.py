@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from enum import Enum
 from pathlib import Path
 
@@ -22,17 +20,6 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file through a temp file in the same folder, then rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def validate(
@@ -119,6 +106,7 @@ def schema(
 ) -> None:
     """Write the blueprint and model.yaml JSON Schemas that editors use to complete and validate them."""
     with guarded():
+        from shipway.files import write_atomic
         from shipway.spec import blueprint_json_schema, model_json_schema, schema_text
 
         schemas = {"blueprint.schema.json": blueprint_json_schema(), "model.schema.json": model_json_schema()}
@@ -146,6 +134,7 @@ def kind_config(
     with guarded():
         from shipway.errors import ShipwayError
         from shipway.render.cluster import kind_config as render_kind_config
+        from shipway.files import write_atomic
         from shipway.spec import load_blueprint
         from shipway.yamlio import to_yaml
 

@@ -65,7 +65,8 @@ def _emit(report: Report, output_format: ReportFormat, output: Path | None) -> N
 
     from rich.console import Console
 
-    from shipway.readiness.output import to_html, to_json, to_markdown, to_rich, write_atomic
+    from shipway.files import write_atomic
+    from shipway.readiness.output import to_html, to_json, to_markdown, to_rich
 
     if output_format is ReportFormat.TABLE:
         if output is None:

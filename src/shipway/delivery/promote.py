@@ -8,10 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ import yaml
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.placement import Profile
 from shipway.delivery.render import file_name, render
+from shipway.files import write_tree
 from shipway.spec.model import ModelSpec
 from shipway.yamlio import to_yaml
 
@@ -153,21 +151,7 @@ def _check_previous_environment(git: Git, base: str, profile: Profile, environme
 
 def replace_folder(target: Path, files: dict[str, str]) -> None:
     """Swap the folder's contents for the files, so a reader never sees half a model."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        for name, text in sorted(files.items()):
-            (staging / name).write_text(text, encoding="utf-8")
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_tree(files, target)
 
 
 class Git:

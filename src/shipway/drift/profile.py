@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from shipway.errors import ShipwayError
+from shipway.files import write_atomic
 
 PROFILE_FORMAT = "shipway.drift/v1"
 DEFAULT_BINS = 20
@@ -110,18 +109,7 @@ class ReferenceProfile:
         """Write the profile as JSON and return the path; a reader never sees half a profile."""
         target = Path(path)
         text = json.dumps(self.to_dict(), indent=1) + "\n"
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            # mkstemp creates the file owner-only; the profile ships beside the model for others to read.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(target, text)
         return target
 
     @classmethod

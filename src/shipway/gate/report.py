@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from shipway import __version__
+from shipway.files import write_atomic
 from shipway.gate.decision import Estimate, GateResult
 
 REPORT_SCHEMA = "shipway.dev/gate-report/v1"
@@ -157,20 +156,6 @@ def markdown_summary(result: GateResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write beside the target and rename, so a reader never sees half a report."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        # mkstemp creates the file owner-only; a report is read by CI steps and reviewers like any other file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _plot(result: GateResult) -> bytes:
@@ -263,11 +248,11 @@ def write_reports(results: Sequence[GateResult], directory: str | Path) -> dict[
         paths[f"{result.metric} report"] = write_report(result, target / result.metric)["report"]
     reports = list(paths.values())
     paths["summary"] = target / SUMMARY_FILE
-    _atomic_write(paths["summary"], combined_summary(results).encode())
+    write_atomic(paths["summary"], combined_summary(results).encode())
     paths["report"] = target / REPORT_FILE
     # Last, as for one metric: the combined JSON's presence means every metric's report is there.
     combined = combined_report_dict(results, reports, target)
-    _atomic_write(paths["report"], (json.dumps(combined, indent=2) + "\n").encode())
+    write_atomic(paths["report"], (json.dumps(combined, indent=2) + "\n").encode())
     return paths
 
 
@@ -276,8 +261,8 @@ def write_report(result: GateResult, directory: str | Path) -> dict[str, Path]:
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     paths = {"report": target / REPORT_FILE, "summary": target / SUMMARY_FILE, "plot": target / PLOT_FILE}
-    _atomic_write(paths["plot"], _plot(result))
-    _atomic_write(paths["summary"], markdown_summary(result).encode())
+    write_atomic(paths["plot"], _plot(result))
+    write_atomic(paths["summary"], markdown_summary(result).encode())
     # The JSON goes last: its presence means the whole report is there.
-    _atomic_write(paths["report"], (json.dumps(report_dict(result), indent=2) + "\n").encode())
+    write_atomic(paths["report"], (json.dumps(report_dict(result), indent=2) + "\n").encode())
     return paths

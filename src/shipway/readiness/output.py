@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipway.readiness.model import Report, Status
@@ -154,20 +151,3 @@ def to_rich(report: Report) -> list[RenderableType]:
                    str(report.count(Status.UNKNOWN)))
     colour = "green" if report.passed >= report.threshold else "red"
     return [checks, scores, Text(report.verdict, style=f"bold {colour}")]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target and rename, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        # mkstemp creates the file owner-only; a report is meant to be shared like any other file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

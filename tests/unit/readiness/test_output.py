@@ -9,7 +9,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from shipway.readiness import Report, assess
-from shipway.readiness.output import to_html, to_json, to_markdown, write_atomic
+from shipway.files import write_atomic
+from shipway.readiness.output import to_html, to_json, to_markdown
 from shipway.spec import load_blueprint
 
 WEAK = Path(__file__).resolve().parent / "data" / "weak.yaml"
