@@ -80,6 +80,8 @@ def bake(
     from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
     from cookiecutter.main import cookiecutter
 
+    from shipway import __version__
+
     package = package or name.replace("-", "_")
     _check(name, team, package, description, runtime, rollout, ci, registry)
     context = {
@@ -91,6 +93,8 @@ def bake(
         "rollout": rollout,
         "ci": ci,
         "registry": registry,
+        # The repo's CI installs the Shipway that baked it, not whatever an index serves under the name.
+        "_shipway_version": __version__,
     }
     with tempfile.TemporaryDirectory(prefix="shipway-cookiecutter-") as scratch:
         config = Path(scratch) / "config.yaml"

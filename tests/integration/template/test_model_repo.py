@@ -73,6 +73,10 @@ def test_every_combination_bakes_the_exact_file_set_with_nothing_left_unrendered
     assert [gate[gate.index(f"--{role}") + 1] for role in ("labels", "candidate", "baseline")] == \
         ["label", "candidate", "baseline"]
     assert not {"--metric", "--margin", "--confidence", "--slice"} & set(gate)
+    # CI installs the Shipway that baked the repo, not whatever an index serves under that name.
+    from shipway import __version__
+
+    assert f"shipway=={__version__}" in (repo / "requirements-dev.txt").read_text().splitlines()
 
 
 def test_github_workflow_runs_the_road_in_order(tmp_path: Path) -> None:
