@@ -41,6 +41,7 @@ def gke_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
         name=blueprint.metadata.name,
         project=spec.project,
         location=spec.region,
+        node_locations=spec.zones,
         network=spec.network,
         remove_default_node_pool=True,
         initial_node_count=1,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import yaml
 
 from shipway.render import gpu, registry
@@ -134,10 +136,14 @@ def gke_node_pool(blueprint: Blueprint, pool: NodePool) -> Obj:
             accelerator["gpu_sharing_config"] = {"gpu_sharing_strategy": "TIME_SHARING",
                                                  "max_shared_clients_per_gpu": sharing.replicas}
         config["guest_accelerators"] = [accelerator]
+    zones = blueprint.pool_zones(pool)
     return {
         "name": pool.name,
-        "autoscaling": {"min_node_count": pool.min_size, "max_node_count": pool.max_size},
-        "initial_node_count": pool.effective_desired_size,
+        "node_locations": zones,
+        # GKE sizes a regional pool per zone; the blueprint's sizes are totals, as its quota rules count them.
+        "autoscaling": {"total_min_node_count": pool.min_size, "total_max_node_count": pool.max_size,
+                        "location_policy": "ANY" if pool.spot else "BALANCED"},
+        "initial_node_count": math.ceil(pool.effective_desired_size / len(zones)),
         "node_config": config,
         "management": {"auto_repair": True, "auto_upgrade": True},
     }

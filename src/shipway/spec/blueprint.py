@@ -112,6 +112,11 @@ class GkeCluster(Spec):
     region: str = Field(pattern=r"^[a-z]+-[a-z]+\d$", description="GCP region, e.g. europe-west4.")
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field("REGULAR", description="GKE release channel.")
     network: str = Field("default", description="VPC network name.")
+    zones: list[Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+\d-[a-z]$")]] = Field(
+        min_length=1,
+        description="Zones of the region node pools run in (a pool may name a subset). GPU types are zonal, "
+                    "and GKE sizes regional pools per zone, so Shipway needs to know them.",
+    )
 
 
 Cluster = Annotated[KindCluster | ExistingCluster | EksCluster | GkeCluster, Field(discriminator="kind")]
@@ -181,6 +186,9 @@ class NodePool(Spec):
         None, description="Node taints; GPU pools default to nvidia.com/gpu=present:NoSchedule. [] means none."
     )
     spot: bool = Field(False, description="Use spot / preemptible capacity.")
+    zones: list[Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+\d-[a-z]$")]] | None = Field(
+        None, description="GKE only: the zones this pool runs in, e.g. where its GPU type is offered; "
+                          "defaults to the cluster's zones.")
     disk_size_gib: int = Field(100, ge=20, le=16384, alias="diskSizeGiB", description="Root disk size per node in GiB.")
 
     @property
@@ -579,11 +587,51 @@ class Blueprint(Spec):
                 problems.append(Located(
                     ("nodePools",), f"a {self.cluster.kind} cluster needs a pool without GPUs for platform components",
                     "add a pool with role: system"))
+        problems += self._zone_rules()
         if self.gpu_stack.simulate and self.is_cloud:
             problems.append(Located(
                 ("gpuStack", "simulate"), f"simulate is for kind and existing clusters, not {self.cluster.kind}",
                 "remove gpuStack.simulate"))
         return problems
+
+    def _zone_rules(self) -> list[Located]:
+        problems = []
+        cluster = self.cluster
+        for index, pool in enumerate(self.node_pools):
+            if pool.zones is None:
+                continue
+            if not isinstance(cluster, GkeCluster):
+                problems.append(Located(("nodePools", index, "zones"),
+                                        f"zones are for GKE pools; this is a {cluster.kind} cluster",
+                                        "remove zones (EKS spreads node groups over the VPC's zones)"))
+                continue
+            for zone_index, zone in enumerate(pool.zones):
+                if zone not in cluster.zones:
+                    problems.append(Located(
+                        ("nodePools", index, "zones", zone_index),
+                        f'zone "{zone}" is not one of the cluster\'s zones', f"use one of: {', '.join(cluster.zones)}"))
+        if isinstance(cluster, GkeCluster):
+            for index, pool in enumerate(self.node_pools):
+                zones = len(self.pool_zones(pool))
+                starting = -(-pool.effective_desired_size // zones) * zones
+                if starting > pool.max_size:
+                    problems.append(Located(
+                        ("nodePools", index, "maxSize"),
+                        f'pool "{pool.name}" would start with {starting} nodes (GKE starts the same count in each '
+                        f"of its {zones} zones), above maxSize {pool.max_size}",
+                        "give the pool fewer zones (nodePools[].zones) or raise maxSize"))
+            for zone_index, zone in enumerate(cluster.zones):
+                if not zone.startswith(f"{cluster.region}-"):
+                    problems.append(Located(("cluster", "zones", zone_index),
+                                            f'zone "{zone}" is not in region {cluster.region}',
+                                            f"use zones like {cluster.region}-a"))
+        return problems
+
+    def pool_zones(self, pool: NodePool) -> list[str]:
+        """The GKE zones a pool's nodes run in."""
+        if pool.zones is not None:
+            return pool.zones
+        return self.cluster.zones if isinstance(self.cluster, GkeCluster) else []
 
     def _gpu_rules(self) -> list[Located]:
         problems = []

@@ -39,7 +39,13 @@ def test_gke_cluster_and_pools(gke_prod):
     assert GKE_NO_DEFAULT_DEVICE_PLUGIN not in l4["labels"]
     assert accelerator["gpuSharingConfig"] == {"gpuSharingStrategy": "TIME_SHARING", "maxSharedClientsPerGpu": 4}
     assert pools["a100"]["nodeConfig"]["spot"] is True
-    assert pools["l4"]["autoscaling"] == {"minNodeCount": 1, "maxNodeCount": 8}
+    # Sizes are totals across the pool's zones; GKE's own min/max would be per zone.
+    assert pools["l4"]["autoscaling"] == {"totalMinNodeCount": 1, "totalMaxNodeCount": 8, "locationPolicy": "BALANCED"}
+    assert pools["l4"]["nodeLocations"] == ["europe-west4-a", "europe-west4-b", "europe-west4-c"]
+    assert pools["a100"]["nodeLocations"] == ["europe-west4-a", "europe-west4-b"]
+    assert pools["a100"]["autoscaling"]["locationPolicy"] == "ANY"  # spot capacity goes wherever it is
+    assert pools["system"]["initialNodeCount"] == 1  # desired 2 over 3 zones: one each
+    assert cluster.inputs["nodeLocations"] == ["europe-west4-a", "europe-west4-b", "europe-west4-c"]
     assert GKE_NO_DEFAULT_DEVICE_PLUGIN not in pools["system"]["nodeConfig"]["labels"]
 
 
@@ -48,7 +54,8 @@ def test_gke_with_the_operator_switches_gke_plugin_off() -> None:
     from shipway.spec.blueprint import Blueprint
 
     blueprint = Blueprint.model_validate({
-        "metadata": {"name": "gke-op"}, "cluster": {"kind": "gke", "project": "acme-ml-prod", "region": "europe-west4"},
+        "metadata": {"name": "gke-op"}, "cluster": {"kind": "gke", "project": "acme-ml-prod", "region": "europe-west4",
+                    "zones": ["europe-west4-a"]},
         "nodePools": [{"name": "sys", "role": "system", "instanceType": "e2-standard-8"},
                       {"name": "a100", "instanceType": "a2-highgpu-1g", "gpu": {"model": "a100-40gb"}}],
         "gpuStack": {"mode": "operator", "sharing": {"strategy": "time-slicing", "replicas": 2}},

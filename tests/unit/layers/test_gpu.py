@@ -88,7 +88,8 @@ def test_gke_with_the_operator_uses_gke_paths_cdi_and_a_critical_pod_quota():
     from shipway.spec.blueprint import Blueprint
 
     blueprint = Blueprint.model_validate({
-        "metadata": {"name": "gke-op"}, "cluster": {"kind": "gke", "project": "acme-ml-prod", "region": "europe-west4"},
+        "metadata": {"name": "gke-op"}, "cluster": {"kind": "gke", "project": "acme-ml-prod", "region": "europe-west4",
+                    "zones": ["europe-west4-a"]},
         "nodePools": [{"name": "sys", "role": "system", "instanceType": "e2-standard-8"},
                       {"name": "a100", "instanceType": "a2-highgpu-1g", "gpu": {"model": "a100-40gb"}}],
         "gpuStack": {"mode": "operator"}, "gitops": {"enabled": False},

@@ -30,6 +30,22 @@ teams:
 """
 
 # (id, yaml text, line, path fragment, message fragment)
+GKE = """\
+metadata: {name: prod}
+cluster:
+  kind: gke
+  project: acme-ml-prod
+  region: europe-west4
+  zones: [europe-west4-a, europe-west4-b]
+nodePools:
+  - {name: sys, role: system, instanceType: e2-standard-4, minSize: 2, maxSize: 4}
+  - name: l4
+    instanceType: g2-standard-8
+    gpu: {model: l4}
+    maxSize: 1
+gitops: {enabled: false}
+"""
+
 CASES = [
     ("typo-top-level", VALID.replace("teams:", "teamz:"), 12, "teamz", 'did you mean "teams"'),
     ("typo-nested", VALID.replace("quota: {gpus: 2}", "quota: {gpu: 2}"), 14, "teams[0].quota.gpu", '"gpus"'),
@@ -71,8 +87,9 @@ CASES = [
     ("min-over-max", VALID.replace("    gpu: {model: l4, count: 2}\n", "    gpu: {model: l4, count: 2}\n    minSize: 3\n"),
      8, "nodePools[0].minSize", "greater than maxSize"),
     ("duplicate-pool", VALID.replace("name: big", "name: gpu"), 8, "nodePools[1].name", "used twice"),
-    ("cloud-needs-instance-type", VALID.replace("kind: kind", "kind: gke\n  project: acme-ml-prod\n  region: europe-west4"),
-     8, "nodePools[0].instanceType", "instanceType"),
+    ("cloud-needs-instance-type", VALID.replace(
+        "kind: kind", "kind: gke\n  project: acme-ml-prod\n  region: europe-west4\n  zones: [europe-west4-a]"),
+     9, "nodePools[0].instanceType", "instanceType"),
     ("gitops-needs-repo", VALID.replace("  repoUrl: https://example.com/gitops.git\n", "  revision: main\n"), 11,
      "gitops.repoUrl", "no repoUrl"),
     ("bad-quantity", VALID.replace("quota: {gpus: 2}", "quota: {gpus: 2, memory: lots}"), 14, "teams[0].quota.memory",
@@ -80,9 +97,17 @@ CASES = [
     ("bad-duration", VALID + "observability:\n  retention: forever\n", 16, "observability.retention", "duration"),
     ("unicode-name", VALID.replace("name: dev", "name: dév"), 2, "metadata.name", "DNS-1123"),
     ("sharing-unknown-strategy", VALID + "gpuStack:\n  sharing: {strategy: mps}\n", 16, "gpuStack.sharing", "time-slicing"),
-    ("simulate-on-cloud", "metadata: {name: prod}\ncluster: {kind: gke, project: acme-ml-prod, region: europe-west4}\n"
+    ("simulate-on-cloud", "metadata: {name: prod}\ncluster: {kind: gke, project: acme-ml-prod, region: europe-west4, zones: [europe-west4-a]}\n"
      "nodePools:\n  - {name: sys, role: system, instanceType: e2-standard-4}\n"
      "gitops: {enabled: false}\ngpuStack:\n  simulate: true\n", 7, "gpuStack.simulate", "simulate is for kind"),
+    ("gke-needs-zones", GKE.replace("  zones: [europe-west4-a, europe-west4-b]\n", ""), 3, "cluster.zones", "missing"),
+    ("gke-zone-outside-region", GKE.replace("europe-west4-b]", "us-central1-a]", 1), 6, "cluster.zones[1]",
+     "not in region europe-west4"),
+    ("gke-pool-zone-unknown", GKE.replace("    maxSize: 1", "    maxSize: 4\n    zones: [europe-west4-c]"), 13,
+     "nodePools[1].zones[0]", "not one of the cluster's zones"),
+    ("gke-starts-above-max", GKE, 12, "nodePools[1].maxSize", "would start with 2 nodes"),
+    ("zones-on-kind", VALID.replace("    gpu: {model: l4, count: 2}", "    gpu: {model: l4, count: 2}\n    zones: [a-b1-c]"),
+     8, "nodePools[0].zones", "zones are for GKE pools"),
     ("duplicate-key", VALID + "metadata:\n  name: other\n", 0, "", "duplicate"),
     ("yaml-syntax", VALID.replace("quota: {gpus: 2}", "quota: {gpus: 2"), 0, "", "YAML syntax error"),
     ("tab-indent", VALID.replace("  name: dev", "\tname: dev"), 2, "", "YAML syntax error"),
