@@ -109,7 +109,9 @@ class Proxy:
         if request_id is not None and REQUEST_ID_HEADER not in headers:
             # The id travels in a header so the request bytes stay exactly as sent.
             headers[REQUEST_ID_HEADER] = request_id
-        status, response_headers, response_body = await self._call_upstream(request, headers, body)
+        # Reads and inference are safe to send twice; model load/unload (repository POSTs) are not.
+        repeatable = inference or request.method in ("GET", "HEAD", "OPTIONS")
+        status, response_headers, response_body = await self._call_upstream(request, headers, body, repeatable)
         if request_id is not None and REQUEST_ID_HEADER not in response_headers:
             response_headers[REQUEST_ID_HEADER] = request_id
         if inference:
@@ -121,14 +123,14 @@ class Proxy:
         return web.Response(status=status, headers=response_headers, body=response_body)
 
     async def _call_upstream(
-        self, request: web.Request, headers: CIMultiDict[str], body: bytes
+        self, request: web.Request, headers: CIMultiDict[str], body: bytes, repeatable: bool
     ) -> tuple[int, CIMultiDict[str], bytes]:
         assert self._session is not None, "the proxy session opens on application startup"
         # The raw path and query as received, marked encoded so nothing is re-escaped.
         url = URL(self.upstream + request.raw_path, encoded=True)
-        # One retry covers a keep-alive connection the runtime closed between requests;
-        # inference calls are pure, so sending one twice is harmless.
-        for attempt in (1, 2):
+        # One retry covers a keep-alive connection the runtime closed between requests, for
+        # requests that may be sent twice.
+        for attempt in (1, 2) if repeatable else (2,):
             try:
                 async with self._session.request(
                     request.method, url, data=body, headers=headers, allow_redirects=False

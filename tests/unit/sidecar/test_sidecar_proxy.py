@@ -209,3 +209,49 @@ def test_a_sidecar_watching_named_features_exports_drift_only_for_them() -> None
             assert sample(text, "shipway_model_prediction_drift_psi") is not None
 
     run(scenario)
+
+
+def test_only_requests_safe_to_send_twice_are_retried_after_a_dropped_connection() -> None:
+    from shipway.sidecar.observer import ObserverSettings
+    from shipway.sidecar.server import SidecarConfig, start
+
+    from sidecar_support import free_port, reference
+
+    async def scenario() -> None:
+        seen: list[str] = []
+
+        async def runtime(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            seen.append(head.split(b" ")[1].decode())
+            if len(seen) % 2:  # every other request: the connection drops with no answer
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(runtime, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = SidecarConfig(listen_host="127.0.0.1", listen_port=free_port(), metrics_host="127.0.0.1",
+                               metrics_port=free_port(), upstream=f"http://127.0.0.1:{port}", model="m",
+                               version="v1", profile=reference(), observer=ObserverSettings(flush_rows=1),
+                               timeout_seconds=5.0)
+        sidecar = await start(config)
+        try:
+            async with aiohttp.ClientSession() as session:
+                base = f"http://127.0.0.1:{config.listen_port}"
+                async with session.post(f"{base}/v2/models/m/infer", data=OIP) as response:
+                    assert response.status == 200  # inference is pure: the retry answered
+                assert seen == ["/v2/models/m/infer", "/v2/models/m/infer"]
+                async with session.post(f"{base}/v2/repository/models/m/load", data=b"{}") as response:
+                    assert response.status == 502  # a model load is not sent a second time
+                assert seen[2:] == ["/v2/repository/models/m/load"]
+        finally:
+            await sidecar.stop()
+            server.close()
+            await server.wait_closed()
+
+    run(scenario)
