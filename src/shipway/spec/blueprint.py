@@ -298,7 +298,9 @@ class GpuStack(Spec):
     tolerations: list[Toleration] | None = Field(
         None, description="Tolerations for GPU stack pods; default tolerates every GPU pool taint."
     )
-    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
+    values: Values = Field(default_factory=dict, description=(
+        "Helm values merged last over Shipway's, into the GPU Operator, the device plugin or fake-gpu-operator "
+        "release (whichever this stack installs); the standalone DCGM exporter takes Shipway's values only."))
 
 
 # --- registry ---------------------------------------------------------------------------
