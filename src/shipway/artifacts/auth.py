@@ -20,11 +20,6 @@ class Credentials:
     docker_config: Path | None = None
     source: str = "no credentials"
 
-    @property
-    def has_password(self) -> bool:
-        """True when a username and password were given directly."""
-        return bool(self.username and self.password)
-
 
 def resolve_credentials(
     username: str | None = None,

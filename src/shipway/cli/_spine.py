@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from shipway.cli._common import console, err_console, guarded
+
+if TYPE_CHECKING:  # the CLI's start-up path imports neither rich.tree nor pulumi
+    from rich.tree import Tree
+
+    from shipway.platform.synth import SynthResult
 
 SCHEMA_DIR = Path("blueprints/schema")
 
@@ -41,7 +47,9 @@ def validate(
         problems = [{"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message,
                      "hint": p.hint} for p in error.problems]
     except ShipwayError as error:
-        problems = [{"file": str(blueprint), "line": 0, "column": 0, "path": "", "message": str(error), "hint": ""}]
+        # A failure of the Pulumi program has no position in the blueprint.
+        problems = [{"file": str(blueprint), "line": None, "column": None, "path": "", "message": str(error),
+                     "hint": ""}]
     valid = not problems
     if output_format is OutputFormat.json:
         typer.echo(json.dumps({"blueprint": str(blueprint), "valid": valid, "failedAt": None if valid else stage,
@@ -53,7 +61,8 @@ def validate(
         from rich.markup import escape
 
         for problem in problems:
-            where = f"{problem['file']}:{problem['line']}:{problem['column']}"
+            where = (f"{problem['file']}:{problem['line']}:{problem['column']}" if problem["line"] is not None
+                     else str(problem["file"]))
             path = f" {problem['path']}:" if problem["path"] else ""
             err_console.print(f"[bold]{escape(where)}[/]:{escape(path)} [red]{escape(str(problem['message']))}[/]")
             if problem["hint"]:
@@ -81,13 +90,11 @@ def synth(
         console.print(f"wrote {len(files)} files to {out}/ (plan.json, platform.json, manifests/, releases/)")
 
 
-def _tree(result: object) -> object:
+def _tree(result: SynthResult) -> Tree:
     from rich.tree import Tree
 
     from shipway.platform import LAYERS
-    from shipway.platform.synth import SynthResult
 
-    assert isinstance(result, SynthResult)
     counts = result.counts_by_layer()
     root = Tree(f"[bold]{result.blueprint.metadata.name}[/] ({result.blueprint.cluster.kind}), "
                 f"{sum(counts.values())} resources")

@@ -13,10 +13,10 @@ from shipway import catalog
 from shipway.artifacts.layout import init_container
 from shipway.delivery.errors import RenderRefused
 from shipway.delivery.placement import GpuPlacement, Placement, Profile, place
-from shipway.render import model_rules
+from shipway.render import model_rules, observability
 from shipway.render.common import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, Obj, metadata
 from shipway.render.registry import PULL_SECRET
-from shipway.render.tenancy import INGRESS_NAMESPACES, MONITORING_NAMESPACE, SERVING_PRIORITY
+from shipway.render.tenancy import INGRESS_NAMESPACES, SERVING_PRIORITY
 from shipway.spec.blueprint import CanaryStep
 from shipway.spec.model import (
     SIDECAR_METRICS_PORT,
@@ -507,7 +507,7 @@ def network_policy(spec: ModelSpec, where: Placement) -> Obj:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": namespaces(*INGRESS_NAMESPACES), "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]},
-                {"from": namespaces(MONITORING_NAMESPACE),
+                {"from": namespaces(observability.NAMESPACE),
                  "ports": [{"protocol": "TCP", "port": SIDECAR_METRICS_PORT}]},
             ],
         },

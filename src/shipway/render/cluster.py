@@ -37,10 +37,6 @@ def pool_labels(blueprint: Blueprint, pool: NodePool) -> dict[str, str]:
     return {**pool.node_labels, **gpu.pool_node_labels(blueprint).get(pool.name, {})}
 
 
-def _taint_arg(taint: Taint) -> str:
-    return f"{taint.key}={taint.value}:{taint.effect}" if taint.value else f"{taint.key}:{taint.effect}"
-
-
 def _kubelet_patch(labels: dict[str, str], taints: list[Taint]) -> str:
     registration: Obj = {"kubeletExtraArgs": {"node-labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}}
     if taints:

@@ -157,12 +157,3 @@ def render(blueprint: Blueprint, htpasswd: Any) -> LayerRender:
                            releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
                            objects=[zot_service_monitor()])
     return LayerRender()
-
-
-def pull_secrets(blueprint: Blueprint, config_json: Any) -> list[Obj]:
-    """A pull secret in every team namespace, for zot (which asks for credentials outside kind) or an external registry.
-
-    `config_json` is the .dockerconfigjson (docker_config_json of server(), username() and the password),
-    usually a Pulumi secret output.
-    """
-    return [pull_secret(ns, config_json) for by_env in blueprint.namespaces.values() for ns in by_env.values()]

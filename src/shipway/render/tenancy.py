@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipway.render import registry
+from shipway.render import observability, registry
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import GPU_RESOURCE, Blueprint, ExternalRegistry, MigSharing, Team, TimeSlicing
 from shipway.spec.gpus import GPU_MODELS
 
-MONITORING_NAMESPACE = "monitoring"
-REGISTRY_NAMESPACE = "shipway-registry"
-REGISTRY_PORT = 5000
 INGRESS_NAMESPACES = ("ingress-nginx", "gateway-system", "istio-system")
 SERVING_PRIORITY = "shipway-serving"
 BATCH_PRIORITY = "shipway-batch"
@@ -121,7 +118,7 @@ def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
         }),
         policy("allow-prometheus", {
             "podSelector": {}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [from_namespace(MONITORING_NAMESPACE)]}],
+            "ingress": [{"from": [from_namespace(observability.NAMESPACE)]}],
         }),
         policy("allow-ingress-path", {
             "podSelector": {"matchLabels": {"app.kubernetes.io/component": "model-server"}},
@@ -130,8 +127,8 @@ def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
         }),
         policy("allow-registry", {
             "podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [{"to": [from_namespace(REGISTRY_NAMESPACE)],
-                        "ports": [{"protocol": "TCP", "port": REGISTRY_PORT}]}],
+            "egress": [{"to": [from_namespace(registry.NAMESPACE)],
+                        "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}],
         }),
         policy("allow-same-namespace", {
             "podSelector": {}, "policyTypes": ["Ingress", "Egress"],

@@ -27,8 +27,6 @@ class Spec(BaseModel):
         frozen=True,
         alias_generator=to_camel,
         populate_by_name=True,
-        str_strip_whitespace=False,
-        use_attribute_docstrings=False,
     )
 
 

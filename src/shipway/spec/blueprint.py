@@ -14,8 +14,6 @@ from shipway.spec.base import (
     Located,
     Quantity,
     Spec,
-    Violations,
-    quantity_value,
     raise_all,
 )
 from shipway.spec.gpus import GPU_MODELS, mig_slices
@@ -725,10 +723,3 @@ def _unique_names(items: list[Any], field: str, noun: str) -> list[Located]:
         seen.add(item.name)
     return problems
 
-
-def quota_cpu_cores(team: Team) -> float:
-    """A team's CPU quota in cores."""
-    return float(quantity_value(team.quota.cpu))
-
-
-__all__ = ["Blueprint", "Violations"]

@@ -16,7 +16,6 @@ API_VERSION = "shipway.dev/v1alpha1"
 SIDECAR_PORT = 8090
 SIDECAR_METRICS_PORT = 9091
 RESERVED_PORTS = (SIDECAR_PORT, SIDECAR_METRICS_PORT)
-CATALOG_RUNTIMES = ("sklearn", "xgboost", "triton", "vllm")
 # The drift reference profile's file name at the artifact's root, unless drift.referenceProfile names another:
 # training writes it, `shipway model push` layers it, the sidecar reads it. Defined once, here.
 REFERENCE_PROFILE_FILE = "reference_profile.json"

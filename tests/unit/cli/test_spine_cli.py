@@ -118,3 +118,16 @@ def test_an_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "error:" in result.output and str(blocker) in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_program_failure_is_reported_without_a_made_up_position(monkeypatch) -> None:
+    import shipway.platform.synth as synth_module
+
+    def failing(path):
+        raise synth_module.SynthError("the Pulumi program failed under the mock engine: boom")
+
+    monkeypatch.setattr(synth_module, "run_program", failing)
+    table = runner.invoke(app, ["validate", KIND_DEV])
+    assert table.exit_code == 1 and f"{KIND_DEV}: " in table.output and ":0:0" not in table.output
+    report = json.loads(runner.invoke(app, ["validate", KIND_DEV, "--format", "json"]).stdout)
+    assert report["failedAt"] == "synth" and report["problems"][0]["line"] is None
