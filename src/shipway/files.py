@@ -6,7 +6,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+
+def target_path(path: str | Path) -> Path:
+    """The absolute path a write lands on: `~` expanded, relative to the working folder, symlinks followed.
+
+    Following the links means a write through a symlinked folder (or to a symlinked file) replaces what
+    the link points at, not the link, and every later comparison is between resolved paths.
+    """
+    return Path(path).expanduser().resolve()
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
@@ -15,7 +24,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     The file gets the permissions a plain write would (mkstemp alone makes it owner-only), since
     reports, profiles and schemas are read by CI steps and people other than their writer.
     """
-    path = Path(path)
+    path = target_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -38,14 +47,16 @@ def write_tree(files: Mapping[str, str], destination: str | Path) -> list[Path]:
     previous output had and this one lacks disappear with it. If the swap fails, the previous
     output is put back whole.
     """
-    destination = Path(destination)
+    destination = target_path(destination)
+    for relative in files:
+        parts = PurePosixPath(relative).parts
+        if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
+            raise ValueError(f"refusing to write {relative!r} outside {destination}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:
         for relative, text in files.items():
             path = staging / relative
-            if staging not in path.resolve().parents:
-                raise ValueError(f"refusing to write {relative!r} outside {destination}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         os.chmod(staging, 0o755)  # mkdtemp makes it owner-only; generated output is for everyone

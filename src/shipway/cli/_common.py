@@ -1,10 +1,11 @@
-"""What every command shares: one console, and mapping domain errors to exit codes."""
+"""What every command shares: one console, one output option name, and mapping domain errors to exit codes."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -14,6 +15,11 @@ from shipway.errors import ShipwayError
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def former_name(name: str) -> Any:
+    """An output option's old name: still accepted, no longer shown in --help (`-o/--output` is the one name)."""
+    return typer.Option(None, name, hidden=True)
 
 
 @contextlib.contextmanager

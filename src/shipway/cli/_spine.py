@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from shipway.cli._common import console, err_console, guarded
+from shipway.cli._common import console, err_console, former_name, guarded
 
 if TYPE_CHECKING:  # the CLI's start-up path imports neither rich.tree nor pulumi
     from rich.tree import Tree
@@ -73,10 +73,12 @@ def validate(
 
 def synth(
     blueprint: Path = typer.Argument(..., help="Blueprint YAML file."),
-    out: Path = typer.Option(Path("synth.out"), "-o", "--out", help="Output folder (replaced atomically)."),
+    out: Path = typer.Option(Path("synth.out"), "-o", "--output", help="Output folder (replaced atomically)."),
+    out_former: Path | None = former_name("--out"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Skip the resource tree."),
 ) -> None:
     """Run the real Pulumi program offline under the mock engine and write what `pulumi up` would register."""
+    out = out_former or out
     with guarded():
         from rich.status import Status
 
@@ -108,10 +110,12 @@ def _tree(result: SynthResult) -> Tree:
 
 
 def schema(
-    out: Path = typer.Option(SCHEMA_DIR, "-o", "--out-dir", help="Folder for blueprint and model JSON Schemas."),
+    out: Path = typer.Option(SCHEMA_DIR, "-o", "--output", help="Folder for blueprint and model JSON Schemas."),
+    out_former: Path | None = former_name("--out-dir"),
     check: bool = typer.Option(False, "--check", help="Exit 1 if a file differs instead of writing it."),
 ) -> None:
     """Write the blueprint and model.yaml JSON Schemas that editors use to complete and validate them."""
+    out = out_former or out
     with guarded():
         from shipway.files import write_atomic
         from shipway.spec import blueprint_json_schema, model_json_schema, schema_text
@@ -135,9 +139,11 @@ def schema(
 
 def kind_config(
     blueprint: Path = typer.Argument(..., help="Blueprint YAML file with `cluster.kind: kind`."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Write here instead of standard output."),
+    out: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of standard output."),
+    out_former: Path | None = former_name("--out"),
 ) -> None:
     """Write the kind cluster config: a control plane, one worker per pool with its labels and taints."""
+    out = out_former or out
     with guarded():
         from shipway.errors import ShipwayError
         from shipway.render.cluster import kind_config as render_kind_config

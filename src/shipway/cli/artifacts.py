@@ -140,7 +140,9 @@ def pull_command(
     """Pull a model, verifying every digest; the directory appears only once it is complete."""
     with guarded():
         from shipway.artifacts.pull import pull
+        from shipway.files import target_path
 
+        destination = target_path(destination)
         credentials = _credentials(username, password, password_stdin, docker_config)
         bars = _Bars()
         with bars.progress:

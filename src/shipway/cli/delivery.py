@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from shipway.cli._common import console, guarded
+from shipway.cli._common import console, former_name, guarded
 from shipway.errors import ShipwayError
 
 GATE_REPORT_DEFAULT = Path("build/gate/gate-report.json")
@@ -39,12 +39,16 @@ def render(
     model: Path = typer.Argument(..., help="The model's model.yaml (ModelSpec)."),
     platform: Path = typer.Option(..., "--platform", help="platform.json written by `shipway synth`."),
     env: str = typer.Option(..., "--env", help="Environment to render for, e.g. staging."),
-    out: Path = typer.Option(..., "-o", "--out", help="Folder to write one YAML file per object into."),
+    out: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder to write one YAML file per object into."),
+    out_former: Optional[Path] = former_name("--out"),
     stable_version: Optional[str] = typer.Option(
         None, "--stable-version", help="Version serving now, compared with this one by the canary analysis."
     ),
 ) -> None:
     """Render a model's Kubernetes objects for one environment of a platform."""
+    out = out or out_former
+    if out is None:
+        raise typer.BadParameter("name the folder to write into", param_hint="'-o' / '--output'")
     with guarded():
         from shipway.delivery.promote import rendered_files
         from shipway.delivery.render import render as render_objects
@@ -70,6 +74,9 @@ def promote(
     gate_report: Optional[Path] = typer.Option(
         None, "--gate-report", help="gate-report.json; defaults to build/gate/gate-report.json beside model.yaml."
     ),
+    no_gate: bool = typer.Option(
+        False, "--no-gate", help="Promote without a gate report; the commit message records that none was run."
+    ),
     push: bool = typer.Option(False, "--push", help="Push the branch to origin."),
     force: bool = typer.Option(False, "--force", help="Promote to the last environment without the one before."),
 ) -> None:
@@ -82,11 +89,14 @@ def promote(
         spec = load_model_spec(model)
         if version is not None:
             spec = spec.with_version(version)
-        profile = _profile(platform or gitops_repo / "platform.json")
+        from shipway.files import target_path
+
+        profile = _profile(platform or target_path(gitops_repo) / "platform.json")
         report = gate_report
         if report is None and (model.parent / GATE_REPORT_DEFAULT).is_file():
             report = model.parent / GATE_REPORT_DEFAULT
-        done = promote_model(spec, profile, gitops_repo, env, read_gate_report(report), push=push, force=force)
+        done = promote_model(spec, profile, gitops_repo, env, read_gate_report(report, no_gate=no_gate),
+                             push=push, force=force)
         if not done.changed:
             console.print(f"{spec.name} {spec.version} is already promoted to {env} ({done.folder}); nothing to do",
                           highlight=False, soft_wrap=True)

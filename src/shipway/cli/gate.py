@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from shipway.cli._common import console, err_console, guarded
+from shipway.cli._common import console, err_console, former_name, guarded
 
 if TYPE_CHECKING:
     from shipway.gate.decision import GateResult
@@ -47,11 +47,13 @@ def gate(
     slices: list[str] = typer.Option(
         [], "--slice", help="Column to slice by (repeatable); Holm-corrected. Default: model.yaml's gate.slices."
     ),
-    report: Path = typer.Option(Path("gate-report"), "--report", help="Directory for the JSON, Markdown and PNG."),
+    report: Path = typer.Option(Path("gate-report"), "-o", "--output", help="Folder for the JSON, Markdown and PNG."),
+    report_former: Optional[Path] = former_name("--report"),
     task: str = typer.Option("auto", "--task", help="auto, binary, multiclass or regression."),
     seed: int = typer.Option(0, "--seed", help="Seed of the resampling; the same seed gives the same report."),
 ) -> None:
     """Decide with a paired bootstrap whether the candidate may replace the baseline (exit 0 pass, 1 fail, 2 bad input)."""
+    report = report_former or report
     with guarded():
         from shipway.gate import GateOptions, load_gate_data, resolve_settings, run_gate
         from shipway.gate.report import write_reports

@@ -5,10 +5,11 @@ from __future__ import annotations
 import keyword
 import re
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from shipway.cli._common import console, guarded
+from shipway.cli._common import console, former_name, guarded
 from shipway.errors import ShipwayError
 
 RUNTIMES = ("sklearn", "xgboost", "pytorch-triton", "llm-vllm")
@@ -81,7 +82,9 @@ def bake(
     from cookiecutter.main import cookiecutter
 
     from shipway import __version__
+    from shipway.files import target_path
 
+    output_dir = target_path(output_dir)
     package = package or name.replace("-", "_")
     _check(name, team, package, description, runtime, rollout, ci, registry)
     context = {
@@ -130,13 +133,15 @@ def new_model(
     ci: str = typer.Option("github", "--ci", help="github or gitlab."),
     description: str = typer.Option("A model served by the Shipway platform", "--description"),
     package: str = typer.Option("", "--package", help="Python package name; default: the name with '_' for '-'."),
-    output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where the new repository is created."),
+    output_dir: Path = typer.Option(Path("."), "-o", "--output", help="Folder the new repository is created in."),
+    output_dir_former: Optional[Path] = former_name("--output-dir"),
     registry: str = typer.Option(
         DEFAULT_REGISTRY, "--registry",
         help="OCI registry and path prefix CI pushes the model to and the pods pull it from, e.g. the platform's.",
     ),
 ) -> None:
     """Create a model repository from the template: code, tests, model.yaml and the CI road to production."""
+    output_dir = output_dir_former or output_dir
     with guarded():
         baked = bake(output_dir, name, team, runtime, rollout, ci, description, package or None, registry=registry)
     console.print(f"created {baked}", highlight=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.placement import Profile
 from shipway.delivery.promote import Git
+from shipway.files import target_path
 
 DEFAULT_ENVIRONMENTS = ("staging", "prod")
 
@@ -42,6 +43,7 @@ teams, GPU pools, runtimes and analysis templates. Promotion reads it.
 
 def init_gitops(directory: Path, profile: Profile | None = None, profile_text: str | None = None) -> list[Path]:
     """Create the folder layout, a README and a first commit; refuse a non-empty directory."""
+    directory = target_path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise PromotionRefused(f"{directory} is not empty; init-gitops creates a new repository")
     environments = list((profile or {}).get("environments") or DEFAULT_ENVIRONMENTS)

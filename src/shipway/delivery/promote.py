@@ -19,7 +19,7 @@ import yaml
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.placement import Profile
 from shipway.delivery.render import file_name, render
-from shipway.files import write_tree
+from shipway.files import target_path, write_tree
 from shipway.spec.model import ModelSpec
 from shipway.yamlio import to_yaml
 
@@ -51,10 +51,13 @@ class Promotion:
     pushed: bool = False
 
 
-def read_gate_report(path: Path | None) -> GateVerdict:
-    """The gate's verdict from its JSON report; a missing path means no gate was run."""
+def read_gate_report(path: Path | None, no_gate: bool = False) -> GateVerdict:
+    """The gate's verdict from its JSON report; no report is refused unless the caller said --no-gate."""
     if path is None:
-        return GateVerdict("not run")
+        if not no_gate:
+            raise PromotionRefused("no gate report: run `make gate` (build/gate/gate-report.json) or pass "
+                                   "--gate-report FILE; --no-gate promotes without one and says so in the commit")
+        return GateVerdict("skipped (--no-gate)")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -89,6 +92,7 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         reasons = "; ".join(gate.reasons) or "see the report"
         raise PromotionRefused(f"the gate report {gate.source} failed {spec.name} {spec.version}: {reasons}. "
                                "A version that fails its gate is not promoted")
+    repo = target_path(repo)
     git = Git(repo)
     git.check_repository()
     with git.lock():

@@ -120,7 +120,12 @@ def test_a_file_that_is_not_a_gate_report_is_refused(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text(json.dumps({"passed": True}))
     with pytest.raises(PromotionRefused, match="not a Shipway gate report"):
         read_gate_report(tmp_path / "other.json")
-    assert read_gate_report(None).result == "not run"
+
+
+def test_no_gate_report_is_refused_unless_no_gate_is_given() -> None:
+    with pytest.raises(PromotionRefused, match="no gate report.*--no-gate"):
+        read_gate_report(None)
+    assert read_gate_report(None, no_gate=True).result == "skipped (--no-gate)"
 
 
 def test_uncommitted_changes_and_non_repositories_are_refused(repo: Path, kind_profile: dict,

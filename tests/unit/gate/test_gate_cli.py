@@ -27,7 +27,7 @@ def _invoke(app: typer.Typer, data: Path, *extra: str, labels: str = "y", report
     arguments = [str(data), "--labels", labels, "--candidate", "cand", "--baseline", "base", *extra]
     if "--metric" not in extra:
         arguments += ["--metric", "accuracy"]
-    arguments += ["--report", str(report or data.parent / "report"), "--permutations", "200", "--resamples", "500"]
+    arguments += ["-o", str(report or data.parent / "report"), "--permutations", "200", "--resamples", "500"]
     return CliRunner().invoke(app, arguments)
 
 
@@ -203,7 +203,7 @@ def _invoke_model(app: typer.Typer, data: Path, metrics: str, *extra: str, text:
     model = data.parent / "model.yaml"
     model.write_text(MODEL.format(metrics=metrics) if text is None else text)
     arguments = [str(data), "--model", str(model), "--labels", "y", "--candidate", "cand", "--baseline", "base",
-                 "--report", str(data.parent / "report"), "--permutations", "200", "--resamples", "500", *extra]
+                 "-o", str(data.parent / "report"), "--permutations", "200", "--resamples", "500", *extra]
     return CliRunner().invoke(app, arguments)
 
 
@@ -323,7 +323,7 @@ def test_a_bad_model_yaml_exits_2_with_the_loaders_message(
 def test_a_missing_metric_without_model_yaml_exits_2(app: typer.Typer, tmp_path: Path) -> None:
     data = tmp_path / "holdout.parquet"
     _frame().to_parquet(data)
-    arguments = [str(data), "--labels", "y", "--candidate", "cand", "--baseline", "base", "--report", str(tmp_path)]
+    arguments = [str(data), "--labels", "y", "--candidate", "cand", "--baseline", "base", "-o", str(tmp_path)]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2
     assert "give --metric, or --model model.yaml" in " ".join(result.output.split())
