@@ -5,7 +5,7 @@
 FROM python:3.11-slim
 COPY pyproject.toml README.md /src/
 COPY src /src/src
-RUN pip install --no-cache-dir /src && rm -rf /src
+RUN pip install --no-cache-dir '/src[model]' && rm -rf /src
 # Team namespaces enforce Pod Security "restricted": a numeric non-root user.
 USER 65532
 ENTRYPOINT []

@@ -11,9 +11,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from shipway.errors import ShipwayError
+from shipway.errors import ShipwayError, missing_extra
 
-console = Console()
+# Never wrapped: a digest or path split over two lines cannot be copied or grepped from a CI log.
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -30,6 +31,12 @@ def guarded() -> Iterator[None]:
     except ShipwayError as error:
         err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error)
+        if missing is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(missing))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(missing.exit_code) from None
     except BrokenPipeError:
         sys.stderr.close()
         raise typer.Exit(1) from None

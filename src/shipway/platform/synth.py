@@ -19,7 +19,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from shipway.errors import ShipwayError
+from shipway.errors import ShipwayError, missing_extra
 from shipway.files import write_tree
 from shipway.platform.program import CONFIG_NAMESPACE, secret_keys
 from shipway.render.profile import platform_profile
@@ -203,6 +203,9 @@ def run_program(blueprint_path: str | Path, stack: str = "synth") -> SynthResult
     except ShipwayError:
         raise
     except Exception as error:  # the engine surfaces program failures as arbitrary exceptions
+        missing = missing_extra(error)
+        if missing is not None:
+            raise missing from None
         raise SynthError(f"the Pulumi program failed under the mock engine: {error}") from error
     finally:
         # A loop left for the interpreter to collect at exit fails noisily; close it while we can.

@@ -237,7 +237,7 @@ def test_every_rendered_sidecar_command_parses_with_the_real_cli() -> None:
         command = _sidecar_command(spec, case if case in CASES else "canary-sklearn")
         params = get_command(app).make_context("sidecar", command[2:]).params
         assert params["model"] == spec.name, case
-        assert params["features"] == (spec.drift.features if spec.drift else []), case
+        assert list(params["features"]) == (spec.drift.features if spec.drift else []), case
 
 
 def test_the_sidecar_watches_the_drift_features_the_model_names() -> None:
