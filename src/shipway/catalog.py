@@ -5,6 +5,7 @@ Bump a pin here and nowhere else; a test fails if any release bypasses this modu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -47,8 +48,32 @@ CHARTS: dict[str, Chart] = {
     )
 }
 
-# The Shipway image: the sidecar and the artifact-pull init container run from it.
-SHIPWAY_IMAGE = "ghcr.io/shipway-dev/shipway:0.1.0"
+# The Shipway image: the sidecar, the artifact-pull init container and the platform's Shipway services
+# run from it. The release workflow builds and signs the image first, then writes its digest into
+# RELEASE_FILE inside the package it publishes, so a released Shipway renders the image by digest; a
+# source checkout has no such file and renders the version's tag.
+SHIPWAY_IMAGE_REPOSITORY = "ghcr.io/shipway-dev/shipway"
+RELEASE_FILE = "release.json"
+
+
+def shipway_image() -> str:
+    """The Shipway image this Shipway runs: by digest when released, else by the version's tag."""
+    import json
+    from importlib import resources
+
+    from shipway import __version__
+
+    tagged = f"{SHIPWAY_IMAGE_REPOSITORY}:{__version__}"
+    release = resources.files("shipway") / RELEASE_FILE
+    if not release.is_file():
+        return tagged
+    digest = json.loads(release.read_text(encoding="utf-8")).get("image", {}).get("digest", "")
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise ValueError(f"{release}: image.digest is {digest!r}, not sha256:<64 hex>; reinstall Shipway")
+    return f"{tagged}@{digest}"
+
+
+SHIPWAY_IMAGE = shipway_image()
 
 # The Prometheus stack's release name; its ServiceMonitor selector label matches it.
 PROMETHEUS_RELEASE = "kube-prometheus-stack"

@@ -19,6 +19,7 @@ import pytest
 from smoke_support import (
     BLUEPRINT,
     CLUSTER_NAME,
+    CONTEXT,
     PROVISIONED,
     Cluster,
     create_or_reuse_kind_cluster,
@@ -35,7 +36,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     problems = [problem for tool in tools_needed() if (problem := tool_problem(tool))]
     if problems:
         pytest.skip("kind smoke suite needs " + "; ".join(problems))
-    context = os.environ.get("SHIPWAY_SMOKE_CONTEXT", f"kind-{CLUSTER_NAME}")
+    context = CONTEXT
     kubeconfig = kubeconfig_path()
     if not PROVISIONED:
         tmp = tmp_path_factory.mktemp("smoke")

@@ -15,8 +15,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BLUEPRINT = REPO / "blueprints" / "kind-dev.yaml"
-CLUSTER_NAME = os.environ.get("SHIPWAY_SMOKE_CLUSTER", "shipway-smoke")
 STACK = "dev"
+
+
+def _blueprint_facts() -> dict[str, str]:
+    """Cluster name, kubeconfig context and images, from the blueprint the dev stack deploys."""
+    from shipway.render.cluster import cluster_facts
+    from shipway.spec import load_blueprint
+
+    return cluster_facts(load_blueprint(BLUEPRINT))
+
+
+# One source of truth: the names come from the blueprint, as `shipway cluster-info` prints them for the workflow.
+FACTS = _blueprint_facts()
+CLUSTER_NAME = FACTS["cluster_name"]
+CONTEXT = FACTS["kube_context"]
 PROVISIONED = os.environ.get("SHIPWAY_SMOKE_PROVISIONED") == "1"
 
 T = TypeVar("T")
@@ -107,7 +120,8 @@ def create_or_reuse_kind_cluster(tmp: Path) -> None:
         return
     config = tmp / "kind.yaml"
     run(["shipway", "kind-config", str(BLUEPRINT), "-o", str(config)], timeout=120)
-    run(["kind", "create", "cluster", "--name", CLUSTER_NAME, "--config", str(config), "--wait", "180s"], timeout=900)
+    # The config names the cluster (kind-config writes the blueprint's name), so no --name is given.
+    run(["kind", "create", "cluster", "--config", str(config), "--wait", "180s"], timeout=900)
 
 
 def pulumi_up(tmp: Path, context: str) -> None:

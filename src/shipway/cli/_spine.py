@@ -26,6 +26,14 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class FactsFormat(str, Enum):
+    """How cluster-info prints: a table, JSON, or KEY=value lines for $GITHUB_OUTPUT and shells."""
+
+    table = "table"
+    json = "json"
+    env = "env"
+
+
 
 
 def validate(
@@ -163,9 +171,33 @@ def kind_config(
             err_console.print(f"wrote {out}; create the cluster with `kind create cluster --config {out}`")
 
 
+def cluster_info(
+    blueprint: Path = typer.Argument(..., help="Blueprint YAML file."),
+    output_format: FactsFormat = typer.Option(FactsFormat.table, "--format", help="table, json or env."),
+) -> None:
+    """Print the names scripts share with the stack: cluster, kubeconfig context, node and Shipway images."""
+    with guarded():
+        from shipway.render.cluster import cluster_facts
+        from shipway.spec import load_blueprint
+
+        facts = cluster_facts(load_blueprint(blueprint))
+        if output_format is FactsFormat.json:
+            typer.echo(json.dumps(facts, indent=2))
+        elif output_format is FactsFormat.env:
+            typer.echo("\n".join(f"{key}={value}" for key, value in facts.items()))
+        else:
+            from rich.table import Table
+
+            table = Table("fact", "value", title=str(blueprint))
+            for key, value in facts.items():
+                table.add_row(key, value)
+            console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add the blueprint commands to the app."""
     app.command("validate")(validate)
     app.command("synth")(synth)
     app.command("schema")(schema)
     app.command("kind-config")(kind_config)
+    app.command("cluster-info")(cluster_info)

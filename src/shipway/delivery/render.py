@@ -215,7 +215,7 @@ def pod_spec(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
         "terminationGracePeriodSeconds": 30,
         "securityContext": dict(RESTRICTED_POD_SECURITY),
         "initContainers": [fetch_container(spec, profile)],
-        "containers": [runtime_container(spec, where), sidecar_container(spec, where)],
+        "containers": [runtime_container(spec, where), sidecar_container(spec, profile, where)],
         "volumes": volumes,
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
@@ -269,6 +269,11 @@ def _security() -> Obj:
             for key, value in RESTRICTED_CONTAINER_SECURITY.items()}
 
 
+def shipway_image(profile: Profile) -> str:
+    """The Shipway image the platform names (a mirror's copy, say), else this Shipway's own release."""
+    return profile.get("images", {}).get("shipway") or catalog.SHIPWAY_IMAGE
+
+
 def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
     """The init container: `shipway model pull` with its digest checks, into the model volume."""
     ref = artifact_reference(spec, profile)
@@ -276,7 +281,7 @@ def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
     # The in-cluster zot serves plain HTTP on its cluster-local address.
     plain_http = registry.get("type") == "zot" and ref.removeprefix("oci://").startswith(f"{registry.get('url')}/")
     auth_secret = registry_auth_secret(spec, profile)
-    container: Obj = dict(init_container(ref, catalog.SHIPWAY_IMAGE, mount_path=MODEL_MOUNT, volume_name="model",
+    container: Obj = dict(init_container(ref, shipway_image(profile), mount_path=MODEL_MOUNT, volume_name="model",
                                          plain_http=plain_http,
                                          credentials_secret=spec.artifact_credentials_secret,
                                          docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None))
@@ -359,7 +364,7 @@ def _runtime_command(spec: ModelSpec, where: Placement) -> tuple[list[str], list
     return list(runtime.command), list(runtime.args), {}, runtime.health_path, runtime.health_path
 
 
-def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
+def sidecar_container(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
     """The Shipway sidecar on the serving port: proxy, drift, delayed-label accuracy, metrics."""
     args = ["shipway", "sidecar", "--listen", f"0.0.0.0:{SIDECAR_PORT}",
             "--upstream", f"http://127.0.0.1:{where.runtime.port}", "--model", spec.name, "--version", spec.version,
@@ -377,7 +382,7 @@ def sidecar_container(spec: ModelSpec, where: Placement) -> Obj:
     args += sidecar_slo_args(spec)
     return {
         "name": "sidecar",
-        "image": catalog.SHIPWAY_IMAGE,
+        "image": shipway_image(profile),
         "command": args,
         "env": [{"name": "HOME", "value": "/tmp"}],
         "ports": [{"name": "http", "containerPort": SIDECAR_PORT, "protocol": "TCP"},

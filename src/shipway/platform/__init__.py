@@ -19,6 +19,7 @@ from shipway.platform.layers import (
     Serving,
     Tenancy,
 )
+from shipway.render import registry as registry_render
 from shipway.render.profile import platform_profile
 from shipway.spec.blueprint import Blueprint
 
@@ -40,6 +41,7 @@ class Platform(pulumi.ComponentResource):
 
     kubeconfig: pulumi.Output[str]
     registry_url: pulumi.Output[str]
+    registry_username: pulumi.Output[str]
     registry_password: pulumi.Output[str]
     profile: pulumi.Output[dict]
 
@@ -67,7 +69,9 @@ class Platform(pulumi.ComponentResource):
                        "observability": observability, "serving": serving, "tenancy": tenancy}
         self.kubeconfig = cluster.kubeconfig
         self.registry_url = registry.url
+        self.registry_username = pulumi.Output.from_input(registry_render.username(blueprint))
         self.registry_password = registry.password
         self.profile = pulumi.Output.from_input(platform_profile(blueprint))
         self.register_outputs({"kubeconfig": self.kubeconfig, "registryUrl": self.registry_url,
+                               "registryUsername": self.registry_username,
                                "registryPassword": self.registry_password, "profile": self.profile})

@@ -51,6 +51,7 @@ def stack_program() -> Platform:
     platform = Platform(blueprint.metadata.name, PlatformArgs(blueprint, secrets))
     pulumi.export("profile", platform.profile)
     pulumi.export("registryUrl", platform.registry_url)
+    pulumi.export("registryUsername", platform.registry_username)
     pulumi.export("registryPassword", platform.registry_password)
     pulumi.export("kubeconfig", platform.kubeconfig)
     return platform

@@ -76,6 +76,7 @@ class SynthResult:
     blueprint: Blueprint
     resources: list[Registered]
     profile: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
 
     def counts_by_layer(self) -> dict[str, int]:
@@ -106,6 +107,7 @@ class _RecordingMonitor(MockMonitor):
                 custom=request.custom, provider=request.provider.split("::")[-1] if request.provider else "",
                 dependencies=sorted(request.dependencies), inputs=_clean(inputs)))
         return response
+
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -200,6 +202,7 @@ def run_program(blueprint_path: str | Path, stack: str = "synth") -> SynthResult
                                   [f"{CONFIG_NAMESPACE}:{key}" for key in secret_keys(blueprint)])
     try:
         _sync_await(run_pulumi_func(lambda: stack_program()))
+        outputs = _stack_outputs()
     except ShipwayError:
         raise
     except Exception as error:  # the engine surfaces program failures as arbitrary exceptions
@@ -212,7 +215,23 @@ def run_program(blueprint_path: str | Path, stack: str = "synth") -> SynthResult
         loop.close()
         asyncio.set_event_loop(None)
     resources = sorted(monitor.registered, key=lambda r: r.urn)
-    return SynthResult(blueprint, resources, platform_profile(blueprint))
+    return SynthResult(blueprint, resources, platform_profile(blueprint), outputs=outputs)
+
+
+def _stack_outputs() -> dict[str, Any]:
+    """What the program exported (`pulumi stack output`), secrets masked and cloud-computed values unknown."""
+    from pulumi.runtime.settings import get_root_resource
+
+    root = get_root_resource()
+    exported = getattr(root, "outputs", None) or {}
+    outputs = {}
+    for name, value in exported.items():
+        output = pulumi.Output.from_input(value)
+        secret = _sync_await(output.is_secret())
+        known = _sync_await(output.is_known())
+        resolved = _sync_await(output.future()) if known else None
+        outputs[name] = SECRET if secret else _clean(resolved) if known else UNKNOWN
+    return dict(sorted(outputs.items()))
 
 
 def plan_document(result: SynthResult) -> dict[str, Any]:
@@ -222,6 +241,8 @@ def plan_document(result: SynthResult) -> dict[str, Any]:
         "blueprint": result.blueprint.metadata.name,
         "note": f"Synthesised offline under Pulumi's mock engine; {UNKNOWN} marks what only a cloud computes.",
         "counts": result.counts_by_layer(),
+        # The profile export is platform.json, written beside this file.
+        "outputs": {name: "<platform.json>" if name == "profile" else value for name, value in result.outputs.items()},
         "resources": [
             {"type": r.type, "name": r.name, "urn": r.urn, "layer": r.layer, "parent": r.parent,
              "custom": r.custom, "provider": r.provider, "dependencies": r.dependencies, "inputs": r.inputs}

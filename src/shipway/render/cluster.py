@@ -32,6 +32,25 @@ def kube_context(blueprint: Blueprint) -> str | None:
     return None
 
 
+def cluster_facts(blueprint: Blueprint) -> dict[str, str]:
+    """The names a workflow or script shares with the stack: cluster, kubeconfig context, images.
+
+    One source of truth: `kind-config`, the Pulumi program and the smoke workflow all take these from
+    the blueprint, so a workflow never hard-codes a name the stack does not use.
+    """
+    from shipway.render.profile import platform_profile
+
+    cluster = blueprint.cluster
+    facts = {"platform": blueprint.metadata.name, "cluster_kind": cluster.kind}
+    if isinstance(cluster, KindCluster):
+        facts |= {"cluster_name": kind_cluster_name(blueprint), "node_image": cluster.node_image}
+    context = kube_context(blueprint)
+    if context is not None:
+        facts["kube_context"] = context
+    facts["shipway_image"] = platform_profile(blueprint)["images"]["shipway"]
+    return facts
+
+
 def pool_labels(blueprint: Blueprint, pool: NodePool) -> dict[str, str]:
     """Every label a pool's nodes get, the GPU stack's included."""
     return {**pool.node_labels, **gpu.pool_node_labels(blueprint).get(pool.name, {})}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway import catalog
 from shipway.render import observability, registry, serving, tenancy
 from shipway.render.common import Obj
 from shipway.spec.blueprint import Blueprint
@@ -50,4 +51,5 @@ def platform_profile(blueprint: Blueprint) -> Obj:
         "prometheus": {"url": observability.PROMETHEUS_URL if blueprint.observability.enabled else None,
                        "selectorLabels": observability.SELECTOR_LABELS},
         "slo": slo.model_dump(by_alias=True),
+        "images": {"shipway": blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE},
     }

@@ -470,6 +470,31 @@ class Team(Spec):
         return f"{self.name}-{environment}"
 
 
+# --- platform-wide settings ---------------------------------------------------------------
+
+# A container image reference: [host[:port]/]path[:tag][@sha256:<64 hex>], with a tag or a digest.
+IMAGE_REFERENCE = (r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                   r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+                   r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$")
+
+
+class Images(Spec):
+    """Images the platform runs that a site may need to take from elsewhere (a mirror, an air gap)."""
+
+    shipway: str | None = Field(
+        None, pattern=IMAGE_REFERENCE,
+        description="The Shipway image model pods (artifact pull, sidecar) and platform services run; defaults to "
+                    "the release this Shipway was built for, pinned by digest in released packages. Name a mirror's "
+                    "copy here, e.g. registry.internal/shipway:0.2.0@sha256:<digest>.",
+    )
+
+
+class PlatformSettings(Spec):
+    """Settings of the platform as a whole."""
+
+    images: Images = Field(default_factory=Images, description="Where the platform's own images come from.")
+
+
 # --- the blueprint ----------------------------------------------------------------------
 
 
@@ -487,6 +512,7 @@ class Blueprint(Spec):
     observability: Observability = Field(default_factory=Observability, description="Metrics, alerts, dashboards.")
     serving: Serving = Field(default_factory=Serving, description="Serving runtime and rollouts.")
     teams: list[Team] = Field(default_factory=list, description="Model teams.")
+    platform: PlatformSettings = Field(default_factory=PlatformSettings, description="Platform-wide settings.")
 
     @property
     def is_cloud(self) -> bool:

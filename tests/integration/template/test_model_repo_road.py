@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
+
+from cli_contract import check_command, shipway_commands
 
 from shipway.artifacts.layout import DRIFT_PROFILE_MEDIA_TYPE, ModelMetadata
 from shipway.artifacts.metadata import describe_model
 from shipway.artifacts.push import _drift_profile_title, collect_files, plan_layers
-from shipway.cli import app
 from shipway.cli.template import CI_SYSTEMS, RUNTIMES, bake
 from shipway.delivery.render import MODEL_DIR, render
 from shipway.render.profile import platform_profile
@@ -79,16 +79,6 @@ def test_the_file_the_sidecar_reads_is_the_file_pushed_as_the_drift_profile_laye
     assert set(watched) <= set(profile.feature_names) and len(profile.feature_names) == 30
 
 
-def _shipway_commands(text: str) -> list[list[str]]:
-    """Every `shipway ...` invocation in shell text, split into words, up to a shell operator."""
-    found = []
-    for line in text.replace("\\\n", " ").splitlines():
-        for match in re.finditer(r"(?:^|[\s;&|(])shipway\s+([^;&|\n]*)", line):
-            words = shlex.split(match.group(1).replace("$(", "(").strip(), comments=False)
-            found.append(words)
-    return found
-
-
 def _ci_shell(repo: Path, ci: str) -> list[str]:
     """The shell each CI job runs, in order."""
     if ci == "github":
@@ -114,25 +104,6 @@ def _expand_make(repo: Path, shell: str) -> str:
     return "\n".join(expanded)
 
 
-def _check_command(words: list[str]) -> str:
-    """Walk the app's click tree along the words; every option used must exist on the command reached."""
-    command = typer.main.get_command(app)
-    path = ["shipway"]
-    rest = list(words)
-    # Duck-typed: recent typer builds its groups on its own copy of click.
-    while hasattr(command, "commands"):
-        assert rest, f"`{' '.join(path)}` needs a subcommand"
-        name = rest.pop(0)
-        sub = command.commands.get(name)
-        assert sub is not None, f"`{' '.join(path)} {name}` does not exist"
-        command, path = sub, [*path, name]
-    options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
-    for word in rest:
-        if word.startswith("-") and word != "-":
-            assert word.split("=")[0] in options, f"`{' '.join(path)}` has no option {word}"
-    return " ".join(path[1:])
-
-
 @needs_make
 @pytest.mark.parametrize(("ci", "runtime"), list(itertools.product(CI_SYSTEMS, RUNTIMES)))
 def test_every_shipway_command_the_ci_and_makefile_run_exists_with_its_options(
@@ -142,7 +113,7 @@ def test_every_shipway_command_the_ci_and_makefile_run_exists_with_its_options(
     shell = "\n".join(_ci_shell(repo, ci))
     targets = re.findall(r"^\.PHONY:(.*)$", (repo / "Makefile").read_text(), re.MULTILINE)[0].split()
     everything = "\n".join([shell, _expand_make(repo, shell), _expand_make(repo, "make " + " ".join(targets))])
-    used = {_check_command(words) for words in _shipway_commands(everything)}
+    used = {check_command(words) for words in shipway_commands(everything)}
     expected = {"model exists", "model pull", "model push", "gate", "promote"}
     if runtime != "llm-vllm":
         expected.add("drift profile")
