@@ -83,7 +83,7 @@ def promote(
     """Commit a model version into the GitOps repo on a branch ready for a pull request."""
     with guarded():
         from shipway.delivery.promote import promote as promote_model
-        from shipway.delivery.promote import read_gate_report
+        from shipway.delivery.promote import read_gate_report, source_commit
         from shipway.spec import load_model_spec
 
         spec = load_model_spec(model)
@@ -96,7 +96,7 @@ def promote(
         if report is None and (model.parent / GATE_REPORT_DEFAULT).is_file():
             report = model.parent / GATE_REPORT_DEFAULT
         done = promote_model(spec, profile, gitops_repo, env, read_gate_report(report, no_gate=no_gate),
-                             push=push, force=force)
+                             push=push, force=force, source=source_commit(model.resolve().parent))
         if not done.changed:
             console.print(f"{spec.name} {spec.version} is already promoted to {env} ({done.folder}); nothing to do",
                           highlight=False, soft_wrap=True)

@@ -36,6 +36,10 @@ def readiness(
     model_repos: list[Path] = typer.Option(
         [], "--model-repo", help="A model repository to check (model.yaml, CI, gate); repeat for several."
     ),
+    gitops_repo: Path | None = typer.Option(
+        None, "--gitops-repo", help="A clone of the GitOps repository: its history's DORA keys join the assessment."
+    ),
+    since: str = typer.Option("90d", "--since", help="Window of the GitOps history measured, e.g. 90d."),
     output_format: ReportFormat = typer.Option(
         ReportFormat.TABLE, "--format", help="table, json, markdown or html."
     ),
@@ -52,7 +56,12 @@ def readiness(
 
         spec = load_blueprint(blueprint)
         repos = load_repos(model_repos)
-        report = assess(spec, str(blueprint), KubeCluster(context) if context else None, repos)
+        dora = None
+        if gitops_repo is not None:
+            from shipway.dora.measure import measure
+
+            dora = measure(gitops_repo, since)
+        report = assess(spec, str(blueprint), KubeCluster(context) if context else None, repos, dora)
     _emit(report, output_format, output)
     if fail_under is not None and report.passed < fail_under:
         err_console.print(f"[bold red]readiness {report.passed} is under --fail-under {fail_under}[/]",

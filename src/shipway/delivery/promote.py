@@ -19,6 +19,7 @@ import yaml
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.placement import Profile
 from shipway.delivery.render import file_name, render
+from shipway.dora import trailers
 from shipway.files import target_path, write_tree
 from shipway.spec.model import ModelSpec
 from shipway.yamlio import to_yaml
@@ -86,7 +87,8 @@ def rendered_files(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gate: GateVerdict,
-            push: bool = False, force: bool = False, remote: str = "origin") -> Promotion:
+            push: bool = False, force: bool = False, remote: str = "origin",
+            source: trailers.SourceCommit | None = None) -> Promotion:
     """Render the model into the GitOps clone and commit it on promote/<env>/<model>-<version>."""
     if gate.result == "fail":
         reasons = "; ".join(gate.reasons) or "see the report"
@@ -102,7 +104,8 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         folder = model_folder(profile, environment, spec)
         _check_previous_environment(git, base, profile, environment, spec, force)
         previous = git.version_at(base, folder, spec.name)
-        files = rendered_files(render(spec, profile, environment, stable_version=previous))
+        objects = render(spec, profile, environment, stable_version=previous)
+        files = rendered_files(objects)
         branch = branch_name(environment, spec)
         if git.files_at(base, folder) == files:
             # Already deployed as rendered: there is nothing for a pull request to change.
@@ -115,7 +118,8 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         git.run("add", "--all", "--", folder)
         if not git.staged_changes():
             return Promotion(branch, folder, None, False, previous, gate)
-        git.commit(commit_message(spec, environment, gate, previous))
+        git.commit(commit_message(spec, environment, gate, previous) + "\n"
+                   + promotion_trailers(spec, environment, gate, previous, objects, source))
         commit = git.run("rev-parse", "HEAD").strip()
         if push:
             git.run("push", "--set-upstream", remote, branch)
@@ -135,6 +139,32 @@ def commit_message(spec: ModelSpec, environment: str, gate: GateVerdict, previou
         f"gate: {gate.result}" + (f" ({gate.source})" if gate.source else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def promotion_trailers(spec: ModelSpec, environment: str, gate: GateVerdict, previous: str | None,
+                       objects: list[dict[str, Any]], source: trailers.SourceCommit | None) -> str:
+    """The trailers `shipway dora` reads: what was promoted where, from which source commit, through which gate."""
+    rollout = next((obj for obj in objects if obj.get("kind") == "Rollout"), {})
+    meta = rollout.get("metadata", {})
+    artifact = str(meta.get("annotations", {}).get("shipway.dev/artifact", "")) or None
+    return trailers.trailer_block({
+        trailers.MODEL: spec.name, trailers.TEAM: spec.team, trailers.VERSION: spec.version,
+        trailers.ENVIRONMENT: environment, trailers.NAMESPACE: meta.get("namespace"), trailers.REPLACES: previous,
+        trailers.SOURCE_COMMIT: source.sha if source else None, trailers.SOURCE_TIME: source.time if source else None,
+        trailers.GATE: gate.result, trailers.ARTIFACT: artifact,
+        trailers.ARTIFACT_DIGEST: trailers.digest_of(artifact) if artifact else None,
+    })
+
+
+def source_commit(model_dir: Path) -> trailers.SourceCommit | None:
+    """The model repository's HEAD commit and its committer time, or None outside a git work tree."""
+    try:
+        done = subprocess.run(["git", "-C", str(model_dir), "log", "-1", "--format=%H%n%cI"], capture_output=True,
+                              text=True, timeout=30, check=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.split()
+    return trailers.SourceCommit(lines[0], lines[1]) if done.returncode == 0 and len(lines) == 2 else None
 
 
 def _check_previous_environment(git: Git, base: str, profile: Profile, environment: str, spec: ModelSpec,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from shipway.errors import ShipwayError
-from shipway.readiness import blueprint_evidence, cluster as cluster_evidence, repo as repo_evidence
+from shipway.readiness import blueprint_evidence, cluster as cluster_evidence, delivery_evidence, repo as repo_evidence
 from shipway.readiness.checklist import CATEGORIES, CHECKS
 from shipway.readiness.cluster import ClusterReader, ClusterUnavailable
 from shipway.readiness.model import (
@@ -19,6 +20,9 @@ from shipway.readiness.model import (
 )
 from shipway.readiness.repo import ModelRepo
 from shipway.spec.blueprint import Blueprint
+
+if TYPE_CHECKING:
+    from shipway.dora.metrics import DoraReport
 
 
 class ReadinessInputError(ShipwayError):
@@ -44,6 +48,8 @@ def sources_for(check_id: str) -> list[SourceKind]:
         kinds.append(SourceKind.CLUSTER)
     if check_id in repo_evidence.EVALUATORS:
         kinds.append(SourceKind.MODEL_REPO)
+    if check_id in delivery_evidence.EVALUATORS:
+        kinds.append(SourceKind.GITOPS_REPO)
     return kinds
 
 
@@ -57,14 +63,17 @@ def _cluster_summary(cluster: ClusterReader) -> tuple[SourceSummary, str]:
 
 
 def assess(blueprint: Blueprint, blueprint_name: str, cluster: ClusterReader | None = None,
-           repos: Sequence[ModelRepo] = ()) -> Report:
-    """Every check, assessed from the blueprint and whichever cluster and model repos are given."""
+           repos: Sequence[ModelRepo] = (), dora: DoraReport | None = None) -> Report:
+    """Every check, assessed from the blueprint and whichever cluster, model repos and GitOps history are given."""
     sources = [SourceSummary(SourceKind.BLUEPRINT, "blueprint", True, blueprint_name)]
     cluster_problem = ""
     if cluster is not None:
         summary, cluster_problem = _cluster_summary(cluster)
         sources.append(summary)
     sources += [SourceSummary(SourceKind.MODEL_REPO, repo.name, True, str(repo.path)) for repo in repos]
+    if dora is not None:
+        sources.append(SourceSummary(SourceKind.GITOPS_REPO, "gitops-repo", True,
+                                     f"{dora.repository}: {'; '.join(dora.sources)}"))
 
     results = []
     for check in CHECKS:
@@ -88,15 +97,21 @@ def assess(blueprint: Blueprint, blueprint_name: str, cluster: ClusterReader | N
             for repo in repos:
                 finding = inspect(repo)
                 observations.append(Observation(repo.name, finding.status, finding.evidence))
+        if dora is not None and (measured := delivery_evidence.EVALUATORS.get(check.id)) is not None:
+            finding = measured(dora)
+            observations.append(Observation("gitops-repo", finding.status, finding.evidence))
         if not observations:
             observations.append(_not_given(check.id))
         results.append(CheckResult(check, tuple(observations)))
-    return Report(blueprint_name, tuple(results), CATEGORIES, tuple(sources))
+    delivery = dora.to_dict()["platform"] | {"environment": dora.environment,
+                                             "window_days": dora.window.days} if dora is not None else None
+    return Report(blueprint_name, tuple(results), CATEGORIES, tuple(sources), delivery=delivery)
 
 
 def _not_given(check_id: str) -> Observation:
     """Why a check has no evidence: the only sources that could decide it were not given."""
     kinds = sources_for(check_id)
-    flags = {SourceKind.CLUSTER: "--context", SourceKind.MODEL_REPO: "--model-repo"}
+    flags = {SourceKind.CLUSTER: "--context", SourceKind.MODEL_REPO: "--model-repo",
+             SourceKind.GITOPS_REPO: "--gitops-repo"}
     wanted = " or ".join(f"{kind.value} ({flags[kind]})" for kind in kinds if kind in flags)
     return Observation(" / ".join(kind.value for kind in kinds), Status.UNKNOWN, f"needs a {wanted}; none given")

@@ -25,6 +25,7 @@ class SourceKind(StrEnum):
     BLUEPRINT = "blueprint"
     CLUSTER = "cluster"
     MODEL_REPO = "model-repo"
+    GITOPS_REPO = "gitops-repo"
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ class Report:
     categories: tuple[Category, ...]
     sources: tuple[SourceSummary, ...] = field(default_factory=tuple)
     threshold: int = EIGHT_BOX_THRESHOLD
+    # The platform's DORA keys (`shipway dora`'s JSON for the platform) when a GitOps repo was given.
+    delivery: dict[str, Any] | None = None
 
     def count(self, status: Status) -> int:
         """How many checks ended with the status."""
@@ -218,4 +221,5 @@ class Report:
             "totals": {"passed": self.passed, "failed": self.count(Status.FAIL),
                        "unknown": self.count(Status.UNKNOWN), "total": self.total, "threshold": self.threshold},
             "verdict": self.verdict,
+            **({"delivery": self.delivery} if self.delivery is not None else {}),
         }

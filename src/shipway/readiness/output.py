@@ -15,6 +15,24 @@ STATUS_MARK = {Status.PASS: "[x]", Status.FAIL: "[ ]", Status.UNKNOWN: "[?]"}
 _COLOURS = {Status.PASS: "#2e7d32", Status.FAIL: "#c62828", Status.UNKNOWN: "#9e9e9e"}
 
 
+def delivery_rows(report: Report) -> list[tuple[str, str, str]]:
+    """The DORA keys the report carries, as (key, figure, band) rows; empty without a GitOps repo."""
+    from shipway.dora.output import KEY_TITLES, duration
+
+    keys = report.delivery
+    if keys is None:
+        return []
+    rate = keys["change_failure_rate"]
+    shown = {
+        "deployment_frequency": f"{keys['deployments_per_day'] * 7:.2f}/week ({keys['deployments']} in "
+                                f"{keys['window_days']:g} days)",
+        "lead_time": duration(keys["lead_time_median_seconds"]),
+        "change_failure_rate": "-" if rate is None else f"{rate:.1%}",
+        "time_to_restore": duration(keys["time_to_restore_median_seconds"]),
+    }
+    return [(KEY_TITLES[key], shown[key], band) for key, band in keys["bands"].items()]
+
+
 def to_json(report: Report) -> str:
     """The report for machines."""
     return json.dumps(report.to_dict(), indent=2) + "\n"
@@ -32,6 +50,10 @@ def to_markdown(report: Report) -> str:
         lines.append(f"| {score.category.title} | {score.passed}/{score.total} | {score.failed} | {score.unknown} |")
     lines.append(f"| **total** | **{report.passed}/{report.total}** | {report.count(Status.FAIL)} "
                  f"| {report.count(Status.UNKNOWN)} |")
+    if report.delivery is not None:
+        lines += ["", f"## Delivery performance (DORA, {report.delivery['environment']})", "",
+                  "| key | figure | band |", "|---|---|---|"]
+        lines += [f"| {key} | {figure} | {band} |" for key, figure, band in delivery_rows(report)]
     lines += ["", "## Checks", "", "| | id | question | source | evidence |", "|---|---|---|---|---|"]
     for result in report.results:
         lines.append(f"| {STATUS_MARK[result.status]} {result.status.value} | `{result.check.id}` | "
@@ -81,11 +103,13 @@ def category_chart_svg(report: Report) -> str:
     return "".join(parts)
 
 
-_STYLE = """
+# The page and table look every Shipway HTML report shares (the DORA report adds its own rules).
+PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #212121; max-width: 72rem; }
 table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
 th, td { border-bottom: 1px solid #e0e0e0; padding: .35rem .5rem; text-align: left; vertical-align: top; }
-td.status { font-weight: 600; white-space: nowrap; }
+"""
+_STYLE = PAGE_STYLE + """td.status { font-weight: 600; white-space: nowrap; }
 td.pass { color: #2e7d32; } td.fail { color: #c62828; } td.unknown { color: #757575; }
 .verdict { font-size: 1.15rem; font-weight: 600; }
 details { margin: .25rem 0; } code { font-size: .9em; }
@@ -121,10 +145,22 @@ def to_html(report: Report) -> str:
         f'<script type="application/json" id="chart-data">{data}</script>'
         "<table><thead><tr><th>category</th><th>checked</th><th>failed</th><th>unknown</th></tr></thead>"
         f"<tbody>{scores}</tbody></table>"
+        f"{_delivery_html(report)}"
         "<h2>Checks</h2><table><thead><tr><th>status</th><th>id</th><th>category</th><th>question</th>"
         f"<th>source</th><th>evidence</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"<h2>Sources</h2><ul>{sources}</ul></body></html>\n"
     )
+
+
+def _delivery_html(report: Report) -> str:
+    rows = delivery_rows(report)
+    if not rows:
+        return ""
+    cells = "".join(f'<tr><td>{html.escape(key)}</td><td>{html.escape(figure)}</td><td class="band {band}">{band}'
+                    "</td></tr>" for key, figure, band in rows)
+    return (f'<h2>Delivery performance (DORA, {html.escape(str(report.delivery["environment"]))})</h2>'  # type: ignore[index]
+            f'<table id="delivery"><thead><tr><th>key</th><th>figure</th><th>band</th></tr></thead>'
+            f"<tbody>{cells}</tbody></table>")
 
 
 def to_rich(report: Report) -> list[RenderableType]:
@@ -150,4 +186,13 @@ def to_rich(report: Report) -> list[RenderableType]:
     scores.add_row("[bold]total[/]", f"[bold]{report.passed}/{report.total}[/]", str(report.count(Status.FAIL)),
                    str(report.count(Status.UNKNOWN)))
     colour = "green" if report.passed >= report.threshold else "red"
-    return [checks, scores, Text(report.verdict, style=f"bold {colour}")]
+    shown: list[RenderableType] = [checks, scores]
+    if report.delivery is not None:
+        delivery = Table(title=f"Delivery performance (DORA, {escape(str(report.delivery['environment']))})",
+                         title_justify="left")
+        for column in ("key", "figure", "band"):
+            delivery.add_column(column)
+        for row in delivery_rows(report):
+            delivery.add_row(*(escape(cell) for cell in row))
+        shown.append(delivery)
+    return [*shown, Text(report.verdict, style=f"bold {colour}")]

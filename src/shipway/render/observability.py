@@ -7,7 +7,7 @@ from typing import Any
 
 from shipway import catalog, metric_names as m
 from shipway.catalog import PROMETHEUS_RELEASE
-from shipway.render import model_rules
+from shipway.render import delivery_rules, model_rules
 from shipway.render.common import Obj, config_map, deep_merge, metadata, platform_namespace
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import Blueprint
@@ -126,16 +126,18 @@ def _panel(title: str, expr: str, panel_id: int, unit: str, y: int, x: int) -> O
             "targets": [{"expr": expr, "refId": "A", "legendFormat": "__auto"}]}
 
 
-def _dashboard(uid: str, title: str, panels: list[tuple[str, str, str]]) -> str:
+def _dashboard(uid: str, title: str, panels: list[tuple[str, str, str]], since: str = "now-6h",
+               model_variable: bool = True) -> str:
     built = [_panel(title_, expr, index + 1, unit, (index // 2) * 8, (index % 2) * 12)
              for index, (title_, expr, unit) in enumerate(panels)]
-    return json.dumps({"uid": uid, "title": title, "schemaVersion": 39, "version": 1, "editable": False,
-                       "time": {"from": "now-6h", "to": "now"}, "tags": ["shipway"], "panels": built,
-                       "templating": {"list": [{
-                           "name": "model", "type": "query", "includeAll": True, "multi": True,
-                           "allValue": ".*", "datasource": {"type": "prometheus", "uid": "prometheus"},
-                           "query": f"label_values({m.REQUESTS_TOTAL}, model)", "refresh": 2}]}},
-                      indent=2, sort_keys=True)
+    board: Obj = {"uid": uid, "title": title, "schemaVersion": 39, "version": 1, "editable": False,
+                  "time": {"from": since, "to": "now"}, "tags": ["shipway"], "panels": built}
+    if model_variable:
+        board["templating"] = {"list": [{
+            "name": "model", "type": "query", "includeAll": True, "multi": True,
+            "allValue": ".*", "datasource": {"type": "prometheus", "uid": "prometheus"},
+            "query": f"label_values({m.REQUESTS_TOTAL}, model)", "refresh": 2}]}
+    return json.dumps(board, indent=2, sort_keys=True)
 
 
 def dashboards() -> list[Obj]:
@@ -162,10 +164,13 @@ def dashboards() -> list[Obj]:
         ("Online accuracy by version", f"min by (model, version) ({m.ONLINE_ACCURACY}{by_version})", "percentunit"),
         ("Rollouts by phase", "sum by (phase) (rollout_info)", "none"),
     ])
+    dora = _dashboard("shipway-dora", "Shipway / Delivery performance (DORA)", delivery_rules.dashboard_panels(),
+                      since="now-30d", model_variable=False)
     return [
         config_map("shipway-gpu-fleet-dashboard", NAMESPACE, {"gpu-fleet.json": gpu}, {DASHBOARD_LABEL: "1"}),
         config_map("shipway-model-delivery-dashboard", NAMESPACE, {"model-delivery.json": delivery},
                    {DASHBOARD_LABEL: "1"}),
+        config_map("shipway-dora-dashboard", NAMESPACE, {"dora.json": dora}, {DASHBOARD_LABEL: "1"}),
     ]
 
 
@@ -178,5 +183,6 @@ def render(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> LayerRende
                                   stack_values(blueprint, receiver_secrets)))
     layer.objects.append(platform_rules())
     layer.objects.append(model_slo_rules(blueprint))
+    layer.objects.append(prometheus_rule("shipway-delivery", delivery_rules.rule_groups()))
     layer.objects += dashboards()
     return layer

@@ -66,6 +66,6 @@ def test_model_slo_thresholds_come_from_the_blueprint(eks_prod):
 def test_dashboards_load_through_the_grafana_sidecar(kind_dev):
     boards = [cm for cm in kind_dev.kind("ConfigMap") if cm["metadata"]["labels"].get(observability.DASHBOARD_LABEL)]
     titles = {json.loads(next(iter(cm["data"].values())))["title"] for cm in boards}
-    assert titles == {"Shipway / GPU fleet", "Shipway / Model delivery"}
+    assert titles == {"Shipway / GPU fleet", "Shipway / Model delivery", "Shipway / Delivery performance (DORA)"}
     delivery = next(cm for cm in boards if "model-delivery.json" in cm["data"])["data"]["model-delivery.json"]
     assert m.REQUESTS_TOTAL in delivery and m.ONLINE_ACCURACY in delivery
