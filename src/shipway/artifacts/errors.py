@@ -17,6 +17,12 @@ class BadReferenceError(ArtifactError):
     exit_code = 2
 
 
+class BadOptionError(ArtifactError):
+    """A command-line option has a value that cannot be used."""
+
+    exit_code = 2
+
+
 class AuthError(ArtifactError):
     """The registry refused the credentials, or wanted some and none were given."""
 

@@ -7,11 +7,12 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shipway.artifacts.auth import Credentials
 from shipway.artifacts.bundle import extract_bundle
+from shipway.artifacts.cache import NodeCache
 from shipway.artifacts.errors import ArtifactError, DigestMismatchError
 from shipway.artifacts.layout import (
     ANNOTATION_BUNDLE_FILES,
@@ -25,8 +26,10 @@ from shipway.artifacts.layout import (
     parse_reference,
     safe_relative_path,
 )
+from shipway.artifacts.locking import exclusive, remove
 from shipway.artifacts.progress import Progress, no_progress
-from shipway.artifacts.registry import RegistryClient, RetryPolicy
+from shipway.artifacts.registry import BytesDone, RegistryClient, RetryPolicy
+from shipway.artifacts.transfer import TransferLimitError, TransferLimits
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,19 @@ def installed_digest(destination: Path) -> str | None:
         return None
 
 
+def lock_path(destination: Path) -> Path:
+    """The lock every pull into `destination` holds, so that two never interleave and leftovers are dead."""
+    return destination.parent / f".{destination.name}.lock"
+
+
+def leftovers(destination: Path) -> list[Path]:
+    """What killed pulls into `destination` left beside it: staging folders and retired copies."""
+    prefixes = (f".{destination.name}.partial-", f".{destination.name}.old-")
+    if not destination.parent.is_dir():
+        return []
+    return sorted(path for path in destination.parent.iterdir() if path.name.startswith(prefixes))
+
+
 def pull(
     target: str,
     destination: Path,
@@ -118,46 +134,100 @@ def pull(
     credentials: Credentials | None = None,
     retry: RetryPolicy | None = None,
     progress: Progress = no_progress,
+    limits: TransferLimits | None = None,
+    cache: NodeCache | None = None,
 ) -> PullResult:
-    """Download into a hidden temporary sibling of `destination`, verify, then rename it into place."""
+    """Download into a hidden temporary sibling of `destination`, verify, then rename it into place.
+
+    Under a lock beside `destination`: what killed runs left there is removed first, and a pull
+    that waited for another pull of the same artifact finds it done. With a node cache, blobs
+    come from the cache when it holds them and go into it otherwise.
+    """
     reference = parse_reference(target)
     started = time.perf_counter()
-    client = RegistryClient(reference.registry, plain_http=plain_http, credentials=credentials, retry=retry)
+    client = RegistryClient(reference.registry, plain_http=plain_http, credentials=credentials, retry=retry,
+                            limits=limits)
     raw, digest = client.get_manifest(reference)
     manifest = _check_manifest(raw, reference)
-    if destination.exists():
-        if installed_digest(destination) == digest:
-            return PullResult(reference, digest, destination, (), 0, True, time.perf_counter() - started)
-        if not force:
-            raise ArtifactError(
-                f"{destination} already exists and holds something else: pass --force to replace it."
-            )
-    pinned = reference.with_digest(digest)
+    for descriptor in [manifest["config"], *manifest.get("layers", [])]:
+        client.check_blob_size(reference, descriptor["digest"], descriptor["size"])
     destination.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling, so the final rename stays on one filesystem and is atomic.
-    staging = destination.parent / f".{destination.name}.partial-{secrets.token_hex(4)}"
-    staging.mkdir()
-    try:
-        files, fetched = _fetch_layers(client, pinned, manifest, staging, progress)
-        config = manifest["config"]
-        config_path = staging / ".shipway-config.json"
-        client.pull_blob(pinned, config["digest"], config["size"], config_path, lambda _: None)
-        marker = {"reference": str(reference), "manifest_digest": digest, "manifest": manifest}
-        marker["config"] = json.loads(config_path.read_bytes())
-        config_path.unlink()
-        (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True))
-        _swap_into_place(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return PullResult(reference, digest, destination, tuple(files), fetched, False, time.perf_counter() - started)
+    with exclusive(lock_path(destination)):
+        for path in leftovers(destination):
+            remove(path)
+        if destination.exists():
+            if installed_digest(destination) == digest:
+                if cache is not None:
+                    cache.touch(destination)
+                return PullResult(reference, digest, destination, (), 0, True, time.perf_counter() - started)
+            if not force:
+                raise ArtifactError(
+                    f"{destination} already exists and holds something else: pass --force to replace it."
+                )
+        fetcher = _Fetcher(client, cache)
+        _check_space(manifest, destination.parent, reference, fetcher)
+        pinned = reference.with_digest(digest)
+        # A sibling, so the final rename stays on one filesystem and is atomic.
+        staging = destination.parent / f".{destination.name}.partial-{secrets.token_hex(4)}"
+        staging.mkdir()
+        try:
+            files = _fetch_layers(fetcher, pinned, manifest, staging, progress)
+            config = manifest["config"]
+            config_path = staging / ".shipway-config.json"
+            fetcher.fetch(pinned, config["digest"], config["size"], config_path, lambda _: None)
+            marker = {"reference": str(reference), "manifest_digest": digest, "manifest": manifest}
+            marker["config"] = json.loads(config_path.read_bytes())
+            config_path.unlink()
+            (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True))
+            _swap_into_place(staging, destination)
+        except BaseException:
+            remove(staging)
+            raise
+        if cache is not None:
+            cache.touch(destination)
+    return PullResult(reference, digest, destination, tuple(files), fetcher.fetched, False,
+                      time.perf_counter() - started)
+
+
+class _Fetcher:
+    """Puts one blob at a path: from the node cache when it has it, else from the registry."""
+
+    def __init__(self, client: RegistryClient, cache: NodeCache | None) -> None:
+        self.client = client
+        self.cache = cache
+        self.fetched = 0
+
+    def needed(self, digest: str, size: int) -> int:
+        """Bytes this blob will take on the destination's disk."""
+        return 0 if self.cache is not None and self.cache.has(digest, size) else size
+
+    def fetch(self, reference: Reference, digest: str, size: int, target: Path, done: BytesDone) -> None:
+        """Write the blob's verified bytes at `target`."""
+        if self.cache is None:
+            self.client.pull_blob(reference, digest, size, target, done)
+            self.fetched += size
+            return
+        downloaded = self.cache.fetch(self.client, reference, digest, size, target, done)
+        self.fetched += size if downloaded else 0
+
+
+def _check_space(manifest: dict[str, Any], folder: Path, reference: Reference, fetcher: _Fetcher) -> None:
+    """Refuse, before anything is written, an artifact whose blobs cannot fit on the destination's disk."""
+    needed = sum(fetcher.needed(d["digest"], d["size"]) for d in [manifest["config"], *manifest.get("layers", [])])
+    # A bundle is unpacked beside its archive, so its bytes count twice.
+    needed += sum(layer["size"] for layer in manifest.get("layers", []) if layer.get("mediaType") == BUNDLE_MEDIA_TYPE)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise TransferLimitError(
+            f"{reference} needs {needed} bytes, and {folder} has {free} free: nothing was written. "
+            "Give the model volume more room, or check that the manifest's sizes are real."
+        )
 
 
 def _fetch_layers(
-    client: RegistryClient, reference: Reference, manifest: dict[str, Any], staging: Path, progress: Progress
-) -> tuple[list[str], int]:
+    fetcher: _Fetcher, reference: Reference, manifest: dict[str, Any], staging: Path, progress: Progress
+) -> list[str]:
     files: list[str] = []
-    fetched = 0
     for layer in manifest.get("layers", []):
         annotations = layer.get("annotations") or {}
         title = str(safe_relative_path(annotations[ANNOTATION_TITLE]))
@@ -169,16 +239,17 @@ def _fetch_layers(
 
         if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
             archive = staging / f".bundle-{digest.removeprefix('sha256:')}.tar"
-            client.pull_blob(reference, digest, size, archive, done)
+            fetcher.fetch(reference, digest, size, archive, done)
             files += extract_bundle(archive, staging, _bundle_files(layer, reference))
             archive.unlink()
         else:
-            client.pull_blob(reference, digest, size, staging / title, done)
+            target = staging.joinpath(*PurePosixPath(title).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fetcher.fetch(reference, digest, size, target, done)
             files.append(title)
-        fetched += size
     if len(set(files)) != len(files):
         raise DigestMismatchError(f"{reference} holds some files twice: {sorted(files)}.")
-    return sorted(files), fetched
+    return sorted(files)
 
 
 def _swap_into_place(staging: Path, destination: Path) -> None:
@@ -189,5 +260,4 @@ def _swap_into_place(staging: Path, destination: Path) -> None:
     retired = destination.parent / f".{destination.name}.old-{secrets.token_hex(4)}"
     destination.rename(retired)
     staging.rename(destination)
-    shutil.rmtree(retired, ignore_errors=True)
-
+    remove(retired)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from hashlib import sha256
 from pathlib import Path
@@ -27,10 +30,17 @@ from shipway.artifacts.layout import (
     layer_media_type,
     parse_reference,
 )
+from shipway.artifacts.locking import exclusive, held_by_someone, remove
 from shipway.artifacts.progress import Progress, no_progress
 from shipway.artifacts.registry import DEFAULT_CHUNK_BYTES, RegistryClient, RetryPolicy
+from shipway.artifacts.transfer import TransferLimits
 
 BUNDLE_TITLE = "small-files.tar"
+SCRATCH_PREFIX = "shipway-push-"
+SCRATCH_LOCK = ".lock"
+# A scratch folder without its lock file is either being created right now or was left by a run killed
+# in that instant; after this long it is the latter.
+UNLOCKED_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,7 @@ def push(
     retry: RetryPolicy | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: Progress = no_progress,
+    limits: TransferLimits | None = None,
 ) -> PushResult:
     """Push a model: refuse to move an existing tag unless forced, send only blobs the registry lacks."""
     reference = parse_reference(target)
@@ -180,10 +191,10 @@ def push(
     if metadata.version is None:
         metadata = replace(metadata, version=reference.tag)
     client = RegistryClient(
-        reference.registry, plain_http=plain_http, credentials=credentials, retry=retry, chunk_bytes=chunk_bytes
+        reference.registry, plain_http=plain_http, credentials=credentials, retry=retry, chunk_bytes=chunk_bytes,
+        limits=limits,
     )
-    with tempfile.TemporaryDirectory(prefix="shipway-push-") as scratch:
-        workdir = Path(scratch)
+    with scratch_folder() as workdir:
         layers = plan_layers(files, drift_title, workdir, progress)
         config = _write_config(layers, metadata, workdir)
         raw = build_manifest(layers, config, metadata)
@@ -208,3 +219,39 @@ def push(
             (uploaded if sent else skipped).append(layer)
         client.put_manifest(reference, raw)
     return PushResult(reference, digest, tuple(uploaded), tuple(skipped), False, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def scratch_folder(parent: Path | None = None) -> Iterator[Path]:
+    """A private temporary folder, locked while this push lives; what killed pushes left is removed first."""
+    parent = Path(parent or tempfile.gettempdir())
+    sweep_scratch(parent)
+    workdir = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=parent))
+    try:
+        with exclusive(workdir / SCRATCH_LOCK):
+            yield workdir
+    finally:
+        remove(workdir)
+
+
+def sweep_scratch(parent: Path) -> list[Path]:
+    """Remove this user's push scratch folders whose push is dead (its lock is free); the folders removed."""
+    removed = []
+    now = time.time()
+    for folder in parent.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            info = folder.lstat()
+        except FileNotFoundError:
+            continue
+        if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid():
+            continue
+        lock = folder / SCRATCH_LOCK
+        if lock.exists():
+            if held_by_someone(lock):
+                continue
+        elif now - info.st_mtime < UNLOCKED_GRACE_S:
+            continue
+        remove(folder)
+        removed.append(folder)
+    return removed
+

@@ -6,13 +6,17 @@ retries with exponential backoff (oras sleeps 2 + 3**n seconds, over two
 minutes in all), timeouts, pre-emptive basic auth (otherwise every chunk would
 be sent twice, the first time only to collect a 401), chunked uploads that
 report progress and restart cleanly after a failure, and downloads that hash
-while they stream.
+while they stream. A registry is not trusted: manifests and blobs are capped
+while they stream, every transfer runs under a deadline and a minimum rate
+(shipway.artifacts.transfer), and credentials go only to the registry's own
+host, never to an upload Location or a redirect elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from urllib.parse import urljoin, urlsplit
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,12 +40,21 @@ from shipway.artifacts.errors import (
     RegistryUnavailableError,
 )
 from shipway.artifacts.layout import MANIFEST_MEDIA_TYPE, PASSWORD_ENV, USERNAME_ENV, Reference
+from shipway.artifacts.transfer import (
+    GuardedAdapter,
+    MeteredBody,
+    TransferLimitError,
+    TransferLimits,
+    guarded,
+)
 
 # Bigger chunks mean fewer round trips; 32 MiB keeps peak memory far below the
 # 300 MiB budget while reaching the registry's disk speed here.
 DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
 READ_BYTES = 4 * 1024 * 1024
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 # Called with the bytes done so far for one blob.
 BytesDone = Callable[[int], None]
@@ -68,14 +81,21 @@ class TransientError(Exception):
 
 
 class _TimeoutSession(requests.Session):
-    """A session whose requests never wait for ever on a dead registry."""
+    """A session that never waits for ever on a dead registry and follows no redirect by itself.
+
+    Redirects are followed by RegistryClient, which decides per hop whether credentials may go along.
+    """
 
     def __init__(self, timeout: tuple[float, float]) -> None:
         super().__init__()
         self.default_timeout = timeout
+        adapter = GuardedAdapter()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.default_timeout)
+        kwargs.setdefault("allow_redirects", False)
         return super().request(*args, **kwargs)
 
 
@@ -98,20 +118,23 @@ class RegistryClient(oras.provider.Registry):
         retry: RetryPolicy | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         timeout: tuple[float, float] = (10.0, 300.0),
+        limits: TransferLimits | None = None,
     ) -> None:
         self.host = host
         self.credentials = credentials or Credentials()
         self.retry = retry or RetryPolicy()
         self.chunk_bytes = chunk_bytes
         self.timeout = timeout
+        self.limits = limits or TransferLimits()
         self.base_url = f"{'http' if plain_http else 'https'}://{host}"
+        session = _TimeoutSession(timeout)
+        # As oras does: some registries set cookies and then expect CSRF tokens.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._bare_session = session
         challenge = self._with_retries(self._probe, f"GET {self.base_url}/v2/")
         # distribution with htpasswd answers a Basic challenge, which oras's token backend cannot meet.
         backend = "basic" if challenge.lower().startswith("basic") else "token"
         super().__init__(hostname=host, insecure=plain_http, auth_backend=backend)
-        session = _TimeoutSession(timeout)
-        # As oras does: some registries set cookies and then expect CSRF tokens.
-        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.session = session
         self.auth.session = session
         if self.credentials.username and self.credentials.password:
@@ -131,7 +154,11 @@ class RegistryClient(oras.provider.Registry):
 
     def _probe(self) -> str:
         try:
-            response = requests.get(f"{self.base_url}/v2/", timeout=self.timeout)
+            with guarded(self.limits, f"GET {self.base_url}/v2/", measure_rate=False):
+                response = self._bare_session.get(f"{self.base_url}/v2/")
+                response.close()
+        except TransferLimitError:
+            raise
         except SSLError as error:
             raise ArtifactError(
                 f"TLS to {self.host} failed ({error}); for a local registry that speaks plain HTTP pass --plain-http."
@@ -155,31 +182,60 @@ class RegistryClient(oras.provider.Registry):
             f"{what} failed {self.retry.attempts} times ({last}). Check that {self.host} is up, then rerun."
         )
 
+    def is_own(self, url: str) -> bool:
+        """Whether a URL is on the registry's own scheme, host and port: the only place credentials go."""
+        own, other = urlsplit(self.base_url), urlsplit(url)
+        return (other.scheme, other.netloc) == (own.scheme, own.netloc)
+
+    def _send(self, url: str, method: str, data: Any, headers: dict[str, str], json: dict[str, Any] | None,
+              stream: bool) -> requests.Response:
+        """One request: authenticated on the registry's host, bare anywhere else."""
+        if not self.is_own(url):
+            return self.session.request(method, url, data=data, json=json, headers=headers, stream=stream)
+        response = _oras_request(self, url, method, data, {**headers, **self._basic_header}, json, stream)
+        if response.status_code == 401 and isinstance(self.auth, oras.auth.TokenAuth) and self.auth.token:
+            # oras keeps a token whose scope may be pull-only; a push needs a new one.
+            self.auth.token = None
+            response = _oras_request(self, url, method, data, {**headers, **self._basic_header}, json, stream)
+        return response
+
     def _request_once(
         self,
         url: str,
         method: str = "GET",
-        data: bytes | None = None,
+        data: bytes | MeteredBody | None = None,
         headers: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> requests.Response:
-        headers = {**(headers or {}), **self._basic_header}
-        try:
-            response = _oras_request(self, url, method, data, headers, json, stream)
-            if response.status_code == 401 and isinstance(self.auth, oras.auth.TokenAuth) and self.auth.token:
-                # oras keeps a token whose scope may be pull-only; a push needs a new one.
-                self.auth.token = None
-                response = _oras_request(self, url, method, data, headers, json, stream)
-        except SSLError as error:
-            raise ArtifactError(f"TLS to {self.host} failed ({error}); pass --plain-http for a plain-HTTP registry.") from None
-        except (RequestsConnectionError, Timeout, ChunkedEncodingError) as error:
-            raise TransientError(f"{method} {url.split('?')[0]}: {type(error).__name__}") from None
-        except ValueError as error:
-            raise AuthError(f"{self.host} asked for authentication that could not be given: {error}") from None
+        headers = dict(headers or {})
+        with guarded(self.limits, f"{method} {url.split('?')[0]}", measure_rate=False) as clock:
+            try:
+                response = self._send(url, method, data, headers, json, stream)
+                for _ in range(MAX_REDIRECTS):
+                    if response.status_code not in REDIRECT_STATUS or "Location" not in response.headers:
+                        break
+                    # Blob storage behind a redirect gets no credentials unless it is the registry itself.
+                    url = urljoin(url, response.headers["Location"])
+                    response.close()
+                    if response.status_code == 303:
+                        method, data = ("HEAD" if method == "HEAD" else "GET"), None
+                    response = self._send(url, method, data, headers, json, stream)
+            except SSLError as error:
+                raise ArtifactError(
+                    f"TLS to {self.host} failed ({error}); pass --plain-http for a plain-HTTP registry."
+                ) from None
+            except (RequestsConnectionError, Timeout, ChunkedEncodingError) as error:
+                clock.raise_if_broken()
+                raise TransientError(f"{method} {url.split('?')[0]}: {type(error).__name__}") from None
+            except ValueError as error:
+                raise AuthError(f"{self.host} asked for authentication that could not be given: {error}") from None
+        if response.status_code in REDIRECT_STATUS:
+            raise ArtifactError(f"{self.host} redirected {method} more than {MAX_REDIRECTS} times.")
         if response.status_code in (401, 403):
+            where = self.host if self.is_own(url) else f"{urlsplit(url).netloc}, which gets no credentials,"
             raise AuthError(
-                f"{self.host} refused {method} with {response.status_code} {response.reason} "
+                f"{where} refused {method} with {response.status_code} {response.reason} "
                 f"using {self.credentials.source}: check the username and password."
             )
         if response.status_code in TRANSIENT_STATUS:
@@ -222,24 +278,43 @@ class RegistryClient(oras.provider.Registry):
             return False
         last: TransientError | None = None
         for attempt in range(self.retry.attempts):
+            upload: _Upload | None = None
             try:
-                upload = _Upload(self._start_upload(ref))
-                self._send_chunks(upload, path, size, done)
-                self._finish_upload(upload, digest)
+                with guarded(self.limits, f"upload of {path.name} ({digest})") as clock:
+                    with clock.idle():
+                        upload = _Upload(self._start_upload(ref))
+                    self._send_chunks(upload, path, size, done)
+                    # The registry may hash a large blob before it answers; the deadline still holds.
+                    with clock.idle():
+                        self._finish_upload(upload, digest)
                 return True
             except TransientError as error:
                 # A registry that restarted may have lost or truncated the session;
                 # starting a new one is always correct, resuming is not.
                 last = error
+                self._abandon(upload)
                 done(0)
                 time.sleep(self.retry.delay_s(attempt))
                 if self.has_blob(ref, digest):
                     done(size)
                     return True
+            except BaseException:
+                self._abandon(upload)
+                raise
         raise RegistryUnavailableError(
             f"uploading {path.name} ({digest}) failed {self.retry.attempts} times ({last}). "
             f"Check that {self.host} is up and rerun: finished blobs are not sent again."
         )
+
+    def _abandon(self, upload: _Upload | None) -> None:
+        """Cancel an unfinished upload session, so the registry does not keep its partial bytes."""
+        if upload is None:
+            return
+        try:
+            with guarded(self.limits, "cancel of an upload", measure_rate=False):
+                self._request_once(upload.url, "DELETE").close()
+        except (ArtifactError, TransientError):
+            pass
 
     def _start_upload(self, ref: Reference) -> str:
         response = self._request_once(
@@ -262,7 +337,7 @@ class RegistryClient(oras.provider.Registry):
                     "Content-Range": f"{upload.offset}-{end}",
                     "Content-Length": str(len(chunk)),
                 }
-                response = self._request_once(upload.url, "PATCH", data=chunk, headers=headers)
+                response = self._request_once(upload.url, "PATCH", data=MeteredBody(chunk), headers=headers)
                 del chunk
                 if response.status_code in (400, 404, 416):
                     raise TransientError(f"upload session lost: {_describe(response)}")
@@ -284,11 +359,35 @@ class RegistryClient(oras.provider.Registry):
         if response.status_code != 201:
             raise ArtifactError(f"{self.host} would not commit blob {digest}: {_describe(response)}")
 
+    def check_blob_size(self, ref: Reference, digest: str, size: int) -> None:
+        """Refuse a blob the manifest says is larger than --max-blob-size, before a byte is fetched."""
+        if size > self.limits.max_blob_bytes:
+            raise TransferLimitError(
+                f"{ref} lists blob {digest} of {size} bytes, more than the {self.limits.max_blob_bytes} bytes "
+                "allowed (--max-blob-size); raise the limit if the model really is that large."
+            )
+
     def pull_blob(self, ref: Reference, digest: str, size: int, target: Path, done: BytesDone) -> None:
         """Stream a blob into a file, checking its size and digest; a mismatch is a corrupt blob."""
-        self._with_retries(lambda: self._pull_blob_once(ref, digest, size, target, done), f"download of {digest}")
+        self.check_blob_size(ref, digest, size)
+        try:
+            self._with_retries(lambda: self._pull_blob_once(ref, digest, size, target, done), f"download of {digest}")
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
 
     def _pull_blob_once(self, ref: Reference, digest: str, size: int, target: Path, done: BytesDone) -> None:
+        with guarded(self.limits, f"download of {digest}") as clock:
+            try:
+                self._stream_blob(ref, digest, size, target, done, clock.advance)
+            except Exception:
+                # A socket the watchdog shut down surfaces as whatever the HTTP stack makes of it.
+                clock.raise_if_broken()
+                raise
+            clock.raise_if_broken()
+
+    def _stream_blob(self, ref: Reference, digest: str, size: int, target: Path, done: BytesDone,
+                     advance: Callable[[int], None]) -> None:
         hasher = hashlib.sha256()
         received = 0
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -304,10 +403,17 @@ class RegistryClient(oras.provider.Registry):
         with response, target.open("wb") as sink, ThreadPoolExecutor(max_workers=1) as writer:
             if response.status_code != 200:
                 raise ArtifactError(f"{ref} lists blob {digest}, but {self.host} answers {_describe(response)}.")
+            announced = response.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) > size:
+                raise DigestMismatchError(
+                    f"blob {digest} of {ref} is listed as {size} bytes, but {self.host} announces {announced}; "
+                    "nothing was written."
+                )
             pending: Future[None] | None = None
             try:
                 for block in response.iter_content(READ_BYTES):
                     received += len(block)
+                    advance(len(block))
                     if received > size:
                         break
                     if pending is not None:
@@ -343,15 +449,45 @@ class RegistryClient(oras.provider.Registry):
         return response.headers.get("Docker-Content-Digest") or self.get_manifest(ref)[1]
 
     def get_manifest(self, ref: Reference) -> tuple[bytes, str]:
-        """The manifest's exact bytes and their digest, checked against a digest reference."""
-        response = self.do_request(
-            self._url(ref, "manifests", ref.reference), "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
+        """The manifest's exact bytes and their digest, checked against a digest reference.
+
+        The body is read in blocks and refused once it passes --max-manifest-size, so a hostile
+        registry cannot make the client hold an arbitrarily large document.
+        """
+        cap = self.limits.max_manifest_bytes
+        too_large = TransferLimitError(
+            f"the manifest of {ref} is larger than {cap} bytes (--max-manifest-size): a Shipway manifest "
+            "is a few kilobytes, so this registry is not serving a model."
         )
-        if response.status_code == 404:
-            raise ArtifactError(f"{ref} does not exist: check the repository and tag.")
-        if response.status_code != 200:
-            raise ArtifactError(f"{self.host} would not return {ref}: {_describe(response)}")
-        raw = response.content
+
+        def fetch() -> bytes:
+            response = self._request_once(
+                self._url(ref, "manifests", ref.reference), "GET", headers={"Accept": MANIFEST_MEDIA_TYPE},
+                stream=True,
+            )
+            with response:
+                if response.status_code == 404:
+                    raise ArtifactError(f"{ref} does not exist: check the repository and tag.")
+                if response.status_code != 200:
+                    raise ArtifactError(f"{self.host} would not return {ref}: {_describe(response)}")
+                announced = response.headers.get("Content-Length", "")
+                if announced.isdigit() and int(announced) > cap:
+                    raise too_large
+                body = bytearray()
+                try:
+                    for block in response.iter_content(64 * 1024):
+                        body += block
+                        clock.advance(len(block))
+                        if len(body) > cap:
+                            raise too_large
+                except (RequestsConnectionError, ChunkedEncodingError, Timeout) as error:
+                    clock.raise_if_broken()
+                    raise TransientError(f"manifest of {ref} broke off: {type(error).__name__}") from None
+                return bytes(body)
+
+        with guarded(self.limits, f"manifest of {ref}") as clock:
+            raw = self._with_retries(fetch, f"GET manifest {ref}")
+            clock.raise_if_broken()
         digest = format_digest(hashlib.sha256(raw))
         if ref.digest and digest != ref.digest:
             raise DigestMismatchError(f"the manifest of {ref} hashes to {digest}: the registry returned other content.")

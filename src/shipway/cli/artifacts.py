@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,6 +13,7 @@ from shipway.cli._common import console, guarded
 
 if TYPE_CHECKING:
     from shipway.artifacts.auth import Credentials
+    from shipway.artifacts.transfer import TransferLimits
 
 # Options shared by push and pull.
 Username = Annotated[str | None, typer.Option("--username", "-u", help="Registry user (else env or docker config).")]
@@ -21,6 +23,42 @@ DockerConfig = Annotated[
     Path | None, typer.Option("--docker-config", help="A docker config.json to take credentials from.")
 ]
 PlainHttp = Annotated[bool, typer.Option("--plain-http", help="Speak HTTP, not HTTPS (local registries).")]
+MaxBlobSize = Annotated[str, typer.Option("--max-blob-size", help="Refuse a blob larger than this (e.g. 100Gi).")]
+MaxManifestSize = Annotated[str, typer.Option("--max-manifest-size", help="Refuse a larger manifest (e.g. 4Mi).")]
+Deadline = Annotated[float, typer.Option("--deadline", min=1, help="Seconds any one transfer may take in all.")]
+MinRate = Annotated[str, typer.Option(
+    "--min-rate", help="Abort a transfer slower than this many bytes/s over --rate-window (e.g. 64Ki).")]
+RateWindow = Annotated[float, typer.Option("--rate-window", min=0.1, help="Seconds over which --min-rate is judged.")]
+
+
+def _bytes(option: str, text: str) -> int:
+    from shipway.artifacts.errors import BadOptionError
+    from shipway.spec.base import quantity_value
+
+    try:
+        value = int(quantity_value(text))
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise BadOptionError(f"Got {option} {text!r}: expected a positive size such as 512Gi, 4Mi or 65536.")
+    return value
+
+
+def _limits(max_blob_size: str, max_manifest_size: str, deadline: float, min_rate: str,
+            rate_window: float) -> TransferLimits:
+    from shipway.artifacts.transfer import TransferLimits
+
+    return TransferLimits(max_manifest_bytes=_bytes("--max-manifest-size", max_manifest_size),
+                          max_blob_bytes=_bytes("--max-blob-size", max_blob_size), deadline_s=deadline,
+                          min_rate_bytes_s=_bytes("--min-rate", min_rate), rate_window_s=rate_window)
+
+
+def _stop_on_sigterm() -> None:
+    """Kubernetes stops a container with SIGTERM: unwind like Ctrl-C, so no partial download is left."""
+    def stop(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _credentials(username: str | None, password: str | None, password_stdin: bool, docker_config: Path | None) -> Credentials:
@@ -91,8 +129,12 @@ def push_command(
     password_stdin: PasswordStdin = False,
     docker_config: DockerConfig = None,
     plain_http: PlainHttp = False,
+    deadline: Deadline = 6 * 3600.0,
+    min_rate: MinRate = "64Ki",
+    rate_window: RateWindow = 30.0,
 ) -> None:
     """Push a model as an OCI artifact; blobs the registry already has are not sent again."""
+    _stop_on_sigterm()
     with guarded():
         from shipway.artifacts.layout import ModelMetadata, parse_reference
         from shipway.artifacts.metadata import describe_model
@@ -113,6 +155,7 @@ def push_command(
                 credentials=credentials,
                 chunk_bytes=chunk_mib * 1024 * 1024,
                 progress=bars,
+                limits=_limits("512Gi", "4Mi", deadline, min_rate, rate_window),
             )
         pinned = result.reference.with_digest(result.manifest_digest)
         if result.unchanged:
@@ -136,19 +179,34 @@ def pull_command(
     password_stdin: PasswordStdin = False,
     docker_config: DockerConfig = None,
     plain_http: PlainHttp = False,
+    max_blob_size: MaxBlobSize = "512Gi",
+    max_manifest_size: MaxManifestSize = "4Mi",
+    deadline: Deadline = 6 * 3600.0,
+    min_rate: MinRate = "64Ki",
+    rate_window: RateWindow = 30.0,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", help="The node's model cache: blobs found there are not downloaded, others are kept there.")] = None,
+    cache_max_size: Annotated[str, typer.Option(
+        "--cache-max-size", help="Evict least recently used models to keep the cache under this size.")] = "100Gi",
+    cache_keep: Annotated[float, typer.Option(
+        "--cache-keep", min=0, help="Seconds after its last pull during which a model is never evicted.")] = 3600.0,
 ) -> None:
     """Pull a model, verifying every digest; the directory appears only once it is complete."""
+    _stop_on_sigterm()
     with guarded():
+        from shipway.artifacts.cache import NodeCache
         from shipway.artifacts.pull import pull
         from shipway.files import target_path
 
         destination = target_path(destination)
+        limits = _limits(max_blob_size, max_manifest_size, deadline, min_rate, rate_window)
+        node_cache = (NodeCache(cache, _bytes("--cache-max-size", cache_max_size), cache_keep)
+                      if cache is not None else None)
         credentials = _credentials(username, password, password_stdin, docker_config)
         bars = _Bars()
         with bars.progress:
-            result = pull(
-                reference, destination, force=force, plain_http=plain_http, credentials=credentials, progress=bars
-            )
+            result = pull(reference, destination, force=force, plain_http=plain_http, credentials=credentials,
+                          progress=bars, limits=limits, cache=node_cache)
         pinned = result.reference.with_digest(result.manifest_digest)
         if result.up_to_date:
             console.print(f"[green]up to date[/]: {destination} already holds {pinned}")

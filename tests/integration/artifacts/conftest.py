@@ -175,3 +175,17 @@ def _write_random(path: Path, size: int, seed: int) -> Path:
 def random_file() -> Callable[[Path, int, int], Path]:
     """Write `size` seeded random bytes to a path; tests delete big ones themselves."""
     return _write_random
+
+
+@pytest.fixture
+def hostile() -> Iterator[tuple[object, object]]:
+    """A fake registry and a second server (blob storage, another origin) on 127.0.0.1, both recording requests."""
+    from hostile_registry import FakeRegistry, serve
+
+    registry_server, storage_server = FakeRegistry(credentials=(USERNAME, PASSWORD)), FakeRegistry()
+    running = serve(registry_server, storage_server)
+    next(running)
+    try:
+        yield registry_server, storage_server
+    finally:
+        running.close()

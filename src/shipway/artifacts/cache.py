@@ -1,0 +1,166 @@
+"""The node's model cache: verified blobs by digest, and pulled models beside them, under a size bound.
+
+One folder per node (a hostPath or local volume the platform manages), shared by every model pod
+there. A blob enters `blobs/sha256/<hex>` only by a rename after its bytes hashed to its digest
+while they streamed, so the cache never holds, and never serves, a blob it has not verified.
+Pulled models live in `models/`, their large files hard links to the blobs, so a model costs its
+bytes once. Per-digest locks make concurrent pods on a node download a blob once; the others wait
+and then link it. When a download would take the cache past its bound, the least recently used
+models are evicted first, skipping any in use by a pull or used within `keep_recent_s`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipway.artifacts.layout import MARKER_FILE, is_digest
+from shipway.artifacts.locking import exclusive, remove, try_exclusive
+
+if TYPE_CHECKING:
+    from shipway.artifacts.layout import Reference
+    from shipway.artifacts.registry import BytesDone, RegistryClient
+
+MODELS = "models"
+
+
+class NodeCache:
+    """Verified blobs by digest on one node, with the models pulled from them, bounded in size."""
+
+    def __init__(self, root: Path, max_bytes: int, keep_recent_s: float = 3600.0) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.keep_recent_s = keep_recent_s
+        self.blobs = root / "blobs" / "sha256"
+        self.models = root / MODELS
+        self.incoming = root / "incoming"
+        self.locks = root / "locks"
+        for folder in (self.blobs, self.models, self.incoming, self.locks):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def model_folder(self, manifest_digest: str) -> Path:
+        """Where a pull through this cache puts the model a manifest digest names."""
+        if not is_digest(manifest_digest):
+            raise ValueError(f"not a sha256 digest: {manifest_digest!r}")
+        return self.models / manifest_digest.replace(":", "-")
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a verified blob lives."""
+        if not is_digest(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.blobs / digest.removeprefix("sha256:")
+
+    def has(self, digest: str, size: int) -> bool:
+        """Whether the cache holds this verified blob."""
+        try:
+            return self.blob_path(digest).stat().st_size == size
+        except FileNotFoundError:
+            return False
+
+    def fetch(self, client: RegistryClient, reference: Reference, digest: str, size: int, target: Path,
+              done: BytesDone) -> bool:
+        """Put the blob at `target` from the cache, downloading it into the cache first if need be.
+
+        Returns whether it was downloaded. Waits while another process downloads the same blob.
+        """
+        blob = self.blob_path(digest)
+        hex_digest = blob.name
+        with exclusive(self.locks / f"{hex_digest}.lock"):
+            for leftover in self.incoming.glob(f"{hex_digest}.*"):
+                remove(leftover)
+            downloaded = False
+            if not self.has(digest, size):
+                remove(blob)
+                self.make_room(size)
+                incoming = self.incoming / f"{hex_digest}.{secrets.token_hex(4)}"
+                try:
+                    client.pull_blob(reference, digest, size, incoming, done)
+                    incoming.chmod(0o444)
+                    incoming.rename(blob)
+                except BaseException:
+                    remove(incoming)
+                    raise
+                downloaded = True
+            else:
+                done(size)
+            _link_or_copy(blob, target)
+        return downloaded
+
+    def touch(self, model: Path) -> None:
+        """Record that a model was just used, for least-recently-used eviction."""
+        if model.parent == self.models:
+            os.utime(model / MARKER_FILE)
+
+    def size(self) -> int:
+        """Bytes the cache holds, each file counted once however many links it has."""
+        seen: set[int] = set()
+        total = 0
+        for path in _files(self.root):
+            info = path.lstat()
+            if info.st_ino not in seen:
+                seen.add(info.st_ino)
+                total += info.st_size
+        return total
+
+    def make_room(self, incoming: int) -> None:
+        """Evict until `incoming` more bytes fit: unused blobs first, then least recently used models."""
+        with exclusive(self.locks / "evict.lock"):
+            used = self.size()
+            if used + incoming <= self.max_bytes:
+                return
+            used -= self._drop_unused_blobs()
+            now = time.time()
+            for model in sorted(self._models(), key=_last_used):
+                if used + incoming <= self.max_bytes:
+                    break
+                if now - _last_used(model) < self.keep_recent_s:
+                    continue
+                with try_exclusive(self.models / f".{model.name}.lock") as free:
+                    if free:
+                        remove(model)
+                used = self.size() - self._drop_unused_blobs()
+
+    def _models(self) -> Iterator[Path]:
+        return (path for path in self.models.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+    def _drop_unused_blobs(self) -> int:
+        """Remove blobs no model links to and no pull is placing; the bytes freed."""
+        freed = 0
+        for blob in list(self.blobs.iterdir()):
+            info = blob.lstat()
+            if info.st_nlink > 1:
+                continue
+            with try_exclusive(self.locks / f"{blob.name}.lock") as free:
+                if free:
+                    blob.unlink(missing_ok=True)
+                    freed += info.st_size
+        return freed
+
+
+def _last_used(model: Path) -> float:
+    try:
+        return (model / MARKER_FILE).stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for folder, _, names in os.walk(root):
+        for name in names:
+            yield Path(folder) / name
+
+
+def _link_or_copy(blob: Path, target: Path) -> None:
+    """A hard link when the target is on the cache's filesystem and mount, else a copy."""
+    try:
+        os.link(blob, target)
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        shutil.copyfile(blob, target)
