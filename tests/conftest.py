@@ -19,6 +19,23 @@ def crd_schema_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+def chart_cache_dir() -> Path | None:
+    """The chart cache (<name>-<version> folders): $SHIPWAY_CHARTS, or ../shared/charts beside the repo."""
+    env = os.environ.get("SHIPWAY_CHARTS")
+    candidate = Path(env) if env else ROOT.parent / "shared" / "charts"
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def chart_cache() -> Path:
+    """The chart cache folder, or a skip naming where it was looked for."""
+    found = chart_cache_dir()
+    if found is None:
+        pytest.skip("chart cache not found: set SHIPWAY_CHARTS, place shared/charts beside the repo, "
+                    "or run `shipway charts pull`")
+    return found
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root."""

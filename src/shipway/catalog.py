@@ -48,6 +48,9 @@ CHARTS: dict[str, Chart] = {
     )
 }
 
+# The Kubernetes minor version the platform targets: charts render and objects validate for it.
+KUBERNETES_VERSION = "1.31"
+
 # The Shipway image: the sidecar, the artifact-pull init container and the platform's Shipway services
 # run from it. The release workflow builds and signs the image first, then writes its digest into
 # RELEASE_FILE inside the package it publishes, so a released Shipway renders the image by digest; a

@@ -84,20 +84,51 @@ def synth(
     out: Path = typer.Option(Path("synth.out"), "-o", "--output", help="Output folder (replaced atomically)."),
     out_former: Path | None = former_name("--out"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Skip the resource tree."),
+    charts: Path | None = typer.Option(
+        None, "--charts", envvar="SHIPWAY_CHARTS", show_default=False,
+        help="Chart cache (<name>-<version> folders) to render every release through; default: where "
+             "`shipway charts pull` writes."),
+    no_charts: bool = typer.Option(False, "--no-charts", help="Do not render the releases' charts."),
 ) -> None:
-    """Run the real Pulumi program offline under the mock engine and write what `pulumi up` would register."""
+    """Run the real Pulumi program offline under the mock engine and write what `pulumi up` would register.
+
+    With a chart cache, every Helm release is also rendered through its pinned chart with Helm's own
+    engine, for the blueprint's Kubernetes version: rendered/ holds every object the releases create.
+    """
     out = out_former or out
     with guarded():
+        from rich.markup import escape
         from rich.status import Status
 
-        from shipway.platform.synth import run_program, write
+        from shipway.charts.cache import PULL_HINT, ChartCache, default_dir
+        from shipway.charts.engine import default_parse_cache
+        from shipway.platform.synth import render_charts, run_program, write
 
-        with Status(f"synthesising {blueprint} under the Pulumi mock engine", console=err_console):
+        with Status(f"synthesising {blueprint} under the Pulumi mock engine", console=err_console) as status:
             result = run_program(blueprint)
+            cache = None if no_charts else (charts or default_dir())
+            if cache is not None and cache.is_dir():
+                status.update(f"rendering {blueprint}'s releases through the charts in {cache}")
+                render_charts(result, ChartCache(cache), default_parse_cache())
             files = write(result, out)
         if not quiet:
             console.print(_tree(result))
-        console.print(f"wrote {len(files)} files to {out}/ (plan.json, platform.json, manifests/, releases/)")
+        if cache is not None and result.charts is None:
+            err_console.print(f"[yellow]charts not rendered[/]: no chart cache at {escape(str(cache))}; "
+                              f"{escape(PULL_HINT)}", highlight=False)
+        elif result.charts is not None:
+            rendered = result.charts
+            err_console.print(f"rendered {len(rendered.rendered)} release(s), "
+                              f"{rendered.summary()['objects']} objects, through the charts in "
+                              f"{escape(str(cache))} for Kubernetes {rendered.kubernetes_version} "
+                              f"in {rendered.seconds:.1f} s", highlight=False)
+            if rendered.absent:
+                err_console.print("[yellow]charts missing[/], so these releases are not rendered:", highlight=False)
+                for _, absent in rendered.absent:
+                    err_console.print(f"  {escape(str(absent))}", highlight=False)
+                err_console.print(f"  hint: {escape(PULL_HINT)}", highlight=False)
+        parts = "plan.json, platform.json, manifests/, releases/" + (", rendered/" if result.charts else "")
+        console.print(f"wrote {len(files)} files to {out}/ ({parts})")
 
 
 def _tree(result: SynthResult) -> Tree:

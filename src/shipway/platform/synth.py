@@ -19,6 +19,9 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from shipway.charts.cache import ChartCache
+from shipway.charts.engine import ParseCache, default_parse_cache, release_input
+from shipway.charts.platform import PlatformRender, kubernetes_version, render_platform, rendered_files
 from shipway.errors import ShipwayError, missing_extra
 from shipway.files import write_tree
 from shipway.platform.program import CONFIG_NAMESPACE, secret_keys
@@ -78,6 +81,7 @@ class SynthResult:
     profile: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    charts: PlatformRender | None = None
 
     def counts_by_layer(self) -> dict[str, int]:
         """How many resources each layer registered (the layer components themselves excluded)."""
@@ -236,7 +240,7 @@ def _stack_outputs() -> dict[str, Any]:
 
 def plan_document(result: SynthResult) -> dict[str, Any]:
     """plan.json: every resource with type, name, parent, provider, dependencies and masked inputs."""
-    return {
+    plan = {
         "apiVersion": "shipway.dev/synth-plan/v1",
         "blueprint": result.blueprint.metadata.name,
         "note": f"Synthesised offline under Pulumi's mock engine; {UNKNOWN} marks what only a cloud computes.",
@@ -249,6 +253,9 @@ def plan_document(result: SynthResult) -> dict[str, Any]:
             for r in result.resources
         ],
     }
+    if result.charts is not None:
+        plan["charts"] = result.charts.summary()
+    return plan
 
 
 def kubernetes_objects(result: SynthResult) -> list[tuple[str, dict[str, Any]]]:
@@ -286,26 +293,44 @@ def _layer_rank(layer: str) -> int:
     return LAYERS.index(layer) if layer in LAYERS else len(LAYERS)
 
 
+def layer_stem(layer: str) -> str:
+    """A layer's file-name prefix: its rank in creation order, then its name."""
+    return f"{_layer_rank(layer):02d}-{layer}"
+
+
 def write(result: SynthResult, out_dir: str | Path) -> list[Path]:
-    """Write plan.json, platform.json, manifests/ and releases/, replacing out_dir as a whole."""
+    """Write plan.json, platform.json, manifests/, releases/ and rendered/, replacing out_dir as a whole."""
     files = {
         "plan.json": json.dumps(plan_document(result), indent=2, sort_keys=False) + "\n",
         "platform.json": json.dumps(result.profile, indent=2) + "\n",
     }
     for layer, obj in kubernetes_objects(result):
         meta = obj["metadata"]
-        stem = "--".join([f"{_layer_rank(layer):02d}-{layer}", obj["kind"].lower(),
+        stem = "--".join([layer_stem(layer), obj["kind"].lower(),
                           meta.get("namespace", "_cluster"), meta["name"]])
         files[f"manifests/{stem}.yaml"] = to_yaml(obj)
     for layer, release in releases(result):
-        files[f"releases/{_layer_rank(layer):02d}-{layer}--{release['name']}.yaml"] = to_yaml(release)
+        files[f"releases/{layer_stem(layer)}--{release['name']}.yaml"] = to_yaml(release)
+    if result.charts is not None:
+        files.update(rendered_files(result.charts, layer_stem))
     result.files = write_tree(files, out_dir)
     return result.files
 
 
-def synth(blueprint_path: str | Path, out_dir: str | Path | None = None) -> SynthResult:
-    """Synthesise a blueprint; write the output when out_dir is given."""
+def render_charts(result: SynthResult, cache: ChartCache, parse_cache: ParseCache | None = None) -> PlatformRender:
+    """Render every release of the synth through its chart in `cache`; the result goes into the synth's output."""
+    inputs = [release_input(layer, release) for layer, release in releases(result)]
+    result.charts = render_platform(inputs, cache, kubernetes_version(result.blueprint), parse_cache)
+    return result.charts
+
+
+def synth(blueprint_path: str | Path, out_dir: str | Path | None = None,
+          charts: str | Path | None = None) -> SynthResult:
+    """Synthesise a blueprint, rendering its releases through the charts in `charts` when given; write it
+    when out_dir is given."""
     result = run_program(blueprint_path)
+    if charts is not None:
+        render_charts(result, ChartCache(charts), default_parse_cache())
     if out_dir is not None:
         write(result, out_dir)
     return result
