@@ -88,7 +88,7 @@ def test_every_third_party_import_is_in_the_base_install_or_named_by_its_extra()
 
 def test_dev_brings_every_extra_the_tests_need() -> None:
     dev = {r for r in PROJECT["optional-dependencies"]["dev"] if r.startswith("shipway[")}
-    assert dev == {"shipway[model,cluster,aws,gcp]"}
+    assert dev == {"shipway[model,cluster,aws,gcp,charts]"}
 
 
 def _blocked(modules: list[str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -110,6 +110,9 @@ def test_a_command_without_its_extra_names_the_extra(tmp_path: Path) -> None:
     eks = _blocked(["pulumi_aws", "pulumi_eks"], "synth", "blueprints/eks-prod.yaml", "-q",
                    "-o", str(tmp_path / "eks"))
     assert eks.returncode == 1 and "pip install 'shipway[aws]'" in eks.stderr, eks.stderr
+    charts = _blocked(["helm_python"], "synth", "blueprints/kind-dev.yaml", "-q", "--charts", str(tmp_path),
+                      "-o", str(tmp_path / "kind"))
+    assert charts.returncode == 1 and "pip install 'shipway[charts]'" in charts.stderr, charts.stderr
     kind = _blocked(["pulumi_aws", "pulumi_eks", "pulumi_gcp", "numpy", "kubernetes", "testinfra"],
                     "validate", "blueprints/kind-dev.yaml")
     assert kind.returncode == 0, kind.stderr
