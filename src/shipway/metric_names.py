@@ -67,6 +67,35 @@ SLO_DRIFT_MIN_ROWS = "shipway_model_slo_drift_min_rows"
 SLO_ACCURACY_FLOOR = "shipway_model_slo_accuracy_floor"
 """Gauge: this model's own floor on online accuracy; absent when it takes the platform default."""
 
+SIDECAR_RESPONSES_TOTAL = "shipway_sidecar_responses_total"
+"""Counter of responses the sidecar made itself (not the runtime's), labelled model, version, listener, code."""
+
+LLM_REQUESTS_TOTAL = "shipway_llm_requests_total"
+"""Counter of OpenAI-compatible requests by outcome: success, length, rejected, error, cancelled."""
+
+LLM_TIME_TO_FIRST_TOKEN_SECONDS = "shipway_llm_time_to_first_token_seconds"
+"""Histogram of seconds from a streamed request's arrival to its first generated token."""
+
+LLM_INTER_TOKEN_LATENCY_SECONDS = "shipway_llm_inter_token_latency_seconds"
+"""Histogram of seconds between consecutive streamed token events."""
+
+LLM_PROMPT_TOKENS_TOTAL = "shipway_llm_prompt_tokens_total"
+"""Counter of prompt tokens, as the runtime's `usage` reports them."""
+
+LLM_COMPLETION_TOKENS_TOTAL = "shipway_llm_completion_tokens_total"
+"""Counter of completion tokens: the runtime's `usage`, else one per streamed token event."""
+
+LLM_ERROR_OUTCOMES = ("error",)
+"""Outcomes of LLM_REQUESTS_TOTAL that count as failures in the error rate."""
+
+LLM_METRICS = (
+    LLM_REQUESTS_TOTAL,
+    LLM_TIME_TO_FIRST_TOKEN_SECONDS,
+    LLM_INTER_TOKEN_LATENCY_SECONDS,
+    LLM_PROMPT_TOKENS_TOTAL,
+    LLM_COMPLETION_TOKENS_TOTAL,
+)
+
 SLO_THRESHOLDS = (SLO_LATENCY_P99_SECONDS, SLO_ERROR_RATE, SLO_DRIFT_PSI, SLO_DRIFT_MIN_ROWS, SLO_ACCURACY_FLOOR)
 
 ALL_METRICS = (
@@ -84,6 +113,8 @@ ALL_METRICS = (
     LABELS_UNMATCHED_TOTAL,
     REQUESTS_UNPARSED_TOTAL,
     *SLO_THRESHOLDS,
+    SIDECAR_RESPONSES_TOTAL,
+    *LLM_METRICS,
 )
 
 
@@ -136,3 +167,31 @@ def drift_window_rows(sel: str, by: tuple[str, ...] = ()) -> str:
 def online_accuracy(sel: str, by: tuple[str, ...] = ()) -> str:
     """The rolling online accuracy (lowest across replicas)."""
     return f"min{_by(by)}({ONLINE_ACCURACY}{sel})"
+
+
+def llm_error_rate(sel: str, window: str = "5m") -> str:
+    """Fraction of OpenAI-compatible requests that failed (runtime error or a stream broken mid-way)."""
+    failed = "|".join(LLM_ERROR_OUTCOMES)
+    inner = sel[1:-1] if sel else ""
+    failed_sel = "{" + ",".join(filter(None, [inner, f'outcome=~"{failed}"'])) + "}"
+    return (
+        f"sum(rate({LLM_REQUESTS_TOTAL}{failed_sel}[{window}]))"
+        f" / clamp_min(sum(rate({LLM_REQUESTS_TOTAL}{sel}[{window}])), 1e-9)"
+    )
+
+
+def llm_request_rate(sel: str, window: str = "5m") -> str:
+    """OpenAI-compatible requests per second over the window."""
+    return f"sum(rate({LLM_REQUESTS_TOTAL}{sel}[{window}]))"
+
+
+def llm_time_to_first_token(sel: str, quantile: float = 0.9, window: str = "5m") -> str:
+    """A quantile of time to first token, in seconds, over the window."""
+    return (f"histogram_quantile({quantile:g}, sum by (le) "
+            f"(rate({LLM_TIME_TO_FIRST_TOKEN_SECONDS}_bucket{sel}[{window}])))")
+
+
+def llm_inter_token_latency(sel: str, quantile: float = 0.9, window: str = "5m") -> str:
+    """A quantile of inter-token latency, in seconds, over the window."""
+    return (f"histogram_quantile({quantile:g}, sum by (le) "
+            f"(rate({LLM_INTER_TOKEN_LATENCY_SECONDS}_bucket{sel}[{window}])))")

@@ -32,7 +32,7 @@ import testinfra
 import yaml
 
 from shipway.render import registry, serving
-from shipway.spec.model import SIDECAR_PORT
+from shipway.spec.model import SIDECAR_FEEDBACK_PORT, SIDECAR_PORT
 from smoke_support import BLUEPRINT, Cluster, run, tool_problem, wait_until
 
 pytestmark = pytest.mark.smoke
@@ -249,7 +249,8 @@ def test_a_canary_with_a_bad_version_is_aborted_by_analysis(
         return ready[0].metadata.name if ready else None
 
     pod = wait_until(canary_pod, 900, f"a Ready canary pod of {MODEL} {BAD}")
-    with _port_forward(cluster, road.namespace, f"pod/{pod}", SIDECAR_PORT) as port:
+    with _port_forward(cluster, road.namespace, f"pod/{pod}", SIDECAR_PORT) as port, \
+            _port_forward(cluster, road.namespace, f"pod/{pod}", SIDECAR_FEEDBACK_PORT) as feedback_port:
         rng = np.random.default_rng(8)
         session = requests.Session()
 
@@ -263,7 +264,7 @@ def test_a_canary_with_a_bad_version_is_aborted_by_analysis(
                 if answer.status_code != 200:
                     continue
                 wrong = [1 - int(value) for value in answer.json()["outputs"][0]["data"]]
-                session.post(f"http://127.0.0.1:{port}/feedback", timeout=10,
+                session.post(f"http://127.0.0.1:{feedback_port}/feedback", timeout=10,
                              json={"id": answer.headers["x-request-id"], "labels": wrong})
             status = rollout_status(custom, road.namespace)
             return status if status.get("abort") else None

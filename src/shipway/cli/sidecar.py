@@ -34,7 +34,16 @@ def sidecar(
     features: list[str] = typer.Option(
         [], "--feature", help="Feature of the reference profile to watch for drift (repeatable); default all."
     ),
-    metrics_listen: str = typer.Option("0.0.0.0:9091", "--metrics-listen", help="HOST:PORT serving /metrics."),
+    metrics_listen: str = typer.Option(
+        "0.0.0.0:9091", "--metrics-listen", help="HOST:PORT serving /metrics and the probes /livez and /readyz."
+    ),
+    feedback_listen: str = typer.Option(
+        "0.0.0.0:9092", "--feedback-listen", help="HOST:PORT taking delayed labels on /feedback."
+    ),
+    runtime_ready_path: str = typer.Option(
+        "/v2/health/ready", "--runtime-ready-path",
+        help="The runtime's readiness route, which /readyz reports (vLLM: /health).",
+    ),
     window_rows: int = typer.Option(2000, "--window-rows", help="Rows in the sliding drift window."),
     accuracy_window: int = typer.Option(500, "--accuracy-window", help="Labels in the rolling accuracy."),
     min_labels: int = typer.Option(20, "--min-labels", help="Labels needed before accuracy is reported."),
@@ -70,6 +79,9 @@ def sidecar(
 
         listen_host, listen_port = _address(listen, "--listen")
         metrics_host, metrics_port = _address(metrics_listen, "--metrics-listen")
+        feedback_host, feedback_port = _address(feedback_listen, "--feedback-listen")
+        if not runtime_ready_path.startswith("/"):
+            raise ShipwayError(f"--runtime-ready-path must start with '/', got {runtime_ready_path!r}")
         if not upstream.startswith(("http://", "https://")):
             raise ShipwayError(f"--upstream must be an http(s) URL, got {upstream!r}")
         if min(window_rows, accuracy_window) < 1 or pending_limit < 0 or label_ttl <= 0:
@@ -77,8 +89,9 @@ def sidecar(
                                "--pending-limit 0 or more (0 keeps no predictions for labels)")
         thresholds = _thresholds(slo_latency_p99_ms, slo_error_rate, slo_drift_psi, slo_drift_min_rows,
                                  slo_accuracy_floor)
-        if (listen_host, listen_port) == (metrics_host, metrics_port):
-            raise ShipwayError(f"--listen and --metrics-listen must differ, both are {listen}")
+        if len({listen_port, metrics_port, feedback_port}) < 3:
+            raise ShipwayError(f"--listen, --metrics-listen and --feedback-listen need three different ports, "
+                               f"got {listen}, {metrics_listen} and {feedback_listen}")
         if features and reference is None:
             raise ShipwayError("--feature needs --reference: drift is watched against the reference profile")
         config = SidecarConfig(
@@ -86,6 +99,9 @@ def sidecar(
             listen_port=listen_port,
             metrics_host=metrics_host,
             metrics_port=metrics_port,
+            feedback_host=feedback_host,
+            feedback_port=feedback_port,
+            runtime_ready_path=runtime_ready_path,
             upstream=upstream,
             model=model,
             version=version,
@@ -108,7 +124,8 @@ def sidecar(
             # SIGTERM (the kubelet stopping the pod) closes the listeners like Ctrl-C does.
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
             console.print(
-                f"sidecar {model}:{version} on {listen} -> {upstream}; metrics on {metrics_listen}/metrics",
+                f"sidecar {model}:{version} on {listen} -> {upstream}; metrics and probes on {metrics_listen},"
+                f" feedback on {feedback_listen}",
                 highlight=False,
             )
             await serve(config)

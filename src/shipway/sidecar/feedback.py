@@ -4,34 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shipway.sidecar.hygiene import header_safe_id
+
 # Predictions whose text is longer than this are kept as a digest: a label still matches
 # the same text, and one entry's memory no longer grows with what the model answered.
 MAX_KEPT_TEXT = 64
 _DIGEST_BYTES = 16
+# What one pending entry costs beyond its id and values: the dict slot, its tuples and timestamp.
+ENTRY_OVERHEAD_BYTES = 200
 
 
 class PendingPredictions:
-    """Predictions awaiting labels, bounded in predictions held (oldest requests evicted first) and in age.
+    """Predictions awaiting labels, bounded in predictions held, in bytes and in age (oldest evicted first).
 
-    Memory is at most `max_predictions` small values: numbers and short texts as they are,
-    longer texts (and anything else that is not a number) as a 16-byte digest.
+    Ids longer than a header can carry are kept as a digest (see `header_safe_id`), texts longer
+    than `MAX_KEPT_TEXT` as a 16-byte digest, so each entry's size has a ceiling, and `max_bytes`
+    bounds them all together.
     """
 
     def __init__(
-        self, max_predictions: int = 100_000, ttl_seconds: float = 3600.0, clock: Callable[[], float] = time.monotonic
+        self, max_predictions: int = 100_000, ttl_seconds: float = 3600.0, clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
-        if max_predictions < 0:
-            raise ValueError(f"max_predictions must be 0 (keep none) or positive, got {max_predictions}")
+        if max_predictions < 0 or max_bytes < 0:
+            raise ValueError(f"max_predictions and max_bytes must be 0 (keep none) or positive, "
+                             f"got {max_predictions} and {max_bytes}")
         self.max_predictions = max_predictions
+        self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, tuple[Any, ...]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, tuple[Any, ...], int]] = OrderedDict()
         self._held = 0
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -41,39 +51,53 @@ class PendingPredictions:
         """Predictions held across all pending requests."""
         return self._held
 
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held: ids, values and per-entry overhead."""
+        return self._bytes
+
     def put(self, request_id: str, predictions: Sequence[Any]) -> None:
         """Remember a request's predictions, evicting the oldest requests beyond the bounds."""
-        if self.max_predictions == 0:
+        if self.max_predictions == 0 or self.max_bytes == 0:
             return
         now = self._clock()
+        key = header_safe_id(request_id)
         kept = tuple(compact(value) for value in predictions[: self.max_predictions])
-        self._remove(request_id)
-        self._entries[request_id] = (now, kept)
+        size = ENTRY_OVERHEAD_BYTES + sys.getsizeof(key) + sum(sys.getsizeof(value) for value in kept)
+        self._remove(key)
+        if size > self.max_bytes:
+            return
+        self._entries[key] = (now, kept, size)
         self._held += len(kept)
-        while self._held > self.max_predictions:
-            self._held -= len(self._entries.popitem(last=False)[1][1])
+        self._bytes += size
+        while self._held > self.max_predictions or self._bytes > self.max_bytes:
+            _, (_, evicted, evicted_size) = self._entries.popitem(last=False)
+            self._held -= len(evicted)
+            self._bytes -= evicted_size
         self._expire(now)
 
     def pop(self, request_id: str) -> tuple[Any, ...] | None:
         """The request's predictions, once: a label is matched at most one time."""
         self._expire(self._clock())
-        return self._remove(request_id)
+        return self._remove(header_safe_id(request_id))
 
-    def _remove(self, request_id: str) -> tuple[Any, ...] | None:
-        entry = self._entries.pop(request_id, None)
+    def _remove(self, key: str) -> tuple[Any, ...] | None:
+        entry = self._entries.pop(key, None)
         if entry is None:
             return None
         self._held -= len(entry[1])
+        self._bytes -= entry[2]
         return entry[1]
 
     def _expire(self, now: float) -> None:
         # Entries are in insertion order, so expired ones are all at the front.
         while self._entries:
-            stamp, predictions = next(iter(self._entries.values()))
+            stamp, predictions, size = next(iter(self._entries.values()))
             if now - stamp <= self.ttl_seconds:
                 break
             self._entries.popitem(last=False)
             self._held -= len(predictions)
+            self._bytes -= size
 
 
 class RollingAccuracy:

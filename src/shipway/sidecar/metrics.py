@@ -11,6 +11,11 @@ from shipway import metric_names as names
 # Model servers answer in milliseconds to seconds; the buckets resolve both ends.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# First tokens come in tens of milliseconds to seconds; gaps between tokens in milliseconds.
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+INTER_TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
+LLM_OUTCOMES = ("success", "length", "rejected", "error", "cancelled")
+
 MODEL_LABELS = (names.MODEL_LABEL, names.VERSION_LABEL)
 
 
@@ -84,6 +89,31 @@ class SidecarMetrics:
             names.PREDICTION_DRIFT_PSI, "PSI of the predictions against the reference.", MODEL_LABELS,
             registry=self.registry,
         ).labels(*labels)
+        self._responses = Counter(
+            names.SIDECAR_RESPONSES_TOTAL, "Responses the sidecar made itself (not the runtime's), by listener.",
+            (*MODEL_LABELS, "listener", "code"), registry=self.registry,
+        )
+        self._llm_requests = Counter(
+            names.LLM_REQUESTS_TOTAL, "OpenAI-compatible requests by outcome.", (*MODEL_LABELS, "outcome"),
+            registry=self.registry,
+        )
+        self.llm_outcomes = {outcome: self._llm_requests.labels(model, version, outcome) for outcome in LLM_OUTCOMES}
+        self.time_to_first_token = Histogram(
+            names.LLM_TIME_TO_FIRST_TOKEN_SECONDS, "Seconds from a streamed request to its first token.",
+            MODEL_LABELS, buckets=TTFT_BUCKETS, registry=self.registry,
+        ).labels(*labels)
+        self.inter_token_latency = Histogram(
+            names.LLM_INTER_TOKEN_LATENCY_SECONDS, "Seconds between consecutive streamed token events.",
+            MODEL_LABELS, buckets=INTER_TOKEN_BUCKETS, registry=self.registry,
+        ).labels(*labels)
+        self.prompt_tokens = Counter(
+            names.LLM_PROMPT_TOKENS_TOTAL, "Prompt tokens, as the runtime reports them.", MODEL_LABELS,
+            registry=self.registry,
+        ).labels(*labels)
+        self.completion_tokens = Counter(
+            names.LLM_COMPLETION_TOKENS_TOTAL, "Completion tokens (reported usage, else streamed token events).",
+            MODEL_LABELS, registry=self.registry,
+        ).labels(*labels)
         # Children are cached per status code: a handful at most, so a dict stays tiny.
         self._requests_by_code: dict[int, Counter] = {}
         # Series that exist from the start make rate() see the first requests.
@@ -113,3 +143,7 @@ class SidecarMetrics:
             child = self._requests.labels(self.model, self.version, str(status))
             self._requests_by_code[status] = child
         child.inc()
+
+    def response(self, listener: str, status: int) -> None:
+        """Count one response the sidecar made itself, on the named listener."""
+        self._responses.labels(self.model, self.version, listener, str(status)).inc()

@@ -2,7 +2,8 @@
 
 Every state it holds is bounded: drift windows are bin counts, the feature
 buffer is flushed every `flush_rows` rows, pending predictions are capped in
-predictions held (long texts kept as digests), in age and in values per request,
+predictions held and in bytes (long ids and texts kept as digests), in age and in
+values per request,
 and the accuracy window is a fixed deque.
 """
 
@@ -31,11 +32,13 @@ class ObserverSettings:
     flush_rows: int = 256
     # Predictions (not requests) awaiting labels; compacted, 100 000 of them take about 35 MB at most.
     pending_limit: int = 100_000
+    # Bytes those predictions and their request ids may take, estimated per entry.
+    pending_bytes: int = 32 * 1024 * 1024
     pending_ttl_seconds: float = 3600.0
     predictions_per_request: int = 256
     accuracy_window: int = 500
     min_labels: int = 20
-    # Larger bodies (images, long prompts) are forwarded without looking inside.
+    # Larger bodies (images, long prompts) stream through without being looked inside.
     max_parse_bytes: int = 4 * 1024 * 1024
 
 
@@ -62,7 +65,8 @@ class Observer:
         self.window = (
             DriftWindow(watched, self.settings.window_rows, self.settings.window_slices) if watched else None
         )
-        self.pending = PendingPredictions(self.settings.pending_limit, self.settings.pending_ttl_seconds)
+        self.pending = PendingPredictions(self.settings.pending_limit, self.settings.pending_ttl_seconds,
+                                          max_bytes=self.settings.pending_bytes)
         self.accuracy = RollingAccuracy(self.settings.accuracy_window, self.settings.min_labels)
         self._columns: dict[str, list[Any]] = {}
         self._rows = 0
@@ -77,24 +81,22 @@ class Observer:
             return None if inflated is None else payload.load_json(inflated)
         return payload.load_json(body)
 
-    def record(
-        self, request_id: str | None, document: Any, status: int, response_body: bytes | None, seconds: float
-    ) -> None:
-        """Account for one finished inference exchange."""
+    def observe(self, request_id: str | None, document: Any, status: int, response: Any) -> None:
+        """Features and predictions of one finished inference exchange (its count and latency are the proxy's).
+
+        `document` and `response` are the parsed request and response, None when they were not
+        kept (too large, not JSON): such a request counts as unparsed.
+        """
         metrics = self.metrics
-        metrics.request(status)
-        metrics.duration.observe(seconds)
-        if status >= 500:
-            metrics.errors.inc()
         found = payload.features(document, self.feature_names) if self.window is not None else None
         if found is None:
             if document is None or self.window is not None:
                 metrics.unparsed.inc()
         else:
             self._buffer(found)
-        if status >= 400 or not response_body or len(response_body) > self.settings.max_parse_bytes:
+        if status >= 400 or response is None:
             return
-        predicted = payload.predictions(payload.load_json(response_body))
+        predicted = payload.predictions(response)
         if not predicted:
             return
         if self.window is not None and self.profile is not None and self.profile.prediction is not None:

@@ -115,16 +115,17 @@ def _oip_features(inputs: list[dict[str, Any]], names: tuple[str, ...]) -> Featu
     for tensor in inputs:
         data = _flatten(tensor["data"])
         shape = [int(size) for size in tensor.get("shape") or [len(data)]]
-        rows = shape[0] if shape else len(data)
+        # Rows are counted as read, never as declared: a shape of [1e12] over one value is one row.
         name = tensor["name"]
         if name in wanted:
-            result.columns[name] = data[:rows]
-            result.rows = max(result.rows, rows)
+            column = data[: max(0, shape[0])] if shape else data
+            result.columns[name] = column
+            result.rows = max(result.rows, len(column))
         elif len(shape) == 2 and shape[1] == len(names) and len(data) == shape[0] * shape[1]:
             width = shape[1]
             for index, feature in enumerate(names):
                 result.columns[feature] = data[index::width]
-            result.rows = max(result.rows, rows)
+            result.rows = max(result.rows, len(data) // width)
     return result
 
 

@@ -1,4 +1,4 @@
-"""Running the sidecar: both listeners on one event loop, until cancelled."""
+"""Running the sidecar: its three listeners on one event loop, until cancelled."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ class SidecarConfig:
     upstream: str
     model: str
     version: str
+    feedback_host: str = "127.0.0.1"
+    feedback_port: int = 9092
+    # The runtime's own readiness route, which the sidecar's /readyz reports.
+    runtime_ready_path: str = "/v2/health/ready"
     profile: ReferenceProfile | None = None
     # Features of the profile whose drift is watched; every profiled one when empty.
     features: tuple[str, ...] = ()
@@ -48,19 +52,23 @@ class RunningSidecar:
     runners: tuple[web.AppRunner, ...]
 
     async def stop(self) -> None:
-        """Stop both listeners and close the upstream session."""
+        """Stop every listener, then close the upstream session and finish queued bookkeeping."""
         for runner in self.runners:
             await runner.cleanup()
+        await self.proxy.close()
 
 
 async def start(config: SidecarConfig) -> RunningSidecar:
-    """Start both listeners on the running loop and return once they accept connections."""
+    """Start every listener on the running loop and return once they accept connections."""
     metrics = SidecarMetrics(config.model, config.version, config.thresholds)
     observer = Observer(metrics, config.profile, config.observer, config.features)
-    proxy = Proxy(ProxySettings(upstream=config.upstream, timeout_seconds=config.timeout_seconds), observer)
+    proxy = Proxy(ProxySettings(upstream=config.upstream, timeout_seconds=config.timeout_seconds,
+                                runtime_ready_path=config.runtime_ready_path), observer)
+    await proxy.start()
     runners = []
     for app, host, port in (
         (proxy.serving_app(), config.listen_host, config.listen_port),
+        (proxy.feedback_app(), config.feedback_host, config.feedback_port),
         (proxy.metrics_app(), config.metrics_host, config.metrics_port),
     ):
         # access_log=None: a log line per request would cost more than the proxying itself.

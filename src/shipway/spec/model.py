@@ -15,7 +15,8 @@ API_VERSION = "shipway.dev/v1alpha1"
 # The sidecar owns these ports in every model pod; a runtime must listen elsewhere.
 SIDECAR_PORT = 8090
 SIDECAR_METRICS_PORT = 9091
-RESERVED_PORTS = (SIDECAR_PORT, SIDECAR_METRICS_PORT)
+SIDECAR_FEEDBACK_PORT = 9092
+RESERVED_PORTS = (SIDECAR_PORT, SIDECAR_METRICS_PORT, SIDECAR_FEEDBACK_PORT)
 # The drift reference profile's file name at the artifact's root, unless drift.referenceProfile names another:
 # training writes it, `shipway model push` layers it, the sidecar reads it. Defined once, here.
 REFERENCE_PROFILE_FILE = "reference_profile.json"
@@ -375,7 +376,7 @@ class ModelSpec(Spec):
         runtime = self.runtime
         if isinstance(runtime, CustomRuntime) and runtime.port in RESERVED_PORTS:
             problems.append(Located(("runtime", "port"), f"port {runtime.port} is the sidecar's",
-                                    f"use a port other than {' and '.join(map(str, RESERVED_PORTS))}"))
+                                    f"use a port other than {', '.join(map(str, RESERVED_PORTS))}"))
         if isinstance(runtime, VllmRuntime) and runtime.tensor_parallel_size > max(self.resources.gpus, 1):
             problems.append(Located(("runtime", "tensorParallelSize"),
                                     f"tensorParallelSize {runtime.tensor_parallel_size} exceeds resources.gpus "
@@ -401,4 +402,4 @@ class ModelSpec(Spec):
         return ModelSpec.model_validate(data)
 
 
-__all__ = ["ModelSpec", "REFERENCE_PROFILE_FILE", "SIDECAR_PORT", "SIDECAR_METRICS_PORT"]
+__all__ = ["ModelSpec", "REFERENCE_PROFILE_FILE", "SIDECAR_PORT", "SIDECAR_METRICS_PORT", "SIDECAR_FEEDBACK_PORT"]

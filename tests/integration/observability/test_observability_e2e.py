@@ -121,6 +121,10 @@ class Server:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
 
+# Each sidecar's feedback port, by its serving port: labels go to a listener of their own.
+FEEDBACK_PORTS: dict[int, int] = {}
+
+
 @dataclass
 class Chain:
     """Addresses of the running chain."""
@@ -175,7 +179,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     }))
     profile = build_profile(train, predictions=model.predict(train)).save(work / "profile.json")
 
-    ports = {name: _free_port() for name in ("stable", "stable_metrics", "canary", "canary_metrics", "prometheus")}
+    ports = {name: _free_port() for name in ("stable", "stable_metrics", "stable_feedback", "canary", "canary_metrics",
+                                             "canary_feedback", "prometheus")}
+    FEEDBACK_PORTS.update({ports["stable"]: ports["stable_feedback"], ports["canary"]: ports["canary_feedback"]})
     # The platform-wide rules, as the observability layer deploys them: no model selector.
     write_rules_file(work / "rules.yml", model_rule_groups(slo=SLO))
     (work / "prometheus.yml").write_text(yaml.safe_dump({
@@ -196,6 +202,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         servers.append(Server(f"sidecar-{name}", [
             sys.executable, "-c", CLI, "sidecar",
             "--listen", f"127.0.0.1:{ports[name]}", "--metrics-listen", f"127.0.0.1:{ports[name + '_metrics']}",
+            "--feedback-listen", f"127.0.0.1:{ports[name + '_feedback']}",
             "--upstream", f"http://127.0.0.1:{mlserver_port}", "--model", MODEL, "--version", version,
             "--reference", str(profile), "--window-rows", "400", "--accuracy-window", "100", "--min-labels", "20",
             *own_slos[name],
@@ -208,8 +215,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         for server in servers:
             server.start()
         servers[0].wait_ready(f"http://127.0.0.1:{mlserver_port}/v2/health/ready", 60)
-        servers[1].wait_ready(f"http://127.0.0.1:{ports['stable_metrics']}/healthz", 20)
-        servers[2].wait_ready(f"http://127.0.0.1:{ports['canary_metrics']}/healthz", 20)
+        # /readyz answers 200 only once the sidecar reaches MLServer's own readiness route.
+        servers[1].wait_ready(f"http://127.0.0.1:{ports['stable_metrics']}/readyz", 20)
+        servers[2].wait_ready(f"http://127.0.0.1:{ports['canary_metrics']}/readyz", 20)
         servers[3].wait_ready(f"http://127.0.0.1:{ports['prometheus']}/-/ready", 30)
         yield Chain(servers[0], mlserver_port, ports["stable"], ports["canary"], ports["canary_metrics"], ports["prometheus"])
     finally:
@@ -224,7 +232,8 @@ def _send(session: requests.Session, port: int, rows: np.ndarray, label: Callabl
     assert response.status_code == 200, response.text
     predicted = [int(value) for value in response.json()["outputs"][0]["data"]]
     feedback = {"id": response.headers["x-request-id"], "labels": label(rows, predicted)}
-    assert session.post(f"http://127.0.0.1:{port}/feedback", json=feedback, timeout=5).json()["matched"] == len(predicted)
+    labels = f"http://127.0.0.1:{FEEDBACK_PORTS[port]}/feedback"
+    assert session.post(labels, json=feedback, timeout=5).json()["matched"] == len(predicted)
 
 
 def _true_labels(rows: np.ndarray, _predicted: list[int]) -> list[int]:

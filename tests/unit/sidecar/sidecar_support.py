@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import socket
@@ -51,6 +52,39 @@ async def _infer(request: web.Request) -> web.Response:
     )
 
 
+# An OpenAI-compatible stream: one token event every TOKEN_INTERVAL seconds, then usage, then [DONE].
+TOKENS = 8
+TOKEN_INTERVAL = 0.05
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    document = await request.json()
+    if not document.get("stream"):
+        return web.json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                               "finish_reason": "stop"}],
+                                  "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    await response.write(b"data: " + json.dumps(role).encode() + b"\n\n")
+    for index in range(TOKENS):
+        await asyncio.sleep(TOKEN_INTERVAL)
+        reason = "length" if index == TOKENS - 1 else None
+        event = {"choices": [{"index": 0, "delta": {"content": f"t{index} "}, "finish_reason": reason}]}
+        await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+    usage = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": TOKENS, "total_tokens": 11 + TOKENS}}
+    await response.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _headers(request: web.Request) -> web.Response:
+    # Answers with the headers it got, and nominates one of its own for removal by the proxy.
+    await request.read()
+    return web.json_response({name.lower(): value for name, value in request.headers.items()},
+                             headers={"Connection": "x-runtime-private", "X-Runtime-Private": "secret"})
+
+
 async def _echo(request: web.Request) -> web.Response:
     body = await request.read()
     return web.Response(body=body, headers={"x-body-sha256": hashlib.sha256(body).hexdigest()})
@@ -65,8 +99,10 @@ class Upstream:
 
     async def start(self) -> None:
         """Listen (again) on the same port."""
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v2/models/m/infer", _infer)
+        app.router.add_post("/v1/chat/completions", _chat)
+        app.router.add_route("*", "/headers", _headers)
         app.router.add_route("*", "/{tail:.*}", _echo)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -91,6 +127,7 @@ async def chain(
         listen_port=free_port(),
         metrics_host="127.0.0.1",
         metrics_port=free_port(),
+        feedback_port=free_port(),
         upstream=f"http://127.0.0.1:{upstream.port}",
         model="m",
         version="v1",

@@ -19,7 +19,7 @@ RECORDS = json.dumps({"instances": [dict(zip(("f0", "f1", "f2", "f3"), row, stri
 
 def _observe(features: tuple[str, ...], body: bytes) -> Observer:
     observer = Observer(SidecarMetrics("m", "v1"), reference(), ObserverSettings(flush_rows=1_000), features)
-    observer.record(None, observer.parse(body), 200, None, 0.01)
+    observer.observe(None, observer.parse(body), 200, None)
     return observer
 
 

@@ -48,9 +48,11 @@ def test_request_and_response_bytes_pass_through_unchanged_and_are_counted() -> 
             assert sample(text, "shipway_model_feature_drift_psi", feature="f0") is not None
             # Every shared name is exported (histograms by their series); chi-square only
             # exists for categorical features, which this reference has none of, and SLO
-            # thresholds only for the ones the model overrides, none here.
+            # thresholds only for the ones the model overrides, none here; the sidecar answered nothing itself.
             exported = {line.split("{")[0].removesuffix("_bucket") for line in text.splitlines() if "{" in line}
-            assert set(names.ALL_METRICS) - exported == {names.FEATURE_DRIFT_CHI2_PVALUE, *names.SLO_THRESHOLDS}
+            assert set(names.ALL_METRICS) - exported == {
+                names.FEATURE_DRIFT_CHI2_PVALUE, *names.SLO_THRESHOLDS, names.SIDECAR_RESPONSES_TOTAL}
+            assert response.headers["X-Shipway-Model-Version"] == "v1"
 
     run(scenario)
 
@@ -149,6 +151,7 @@ def test_delayed_labels_by_request_id_drive_online_accuracy() -> None:
     async def scenario() -> None:
         async with chain(min_labels=4) as (_, _, config), aiohttp.ClientSession() as session:
             base = f"http://127.0.0.1:{config.listen_port}"
+            labels_base = f"http://127.0.0.1:{config.feedback_port}"
             ids = []
             for index in range(2):
                 headers = {"x-request-id": f"r{index}"}
@@ -157,12 +160,12 @@ def test_delayed_labels_by_request_id_drive_online_accuracy() -> None:
             assert ids == ["r0", "r1"]
             # Predictions are [1, 0]: r0's labels are both right, r1's both wrong.
             feedback = [{"id": "r0", "labels": [1, 0]}, {"id": "r1", "labels": [0, 1]}, {"id": "gone", "label": 1}]
-            async with session.post(f"{base}/feedback", json=feedback) as response:
+            async with session.post(f"{labels_base}/feedback", json=feedback) as response:
                 assert await response.json() == {"matched": 4, "unknown_ids": 1}
-            async with session.post(f"{base}/feedback", json={"id": "r0", "labels": [1, 0]}) as response:
+            async with session.post(f"{labels_base}/feedback", json={"id": "r0", "labels": [1, 0]}) as response:
                 # A label is matched once; a repeat is unknown.
                 assert await response.json() == {"matched": 0, "unknown_ids": 1}
-            async with session.post(f"{base}/feedback", data=b"nope") as response:
+            async with session.post(f"{labels_base}/feedback", data=b"nope") as response:
                 assert response.status == 400
             text = await _metrics(session, config.metrics_port)
             assert sample(text, "shipway_model_online_accuracy") == 0.5
@@ -176,18 +179,19 @@ def test_feedback_without_a_label_is_refused_and_consumes_nothing() -> None:
     async def scenario() -> None:
         async with chain(min_labels=1) as (_, _, config), aiohttp.ClientSession() as session:
             base = f"http://127.0.0.1:{config.listen_port}"
+            labels_base = f"http://127.0.0.1:{config.feedback_port}"
             async with session.post(f"{base}/v2/models/m/infer", data=OIP, headers={"x-request-id": "r0"}):
                 pass
             # The first item is fine, the second has no label: nothing is applied.
             bad = [{"id": "r0", "labels": [1, 0]}, {"id": "r0"}]
-            async with session.post(f"{base}/feedback", json=bad) as response:
+            async with session.post(f"{labels_base}/feedback", json=bad) as response:
                 assert response.status == 400
-            async with session.post(f"{base}/feedback", json={"id": "r0"}) as response:
+            async with session.post(f"{labels_base}/feedback", json={"id": "r0"}) as response:
                 assert response.status == 400
             text = await _metrics(session, config.metrics_port)
             assert sample(text, "shipway_model_labels_total") == 0
             # r0's predictions still wait for their labels, and both are right.
-            async with session.post(f"{base}/feedback", json={"id": "r0", "labels": [1, 0]}) as response:
+            async with session.post(f"{labels_base}/feedback", json={"id": "r0", "labels": [1, 0]}) as response:
                 assert await response.json() == {"matched": 2, "unknown_ids": 0}
             text = await _metrics(session, config.metrics_port)
             assert sample(text, "shipway_model_online_accuracy") == 1.0
@@ -211,7 +215,8 @@ def test_a_sidecar_watching_named_features_exports_drift_only_for_them() -> None
     run(scenario)
 
 
-def test_only_requests_safe_to_send_twice_are_retried_after_a_dropped_connection() -> None:
+def test_a_post_is_never_sent_twice_and_a_get_is_retried_after_a_dropped_connection() -> None:
+    """Issue #15 finding 6: an inference POST ran twice after the runtime dropped the connection."""
     from shipway.sidecar.observer import ObserverSettings
     from shipway.sidecar.server import SidecarConfig, start
 
@@ -225,7 +230,7 @@ def test_only_requests_safe_to_send_twice_are_retried_after_a_dropped_connection
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), 0)
             await reader.readexactly(length)
-            seen.append(head.split(b" ")[1].decode())
+            seen.append(b" ".join(head.split(b" ")[:2]).decode())
             if len(seen) % 2:  # every other request: the connection drops with no answer
                 writer.close()
                 return
@@ -236,19 +241,24 @@ def test_only_requests_safe_to_send_twice_are_retried_after_a_dropped_connection
         server = await asyncio.start_server(runtime, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         config = SidecarConfig(listen_host="127.0.0.1", listen_port=free_port(), metrics_host="127.0.0.1",
-                               metrics_port=free_port(), upstream=f"http://127.0.0.1:{port}", model="m",
+                               metrics_port=free_port(), feedback_port=free_port(),
+                               upstream=f"http://127.0.0.1:{port}", model="m",
                                version="v1", profile=reference(), observer=ObserverSettings(flush_rows=1),
                                timeout_seconds=5.0)
         sidecar = await start(config)
         try:
             async with aiohttp.ClientSession() as session:
                 base = f"http://127.0.0.1:{config.listen_port}"
+                async with session.get(f"{base}/v2/health/ready") as response:
+                    assert response.status == 200  # a read is safe to repeat: the retry answered
+                assert seen == ["GET /v2/health/ready"] * 2
                 async with session.post(f"{base}/v2/models/m/infer", data=OIP) as response:
-                    assert response.status == 200  # inference is pure: the retry answered
-                assert seen == ["/v2/models/m/infer", "/v2/models/m/infer"]
-                async with session.post(f"{base}/v2/repository/models/m/load", data=b"{}") as response:
-                    assert response.status == 502  # a model load is not sent a second time
-                assert seen[2:] == ["/v2/repository/models/m/load"]
+                    assert response.status == 502  # inference may have run: never sent a second time
+                    assert response.headers["X-Shipway-Model-Version"] == "v1"
+                assert seen[2:] == ["POST /v2/models/m/infer"]
+                text = await _metrics(session, config.metrics_port)
+                assert sample(text, "shipway_model_requests_total", code="502") == 1
+                assert sample(text, "shipway_sidecar_responses_total", listener="serving", code="502") == 1
         finally:
             await sidecar.stop()
             server.close()
