@@ -18,7 +18,9 @@ from shipway.render.common import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_
 from shipway.render.registry import PULL_SECRET
 from shipway.render.tenancy import INGRESS_NAMESPACES, SERVING_PRIORITY
 from shipway.spec.blueprint import CanaryStep
+from shipway.spec.base import quantity_value
 from shipway.spec.model import (
+    SIDECAR_FEEDBACK_PORT,
     SIDECAR_METRICS_PORT,
     SIDECAR_PORT,
     BlueGreenRollout,
@@ -36,11 +38,21 @@ MODEL_DIR = f"{MODEL_MOUNT}/model"
 REGISTRY_AUTH_MOUNT = "/var/run/shipway/registry"
 REGISTRY_AUTH_VOLUME = "registry-auth"
 SERVICE_PORT = 80
+RUNTIME_METRICS_PORT_NAME = "runtime-metrics"
 ROLE_LABEL = "shipway.dev/service-role"
 COMPONENT = "model-server"
 INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 MLSERVER_IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "xgboost": "mlserver_xgboost.XGBoostModel"}
+# The sidecar's probes, on its metrics port, which is never proxied: its own liveness, and
+# readiness that follows the runtime's readiness route (`--runtime-ready-path`).
+SIDECAR_LIVENESS_PATH = "/livez"
+SIDECAR_READINESS_PATH = "/readyz"
+# Startup budget: a fixed part (process start; for GPUs CUDA init and graph capture) plus the
+# model's bytes at a load rate any node sustains from a local volume, so a 40Gi LLM gets ~25 min.
+STARTUP_BASE_SECONDS = {False: 120, True: 600}
+STARTUP_LOAD_BYTES_PER_SECOND = 50 * 1024 * 1024
+STARTUP_PERIOD_SECONDS = 10
 # Predictions wait for their labels this many times the spec's labelDelay, so late labels still match.
 LABEL_TTL_MARGIN = 1.5
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
@@ -101,8 +113,9 @@ def rollout(spec: ModelSpec, profile: Profile, where: Placement, stable_version:
         "spec": {
             "replicas": spec.replicas.min,
             "revisionHistoryLimit": 3,
-            # Loading a multi-gigabyte LLM takes minutes; a stuck rollout aborts instead of hanging.
-            "progressDeadlineSeconds": 1800 if gpu else 600,
+            # Pulling and loading a multi-gigabyte model takes minutes; a stuck rollout aborts instead
+            # of hanging, but never before the pull and the startup probe could have finished.
+            "progressDeadlineSeconds": max(1800 if gpu else 600, 2 * startup_seconds(spec, gpu)),
             "progressDeadlineAbort": True,
             "selector": {"matchLabels": selector(spec)},
             "template": {"metadata": {"labels": labels(spec)}, "spec": pod_spec(spec, profile, where)},
@@ -157,8 +170,12 @@ def _step(item: dict[str, Any]) -> CanaryStep:
 
 
 def breakers(spec: ModelSpec) -> list[str]:
-    """The circuit breakers that apply: drift and accuracy only when the model measures them."""
-    chosen = ["error-rate", "latency"]
+    """The circuit breakers that apply: drift and accuracy only when the model measures them.
+
+    An OpenAI-compatible LLM is judged on failed generations, time to first token and inter-token
+    latency instead of on whole-request errors and latency.
+    """
+    chosen = list(model_rules.LLM_BREAKERS) if isinstance(spec.runtime, VllmRuntime) else ["error-rate", "latency"]
     if spec.drift is not None:
         chosen.append("drift")
     if spec.accuracy is not None:
@@ -313,7 +330,7 @@ def runtime_container(spec: ModelSpec, where: Placement) -> Obj:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     port = where.runtime.port
     # Large models load for minutes; the startup probe holds liveness off until then.
-    startup_failures = 90 if where.gpu is not None else 30
+    startup_failures = -(-startup_seconds(spec, where.gpu is not None) // STARTUP_PERIOD_SECONDS)
     container: Obj = {
         "name": "runtime",
         "image": where.runtime.image,
@@ -321,7 +338,7 @@ def runtime_container(spec: ModelSpec, where: Placement) -> Obj:
         "args": args,
         "env": [{"name": name, "value": value} for name, value in env.items()],
         "ports": [{"name": "runtime", "containerPort": port, "protocol": "TCP"}],
-        "startupProbe": _probe(health, port, period=10, failures=startup_failures),
+        "startupProbe": _probe(health, port, period=STARTUP_PERIOD_SECONDS, failures=startup_failures),
         "readinessProbe": _probe(health, port, period=5, failures=3),
         "livenessProbe": _probe(live, port, period=10, failures=3),
         "resources": {"requests": requests, "limits": limits},
@@ -331,6 +348,25 @@ def runtime_container(spec: ModelSpec, where: Placement) -> Obj:
     if not command:
         del container["command"]
     return container
+
+
+def startup_seconds(spec: ModelSpec, gpu: bool) -> int:
+    """How long the runtime may take to load the model before liveness counts: sized by the model volume."""
+    model_bytes = int(quantity_value(spec.resources.model_storage))
+    return STARTUP_BASE_SECONDS[gpu] + -(-model_bytes // STARTUP_LOAD_BYTES_PER_SECOND)
+
+
+def runtime_routes(spec: ModelSpec) -> tuple[str, str]:
+    """The runtime's own readiness and liveness routes."""
+    runtime = spec.runtime
+    if isinstance(runtime, (MlserverRuntime, TritonRuntime)):
+        # Both speak the Open Inference Protocol's health API.
+        return "/v2/health/ready", "/v2/health/live"
+    if isinstance(runtime, VllmRuntime):
+        # vLLM's OpenAI-compatible server has one health route, 200 once the engine is up.
+        return "/health", "/health"
+    assert isinstance(runtime, CustomRuntime)
+    return runtime.health_path, runtime.health_path
 
 
 def _runtime_command(spec: ModelSpec, where: Placement) -> tuple[list[str], list[str], dict[str, str], str, str]:
@@ -345,11 +381,11 @@ def _runtime_command(spec: ModelSpec, where: Placement) -> tuple[list[str], list
             "MLSERVER_MODEL_IMPLEMENTATION": MLSERVER_IMPLEMENTATIONS[runtime.name],
             "MLSERVER_MODEL_URI": f"{MODEL_DIR}/{runtime.effective_model_file}",
         }
-        return ["mlserver"], ["start", MODEL_DIR], env, "/v2/health/ready", "/v2/health/live"
+        return ["mlserver"], ["start", MODEL_DIR], env, *runtime_routes(spec)
     if isinstance(runtime, TritonRuntime):
         args = [f"--model-repository={MODEL_DIR}/{runtime.model_repository}", f"--http-port={port}",
                 "--allow-grpc=false", "--allow-metrics=false"]
-        return ["tritonserver"], args, {}, "/v2/health/ready", "/v2/health/live"
+        return ["tritonserver"], args, {}, *runtime_routes(spec)
     if isinstance(runtime, VllmRuntime):
         weights = MODEL_DIR if runtime.model_path == "." else f"{MODEL_DIR}/{runtime.model_path}"
         args = ["serve", weights, "--served-model-name", spec.name, "--host", "0.0.0.0", "--port", port,
@@ -359,16 +395,22 @@ def _runtime_command(spec: ModelSpec, where: Placement) -> tuple[list[str], list
             args += ["--max-model-len", str(runtime.max_model_len)]
         # The weights come from the artifact; the pod must never reach for the Hugging Face hub.
         env = {"HF_HOME": "/tmp/huggingface", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
-        return ["vllm"], args, env, "/health", "/health"
+        return ["vllm"], args, env, *runtime_routes(spec)
     assert isinstance(runtime, CustomRuntime)
-    return list(runtime.command), list(runtime.args), {}, runtime.health_path, runtime.health_path
+    return list(runtime.command), list(runtime.args), {}, *runtime_routes(spec)
 
 
 def sidecar_container(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
-    """The Shipway sidecar on the serving port: proxy, drift, delayed-label accuracy, metrics."""
+    """The Shipway sidecar on the serving port: proxy, drift, delayed-label accuracy, metrics.
+
+    Its probes answer on the metrics port, which is not proxied; delayed labels come in on a port
+    of their own, which the NetworkPolicy opens only to the team's namespace.
+    """
     args = ["shipway", "sidecar", "--listen", f"0.0.0.0:{SIDECAR_PORT}",
             "--upstream", f"http://127.0.0.1:{where.runtime.port}", "--model", spec.name, "--version", spec.version,
-            "--metrics-listen", f"0.0.0.0:{SIDECAR_METRICS_PORT}"]
+            "--metrics-listen", f"0.0.0.0:{SIDECAR_METRICS_PORT}",
+            "--feedback-listen", f"0.0.0.0:{SIDECAR_FEEDBACK_PORT}",
+            "--runtime-ready-path", runtime_routes(spec)[0]]
     if spec.drift is not None:
         args += ["--reference", f"{MODEL_DIR}/{spec.drift.reference_profile}",
                  "--window-rows", str(spec.drift.window_rows)]
@@ -386,9 +428,10 @@ def sidecar_container(spec: ModelSpec, profile: Profile, where: Placement) -> Ob
         "command": args,
         "env": [{"name": "HOME", "value": "/tmp"}],
         "ports": [{"name": "http", "containerPort": SIDECAR_PORT, "protocol": "TCP"},
-                  {"name": "metrics", "containerPort": SIDECAR_METRICS_PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe("/healthz", SIDECAR_PORT, period=5, failures=3),
-        "livenessProbe": _probe("/healthz", SIDECAR_PORT, period=10, failures=3),
+                  {"name": "metrics", "containerPort": SIDECAR_METRICS_PORT, "protocol": "TCP"},
+                  {"name": "feedback", "containerPort": SIDECAR_FEEDBACK_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe(SIDECAR_READINESS_PATH, SIDECAR_METRICS_PORT, period=5, failures=3),
+        "livenessProbe": _probe(SIDECAR_LIVENESS_PATH, SIDECAR_METRICS_PORT, period=10, failures=3),
         "resources": _copy(SIDECAR_RESOURCES),
         "securityContext": _security(),
         "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True},
@@ -442,9 +485,20 @@ def services(spec: ModelSpec, where: Placement) -> list[Obj]:
                for role, name in roles]
     metrics = _service(spec, where, f"{spec.name}-metrics", "metrics",
                        {"name": "metrics", "port": SIDECAR_METRICS_PORT, "targetPort": "metrics"})
+    if scrapes_runtime(spec):
+        metrics["spec"]["ports"].append({"name": RUNTIME_METRICS_PORT_NAME, "port": where.runtime.port,
+                                         "targetPort": "runtime", "protocol": "TCP"})
     # Headless, so the canary and stable Services do not scrape the same pods twice.
     metrics["spec"]["clusterIP"] = "None"
-    return [*objects, metrics]
+    # Delayed labels reach every pod of the model through this Service, from the team's namespace only.
+    feedback = _service(spec, where, f"{spec.name}-feedback", "feedback",
+                        {"name": "feedback", "port": SIDECAR_FEEDBACK_PORT, "targetPort": "feedback"})
+    return [*objects, metrics, feedback]
+
+
+def scrapes_runtime(spec: ModelSpec) -> bool:
+    """Whether the runtime's own Prometheus metrics are scraped too (vLLM: engine, cache and queue metrics)."""
+    return isinstance(spec.runtime, VllmRuntime)
 
 
 def _service(spec: ModelSpec, where: Placement, name: str, role: str, port: Obj) -> Obj:
@@ -459,6 +513,12 @@ def _service(spec: ModelSpec, where: Placement, name: str, role: str, port: Obj)
 def service_monitor(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
     """A ServiceMonitor for the sidecar's metrics, labelled so the platform's Prometheus selects it."""
     selector_labels = profile.get("prometheus", {}).get("selectorLabels", {})
+    endpoints: list[Obj] = [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    if scrapes_runtime(spec):
+        # The runtime labels its series by served model only; the pod's version label tells canary from stable.
+        endpoints.append({"port": RUNTIME_METRICS_PORT_NAME, "path": "/metrics", "interval": "15s",
+                          "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_label_shipway_dev_version"],
+                                           "targetLabel": "version"}]})
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -466,7 +526,7 @@ def service_monitor(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
         "spec": {
             "selector": {"matchLabels": {**selector(spec), ROLE_LABEL: "metrics"}},
             "namespaceSelector": {"matchNames": [where.namespace]},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+            "endpoints": endpoints,
         },
     }
 
@@ -499,9 +559,13 @@ def autoscaler(spec: ModelSpec, where: Placement) -> Obj:
 
 
 def network_policy(spec: ModelSpec, where: Placement) -> Obj:
-    """Admit the gateway path on the serving port and Prometheus on the metrics port; nothing else from outside."""
+    """Admit the gateway on the serving port, Prometheus on the metrics ports, the team on the feedback port."""
     def namespaces(*names: str) -> list[Obj]:
         return [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}} for name in names]
+
+    monitored = [{"protocol": "TCP", "port": SIDECAR_METRICS_PORT}]
+    if scrapes_runtime(spec):
+        monitored.append({"protocol": "TCP", "port": where.runtime.port})
 
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -512,8 +576,10 @@ def network_policy(spec: ModelSpec, where: Placement) -> Obj:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": namespaces(*INGRESS_NAMESPACES), "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]},
-                {"from": namespaces(observability.NAMESPACE),
-                 "ports": [{"protocol": "TCP", "port": SIDECAR_METRICS_PORT}]},
+                {"from": namespaces(observability.NAMESPACE), "ports": monitored},
+                # Labels move online accuracy, and so a canary's fate: only the team's own namespace sends them.
+                {"from": namespaces(where.namespace),
+                 "ports": [{"protocol": "TCP", "port": SIDECAR_FEEDBACK_PORT}]},
             ],
         },
     }

@@ -27,6 +27,8 @@ DEFAULT_PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring
 BREAKER_ARGS = ("model", "namespace", "canary-version", "stable-version", "prometheus-address")
 # The drift breaker's own arguments, with the platform's values as defaults; a model passes its own.
 DRIFT_ARGS = ("drift-threshold", "drift-min-rows")
+# The breakers an OpenAI-compatible LLM canary is judged by, instead of error-rate and latency.
+LLM_BREAKERS = ("llm-error-rate", "llm-ttft", "llm-itl")
 _ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
@@ -52,6 +54,10 @@ class CircuitBreaker:
     max_latency_p99_increase_seconds: float = 0.25
     max_feature_psi: float = 0.25
     max_accuracy_drop: float = 0.05
+    # LLM canaries: p90 time to first token and inter-token latency, and the share of failed generations.
+    max_ttft_increase_seconds: float = 0.2
+    max_inter_token_latency_increase_seconds: float = 0.02
+    max_llm_error_rate_increase: float = 0.02
     min_drift_rows: int = 500
     rate_window: str = "5m"
     interval: str = "1m"
@@ -181,11 +187,29 @@ def breaker_queries(breaker: CircuitBreaker = CircuitBreaker()) -> dict[str, tup
             f"(({m.online_accuracy(stable)} >= 0) or vector(1)) - ({m.online_accuracy(canary)} >= 0)",
             breaker.max_accuracy_drop,
         ),
+        # LLM canaries are judged on what a user of a stream feels, not on whole-request latency,
+        # which grows with the length of each answer.
+        "llm-error-rate": (
+            f"(({m.llm_error_rate(canary, window)}) - (({m.llm_error_rate(stable, window)}) or vector(0)))"
+            f" and on() ({m.llm_request_rate(canary, window)} > 0)",
+            breaker.max_llm_error_rate_increase,
+        ),
+        "llm-ttft": (
+            f"({m.llm_time_to_first_token(canary, window=window)} >= 0)"
+            f" - (({m.llm_time_to_first_token(stable, window=window)} >= 0) or vector(0))",
+            breaker.max_ttft_increase_seconds,
+        ),
+        "llm-itl": (
+            f"({m.llm_inter_token_latency(canary, window=window)} >= 0)"
+            f" - (({m.llm_inter_token_latency(stable, window=window)} >= 0) or vector(0))",
+            breaker.max_inter_token_latency_increase_seconds,
+        ),
     }
 
 
 def circuit_breaker_templates(breaker: CircuitBreaker = CircuitBreaker(), prefix: str = "shipway-model") -> list[Obj]:
-    """One argoproj.io/v1alpha1 ClusterAnalysisTemplate per breaker: error rate, latency, drift, accuracy."""
+    """One argoproj.io/v1alpha1 ClusterAnalysisTemplate per breaker: error rate, latency, drift, accuracy,
+    and for LLMs time to first token, inter-token latency and failed generations."""
     return [
         _analysis_template(f"{prefix}-{name}", name, query, bound, breaker)
         for name, (query, bound) in breaker_queries(breaker).items()

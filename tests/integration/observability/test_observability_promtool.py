@@ -162,3 +162,49 @@ def test_a_model_alerts_at_its_own_thresholds_and_one_without_them_at_the_defaul
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
     result = _promtool("test", "rules", str(tmp_path / "tests.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_llm_breakers_pass_promtool_and_fail_only_a_slower_or_failing_canary(tmp_path: Path) -> None:
+    """The LLM canary breakers (time to first token, inter-token latency, failed generations) as promtool
+    evaluates them: a canary slower or failing more than stable exceeds the bound, an equal one does not."""
+    from shipway.render.model_rules import LLM_BREAKERS, CircuitBreaker, breaker_queries, resolve_args
+
+    breaker = CircuitBreaker(rate_window="1m")
+    queries = breaker_queries(breaker)
+    rules = []
+    for canary in ("bad", "same"):
+        args = {"model": "chat", "namespace": "ns", "canary-version": canary, "stable-version": "stable"}
+        for name in LLM_BREAKERS:
+            query, bound = queries[name]
+            # 1 when the breaker's measurement is over its bound (the AnalysisRun fails), else 0.
+            rules.append({"record": f"breaker_over:{name.replace('-', '_')}:{canary}",
+                          "expr": f"({resolve_args(query, args)}) > bool {bound:g}"})
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "llm-breakers", "rules": rules}]}))
+    checked = _promtool("check", "rules", str(tmp_path / "rules.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 6 rules found" in checked.stdout
+
+    def llm(version: str, first_token_bucket: str, gap_bucket: str, errors: int) -> list[dict[str, str]]:
+        ttft, itl = "shipway_llm_time_to_first_token_seconds_bucket", "shipway_llm_inter_token_latency_seconds_bucket"
+        return [
+            _series(ttft, "0x40", model="chat", version=version, le="0.1" if first_token_bucket != "0.1" else "0.05"),
+            _series(ttft, "0+10x40", model="chat", version=version, le=first_token_bucket),
+            _series(ttft, "0+10x40", model="chat", version=version, le="+Inf"),
+            _series(itl, "0x40", model="chat", version=version, le="0.01"),
+            _series(itl, "0+100x40", model="chat", version=version, le=gap_bucket),
+            _series(itl, "0+100x40", model="chat", version=version, le="+Inf"),
+            _series("shipway_llm_requests_total", f"0+{10 - errors}x40", model="chat", version=version,
+                    outcome="success"),
+            _series("shipway_llm_requests_total", f"0+{errors}x40", model="chat", version=version, outcome="error"),
+        ]
+
+    series = [*llm("stable", "0.1", "0.02", 0), *llm("same", "0.1", "0.02", 0), *llm("bad", "0.75", "0.05", 2)]
+    expected = [{"expr": rule["record"], "eval_time": "5m",
+                 "exp_samples": [{"labels": rule["record"], "value": 1 if rule["record"].endswith(":bad") else 0}]}
+                for rule in rules]
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "15s",
+            "tests": [{"interval": "15s", "input_series": series, "promql_expr_test": expected}]}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    result = _promtool("test", "rules", str(tmp_path / "tests.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+

@@ -32,6 +32,17 @@ def test_baked_model_yaml_loads_and_renders(tmp_path: Path, runtime: str, rollou
     if spec.resources.gpus:
         spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={"gpu_pool": "gpu-small"}),
                                        "replicas": spec.replicas.model_copy(update={"min": 1, "max": 1})})
-    kinds = [obj["kind"] for obj in render(spec.with_version("abc1234"), profile, "staging")]
+    objects = render(spec.with_version("abc1234"), profile, "staging")
+    kinds = [obj["kind"] for obj in objects]
     # SLO alerts come from the platform-wide rule; the model's thresholds reach it through the sidecar.
     assert kinds[0] == "Rollout" and "ServiceMonitor" in kinds and "PrometheusRule" not in kinds
+    if rollout == "canary":
+        # The llm-vllm variant's canary is judged by the LLM breakers: first token, gaps between tokens,
+        # failed generations; the others by request errors and latency.
+        analysis = objects[0]["spec"]["strategy"]["canary"]["analysis"]
+        judged_by = {template["templateName"] for template in analysis["templates"]}
+        llm = {"shipway-model-llm-error-rate", "shipway-model-llm-ttft", "shipway-model-llm-itl"}
+        if runtime == "llm-vllm":
+            assert llm <= judged_by and "shipway-model-latency" not in judged_by
+        else:
+            assert not llm & judged_by and "shipway-model-latency" in judged_by

@@ -55,7 +55,7 @@ def test_promotion_commits_the_rendered_folder_on_a_branch(repo: Path, kind_prof
     assert sorted(p.name for p in folder.iterdir()) == [
         "horizontalpodautoscaler-churn.yaml", "networkpolicy-churn.yaml", "poddisruptionbudget-churn.yaml",
         "rollout-churn.yaml", "service-churn-canary.yaml",
-        "service-churn-metrics.yaml", "service-churn.yaml", "servicemonitor-churn.yaml"]
+        "service-churn-feedback.yaml", "service-churn-metrics.yaml", "service-churn.yaml", "servicemonitor-churn.yaml"]
     rollout = yaml.safe_load((folder / "rollout-churn.yaml").read_text())
     assert rollout["metadata"]["labels"]["shipway.dev/version"] == "1.2.0"
     message = _git(repo, "log", "-1", "--format=%B")

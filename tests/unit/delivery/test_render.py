@@ -129,9 +129,12 @@ def test_the_sidecar_serves_the_traffic_port_in_front_of_the_runtime() -> None:
     assert command[:2] == ["shipway", "sidecar"]
     assert command[command.index("--upstream") + 1] == "http://127.0.0.1:8080"
     assert command[command.index("--reference") + 1] == "/models/model/reference-profile.json"
-    assert {p["name"]: p["containerPort"] for p in sidecar["ports"]} == {"http": 8090, "metrics": 9091}
+    assert {p["name"]: p["containerPort"] for p in sidecar["ports"]} == {"http": 8090, "metrics": 9091,
+                                                                         "feedback": 9092}
+    assert command[command.index("--feedback-listen") + 1] == "0.0.0.0:9092"
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
-    assert set(services) == {"churn", "churn-canary", "churn-metrics"}
+    assert set(services) == {"churn", "churn-canary", "churn-metrics", "churn-feedback"}
+    assert services["churn-feedback"]["spec"]["ports"][0]["targetPort"] == "feedback"
     assert services["churn"]["spec"]["ports"][0]["targetPort"] == "http"
     monitor = next(o for o in objects if o["kind"] == "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -165,14 +168,15 @@ def test_blue_green_has_pre_promotion_analysis_and_active_and_preview_services()
     assert blue_green["autoPromotionSeconds"] == 300
     assert blue_green["prePromotionAnalysis"]["templates"][0]["templateName"] == "shipway-model-error-rate"
     assert {o["metadata"]["name"] for o in objects if o["kind"] == "Service"} == {
-        "fraud-score", "fraud-score-preview", "fraud-score-metrics"}
+        "fraud-score", "fraud-score-preview", "fraud-score-metrics", "fraud-score-feedback"}
     assert "HorizontalPodAutoscaler" not in [o["kind"] for o in objects]  # min == max
 
 
 def test_no_rollout_is_a_plain_rolling_update_with_one_service() -> None:
     objects = _objects("sklearn-none")
     assert objects[0]["spec"]["strategy"] == {"canary": {"maxSurge": 1, "maxUnavailable": 0}}
-    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Service"] == ["churn-basic", "churn-basic-metrics"]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Service"] == ["churn-basic", "churn-basic-metrics",
+                                                                                    "churn-basic-feedback"]
 
 
 def test_a_gpu_llm_on_a_mig_slice_requests_the_slice_and_is_pinned_to_its_pool() -> None:
@@ -259,14 +263,19 @@ def test_predictions_wait_for_labels_as_long_as_label_delay_with_a_margin(delay:
     assert without_labels[without_labels.index("--pending-limit") + 1] == "0"
 
 
-def test_network_policy_admits_only_the_gateway_and_prometheus() -> None:
+def test_network_policy_admits_the_gateway_prometheus_and_the_team_each_on_its_own_port() -> None:
+    """Issue #15 finding 5: /feedback shared the serving port, so anyone who could call inference could
+    send labels; now only the team's own namespace reaches the feedback port."""
     policy = {o["kind"]: o for o in _objects("canary-sklearn")}["NetworkPolicy"]["spec"]
     ingress = policy["ingress"]
     assert [rule["ports"] for rule in ingress] == [[{"protocol": "TCP", "port": 8090}],
-                                                   [{"protocol": "TCP", "port": 9091}]]
+                                                   [{"protocol": "TCP", "port": 9091}],
+                                                   [{"protocol": "TCP", "port": 9092}]]
     sources = [{peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
                for rule in ingress]
-    assert sources == [{"ingress-nginx", "gateway-system", "istio-system"}, {"monitoring"}]
+    assert sources == [{"ingress-nginx", "gateway-system", "istio-system"}, {"monitoring"}, {"fraud-staging"}]
+    # The gateway's port is not the feedback port: labels cannot come in with inference traffic.
+    assert 9092 not in [port["port"] for port in ingress[0]["ports"]]
 
 
 # --- refusals ---------------------------------------------------------------------------

@@ -85,6 +85,9 @@ def test_circuit_breakers_are_valid_cluster_analysis_templates(crd_schemas: Path
         "shipway-model-latency",
         "shipway-model-drift",
         "shipway-model-accuracy",
+        "shipway-model-llm-error-rate",
+        "shipway-model-llm-ttft",
+        "shipway-model-llm-itl",
     ]
     for template in templates:
         _validate(template, crd_schemas, "argoproj.io/clusteranalysistemplate_v1alpha1.json")
