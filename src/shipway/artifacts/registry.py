@@ -448,7 +448,7 @@ class RegistryClient(oras.provider.Registry):
             raise ArtifactError(f"{self.host} could not say what {ref} names: {_describe(response)}")
         return response.headers.get("Docker-Content-Digest") or self.get_manifest(ref)[1]
 
-    def get_manifest(self, ref: Reference) -> tuple[bytes, str]:
+    def get_manifest(self, ref: Reference, accept: str = MANIFEST_MEDIA_TYPE) -> tuple[bytes, str]:
         """The manifest's exact bytes and their digest, checked against a digest reference.
 
         The body is read in blocks and refused once it passes --max-manifest-size, so a hostile
@@ -462,8 +462,7 @@ class RegistryClient(oras.provider.Registry):
 
         def fetch() -> bytes:
             response = self._request_once(
-                self._url(ref, "manifests", ref.reference), "GET", headers={"Accept": MANIFEST_MEDIA_TYPE},
-                stream=True,
+                self._url(ref, "manifests", ref.reference), "GET", headers={"Accept": accept}, stream=True,
             )
             with response:
                 if response.status_code == 404:
@@ -493,13 +492,13 @@ class RegistryClient(oras.provider.Registry):
             raise DigestMismatchError(f"the manifest of {ref} hashes to {digest}: the registry returned other content.")
         return raw, digest
 
-    def put_manifest(self, ref: Reference, raw: bytes) -> str:
-        """Store a manifest under the reference's tag; returns its digest."""
+    def put_manifest(self, ref: Reference, raw: bytes, media_type: str = MANIFEST_MEDIA_TYPE) -> str:
+        """Store a manifest under the reference's tag (or digest); returns its digest."""
         response = self.do_request(
             self._url(ref, "manifests", ref.reference),
             "PUT",
             data=raw,
-            headers={"Content-Type": MANIFEST_MEDIA_TYPE},
+            headers={"Content-Type": media_type},
         )
         if response.status_code != 201:
             raise ArtifactError(f"{self.host} rejected the manifest for {ref}: {_describe(response)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, artifacts, delivery, doctor, dora, gate, readiness, sidecar, template
+from shipway.cli import _spine, artifacts, delivery, doctor, dora, gate, images, readiness, sidecar, template
 
 app = typer.Typer(
     name="shipway",
@@ -44,6 +44,7 @@ template.register(app)
 gate.register(app)
 artifacts.register(app)
 delivery.register(app)
+images.register(app)
 dora.register(app)
 sidecar.register(app)
 

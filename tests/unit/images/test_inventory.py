@@ -1,0 +1,78 @@
+"""Reading images out of objects the way runtimes and operators read them, and `shipway images list`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shipway.cli import app
+from shipway.images.inventory import BadImageReference, ImageRef, images_in, inventory, parse_image
+from shipway.images.mirror import MirrorTarget
+
+REPO = Path(__file__).resolve().parents[3]
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("nginx", ImageRef("docker.io", "library/nginx", "latest")),
+    ("nginx:1.25", ImageRef("docker.io", "library/nginx", "1.25")),
+    ("bitnami/redis:7", ImageRef("docker.io", "bitnami/redis", "7")),
+    ("docker.io/vllm/vllm-openai:v0.11.0", ImageRef("docker.io", "vllm/vllm-openai", "v0.11.0")),
+    ("localhost:5000/a/b@" + DIGEST, ImageRef("localhost:5000", "a/b", None, DIGEST)),
+    ("ghcr.io/x/y:1.0@" + DIGEST, ImageRef("ghcr.io", "x/y", "1.0", DIGEST)),
+])
+def test_references_normalise_as_the_container_runtime_reads_them(text: str, expected: ImageRef) -> None:
+    assert parse_image(text) == expected
+    assert parse_image(str(expected)) == expected, "the normal form parses back to itself"
+
+
+@pytest.mark.parametrize("text", ["", "NGINX", "a b:1", "x:1@sha256:abc", "registry.io/x:"])
+def test_what_is_not_an_image_is_refused_with_the_form_to_write(text: str) -> None:
+    with pytest.raises(BadImageReference, match=r"\[REGISTRY/\]PATH\[:TAG\]"):
+        parse_image(text)
+
+
+def test_images_are_found_in_pods_custom_resources_nvidia_triplets_and_operator_flags() -> None:
+    deployment = {"kind": "Deployment", "spec": {"template": {"spec": {
+        "initContainers": [{"name": "init", "image": "busybox:1.36"}],
+        "containers": [{"name": "operator", "image": "quay.io/prometheus-operator/prometheus-operator:v0.80.0",
+                        "args": ["--prometheus-config-reloader=quay.io/prometheus-operator/config-reloader:v0.80.0",
+                                 "--log-level=info"],
+                        "env": [{"name": "SIDECAR", "value": "ghcr.io/x/sidecar@" + DIGEST},
+                                {"name": "MODE", "value": "fast"}]}]}}}}
+    prometheus = {"kind": "Prometheus", "spec": {"image": "quay.io/prometheus/prometheus:v3.5.0", "replicas": 1}}
+    policy = {"kind": "ClusterPolicy", "spec": {"driver": {"repository": "nvcr.io/nvidia", "image": "driver",
+                                                           "version": "570.1"},
+                                                "toolkit": {"enabled": False, "image": "container-toolkit"}}}
+    assert images_in(deployment) == ["busybox:1.36", "quay.io/prometheus-operator/prometheus-operator:v0.80.0",
+                                     "quay.io/prometheus-operator/config-reloader:v0.80.0",
+                                     "ghcr.io/x/sidecar@" + DIGEST]
+    assert images_in(prometheus) == ["quay.io/prometheus/prometheus:v3.5.0"]
+    assert images_in(policy) == ["nvcr.io/nvidia/driver:570.1"], "a bare image name without its triplet is no image"
+    uses = inventory([("a", deployment), ("b", {"image": "busybox:1.36"}), ("c", policy)])
+    busybox = next(use for use in uses if use.image.repository == "library/busybox")
+    assert busybox.used_by == ["a", "b"] and len(uses) == 5
+
+
+def test_the_mirror_name_keeps_registry_and_path_and_a_port_becomes_legal() -> None:
+    target = MirrorTarget.parse("oci://registry.internal:5000/mirror")
+    assert target.reference(parse_image("nginx:1.25")) == "registry.internal:5000/mirror/docker.io/library/nginx:1.25"
+    assert target.repository(parse_image("localhost:5001/team/model:1")) == "mirror/localhost_5001/team/model"
+    for bad in ("oci://", "oci://nohost/x", "oci://host.io/x@sha256:1"):
+        with pytest.raises(Exception, match="oci://REGISTRY"):
+            MirrorTarget.parse(bad)
+
+
+def test_images_list_names_every_image_of_the_platform_and_what_it_could_not_read() -> None:
+    result = CliRunner().invoke(app, ["images", "list", str(REPO / "blueprints" / "kind-dev.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    from shipway import catalog
+
+    images = {entry["image"]: entry["usedBy"] for entry in listed["images"]}
+    assert images[catalog.SHIPWAY_IMAGE] == ["model pods: artifact pull and sidecar"]
+    assert images["docker.io/seldonio/mlserver:1.7.1-sklearn"] == ["runtime catalog: sklearn"]
+    assert all(image == str(parse_image(image)) for image in images), "every name is normalised"
