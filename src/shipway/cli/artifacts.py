@@ -22,7 +22,9 @@ PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the 
 DockerConfig = Annotated[
     Path | None, typer.Option("--docker-config", help="A docker config.json to take credentials from.")
 ]
-PlainHttp = Annotated[bool, typer.Option("--plain-http", help="Speak HTTP, not HTTPS (local registries).")]
+PlainHttp = Annotated[bool, typer.Option(
+    "--plain-http", envvar="SHIPWAY_PLAIN_HTTP", show_envvar=True, help="Speak HTTP, not HTTPS (local registries)."
+)]
 MaxBlobSize = Annotated[str, typer.Option("--max-blob-size", help="Refuse a blob larger than this (e.g. 100Gi).")]
 MaxManifestSize = Annotated[str, typer.Option("--max-manifest-size", help="Refuse a larger manifest (e.g. 4Mi).")]
 Deadline = Annotated[float, typer.Option("--deadline", min=1, help="Seconds any one transfer may take in all.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -49,6 +50,13 @@ def gate(
     ),
     report: Path = typer.Option(Path("gate-report"), "-o", "--output", help="Folder for the JSON, Markdown and PNG."),
     report_former: Optional[Path] = former_name("--report"),
+    model_version: Optional[str] = typer.Option(
+        None, "--model-version", help="Version judged, recorded in the report for promote to check. "
+        "Default: model.yaml's version."
+    ),
+    artifact_digest: Optional[str] = typer.Option(
+        None, "--artifact-digest", help="Digest of the candidate's artifact (sha256:...), recorded when known."
+    ),
     task: str = typer.Option("auto", "--task", help="auto, binary, multiclass or regression."),
     seed: int = typer.Option(0, "--seed", help="Seed of the resampling; the same seed gives the same report."),
 ) -> None:
@@ -56,14 +64,22 @@ def gate(
     report = report_former or report
     with guarded():
         from shipway.gate import GateOptions, load_gate_data, resolve_settings, run_gate
-        from shipway.gate.report import write_reports
+        from shipway.gate.errors import GateInputError
+        from shipway.gate.report import subject, write_reports
+        from shipway.spec import load_model_spec
 
         options = GateOptions(tuple(metrics), margin, min_improvement, confidence, tuple(slices))
         settings = resolve_settings(options, model)
         configs = settings.configs(task=task, resamples=resamples, permutations=permutations, seed=seed)
         holdout = load_gate_data(data, labels, candidate, baseline, settings.slices)
         results = [run_gate(holdout, config) for config in configs]
-        paths = write_reports(results, report)
+        if artifact_digest is not None and not re.fullmatch(r"sha256:[a-f0-9]{64}", artifact_digest):
+            raise GateInputError(f"--artifact-digest {artifact_digest!r} is not a digest: give sha256: and 64 "
+                                 "lower-case hex digits, as `shipway model push` prints")
+        spec = load_model_spec(model) if model is not None else None
+        judged = subject(spec.name if spec else None, model_version or (spec.version if spec else None),
+                         artifact_digest)
+        paths = write_reports(results, report, judged)
     for result in results:
         _show(result, named=len(results) > 1)
     passed = all(result.passed for result in results)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from shipway.yamlio import to_yaml
 GATE_REPORT_SCHEMA = "shipway.dev/gate-report/v1"
 VERSION_LABEL = "shipway.dev/version"
 LOCK_FILE = "shipway-promote.lock"
+SCRATCH_DIR = "shipway-promote"  # under the git dir: where a promotion's scratch work tree lives
 IDENTITY = ("-c", "user.name=Shipway", "-c", "user.email=shipway@localhost")
 
 
@@ -37,6 +40,19 @@ class GateVerdict:
     result: str
     source: str | None = None
     reasons: tuple[str, ...] = ()
+    model: str | None = None
+    version: str | None = None
+    artifact_digest: str | None = None
+
+    def describe(self) -> str:
+        """The verdict, its report and what that report judged, for the commit message."""
+        if self.result == "skipped":
+            return "skipped (--no-gate)"
+        judged = " ".join(part for part in (self.model, self.version) if part)
+        parts = [self.source, f"judged {judged}" if judged else None,
+                 f"artifact {self.artifact_digest}" if self.artifact_digest else None]
+        detail = ", ".join(part for part in parts if part)
+        return f"{self.result} ({detail})" if detail else self.result
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,7 @@ def read_gate_report(path: Path | None, no_gate: bool = False) -> GateVerdict:
         if not no_gate:
             raise PromotionRefused("no gate report: run `make gate` (build/gate/gate-report.json) or pass "
                                    "--gate-report FILE; --no-gate promotes without one and says so in the commit")
-        return GateVerdict("skipped (--no-gate)")
+        return GateVerdict("skipped")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -67,7 +83,32 @@ def read_gate_report(path: Path | None, no_gate: bool = False) -> GateVerdict:
             report.get("passed"), bool):
         raise PromotionRefused(f"{path} is not a Shipway gate report (schema {GATE_REPORT_SCHEMA} with `passed`)")
     reasons = tuple(str(reason) for reason in report.get("reasons", []))
-    return GateVerdict("pass" if report["passed"] else "fail", str(path), reasons)
+    judged = report.get("model") if isinstance(report.get("model"), dict) else {}
+
+    def text(key: str) -> str | None:
+        value = judged.get(key)
+        return str(value) if value is not None else None
+
+    return GateVerdict("pass" if report["passed"] else "fail", str(path), reasons, text("name"), text("version"),
+                       text("artifactDigest"))
+
+
+def check_gate_verdict(gate: GateVerdict, spec: ModelSpec) -> None:
+    """Refuse a failed gate, and a report that does not name this model and version: it judged something else."""
+    if gate.source is None:
+        return
+    if gate.model is not None and gate.version is not None and (gate.model, gate.version) != (spec.name,
+                                                                                                 spec.version):
+        raise PromotionRefused(f"the gate report {gate.source} judged {gate.model} {gate.version}, not "
+                               f"{spec.name} {spec.version}; gate this version first "
+                               f"(shipway gate ... --model-version {spec.version})")
+    if gate.result == "fail":
+        reasons = "; ".join(gate.reasons) or "see the report"
+        raise PromotionRefused(f"the gate report {gate.source} failed {spec.name} {spec.version}: {reasons}. "
+                               "A version that fails its gate is not promoted")
+    if gate.model is None or gate.version is None:
+        raise PromotionRefused(f"the gate report {gate.source} does not say which model and version it judged; "
+                               f"run the gate again with --model model.yaml (and --model-version {spec.version})")
 
 
 def branch_name(environment: str, spec: ModelSpec) -> str:
@@ -90,16 +131,14 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
             push: bool = False, force: bool = False, remote: str = "origin",
             source: trailers.SourceCommit | None = None) -> Promotion:
     """Render the model into the GitOps clone and commit it on promote/<env>/<model>-<version>."""
-    if gate.result == "fail":
-        reasons = "; ".join(gate.reasons) or "see the report"
-        raise PromotionRefused(f"the gate report {gate.source} failed {spec.name} {spec.version}: {reasons}. "
-                               "A version that fails its gate is not promoted")
+    check_gate_verdict(gate, spec)
     repo = target_path(repo)
     git = Git(repo)
     git.check_repository()
     with git.lock():
         # Under the lock: a promotion holding it changes the tree, so a check before it would see that as dirty.
         git.check_clean()
+        git.discard_scratch_trees()
         base = git.deployed_ref(str((profile.get("gitops") or {}).get("revision") or "main"))
         folder = model_folder(profile, environment, spec)
         _check_previous_environment(git, base, profile, environment, spec, force)
@@ -110,19 +149,26 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         if git.files_at(base, folder) == files:
             # Already deployed as rendered: there is nothing for a pull request to change.
             return Promotion(branch, folder, None, False, previous, gate)
-        if git.branch_exists(branch):
-            git.run("checkout", "--quiet", branch)
-        else:
-            git.run("checkout", "--quiet", "-b", branch, base)
-        replace_folder(repo / folder, files)
-        git.run("add", "--all", "--", folder)
-        if not git.staged_changes():
-            return Promotion(branch, folder, None, False, previous, gate)
-        git.commit(commit_message(spec, environment, gate, previous) + "\n"
-                   + promotion_trailers(spec, environment, gate, previous, objects, source))
-        commit = git.run("rev-parse", "HEAD").strip()
-        if push:
-            git.run("push", "--set-upstream", remote, branch)
+        tip = git.tip(branch)
+        # The commit is made in a scratch work tree (hooks run there as in any commit), so nothing a failure or
+        # a kill interrupts ever touches this clone's branch, index or files.
+        with git.scratch_tree(tip or base) as scratch:
+            replace_folder(scratch.repo / folder, files)
+            scratch.run("add", "--all", "--", folder)
+            if not scratch.staged_changes():
+                return Promotion(branch, folder, None, False, previous, gate)
+            scratch.commit(commit_message(spec, environment, gate, previous) + "\n"
+                           + promotion_trailers(spec, environment, gate, previous, objects, source))
+            commit = scratch.run("rev-parse", "HEAD").strip()
+        was = git.head()
+        try:
+            # The clone was clean, so this moves the branch to the commit and checks it out, or changes nothing.
+            git.run("checkout", "--quiet", "-B", branch, commit)
+            if push:
+                git.run("push", "--set-upstream", remote, branch)
+        except BaseException:
+            git.restore(was, branch, tip)
+            raise
         return Promotion(branch, folder, commit, True, previous, gate, pushed=push)
 
 
@@ -136,7 +182,7 @@ def commit_message(spec: ModelSpec, environment: str, gate: GateVerdict, previou
         f"version: {spec.version}",
         f"replaces: {previous or 'nothing (first deployment)'}",
         f"environment: {environment}",
-        f"gate: {gate.result}" + (f" ({gate.source})" if gate.source else ""),
+        f"gate: {gate.describe()}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -261,6 +307,51 @@ class Git:
             return None
         version = labels.get(VERSION_LABEL)
         return str(version) if version is not None else None
+
+    def head(self) -> str:
+        """What is checked out: a branch's name, or the commit of a detached HEAD."""
+        name = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+        return name or self.run("rev-parse", "HEAD").strip()
+
+    def tip(self, branch: str) -> str | None:
+        """The commit a local branch points at, or None if there is no such branch."""
+        found = self.run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}", check=False).strip()
+        return found or None
+
+    def restore(self, head: str, branch: str, tip: str | None) -> None:
+        """Put back what was checked out and where BRANCH pointed (deleting it if it did not exist)."""
+        self.run("checkout", "--quiet", "--force", head, check=False)
+        if tip is None:
+            self.run("branch", "--quiet", "--delete", "--force", branch, check=False)
+        else:
+            self.run("update-ref", f"refs/heads/{branch}", tip, check=False)
+
+    def _scratch_root(self) -> Path:
+        common = Path(self.run("rev-parse", "--git-common-dir").strip())
+        return (common if common.is_absolute() else self.repo / common) / SCRATCH_DIR
+
+    def discard_scratch_trees(self) -> None:
+        """Remove scratch work trees a killed promotion left (called under the lock, so none is in use)."""
+        root = self._scratch_root()
+        if root.is_dir():
+            for leftover in root.iterdir():
+                self.run("worktree", "remove", "--force", str(leftover), check=False)
+                shutil.rmtree(leftover, ignore_errors=True)
+        self.run("worktree", "prune", check=False)
+
+    @contextlib.contextmanager
+    def scratch_tree(self, start: str) -> Iterator[Git]:
+        """A detached work tree of START, private to one promotion, removed however the promotion ends."""
+        root = self._scratch_root()
+        root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="tree-", dir=root))
+        try:
+            self.run("worktree", "add", "--quiet", "--force", "--detach", str(path), start)
+            yield Git(path)
+        finally:
+            self.run("worktree", "remove", "--force", str(path), check=False)
+            shutil.rmtree(path, ignore_errors=True)
+            self.run("worktree", "prune", check=False)
 
     def staged_changes(self) -> bool:
         """Whether the index differs from HEAD."""

@@ -234,35 +234,47 @@ def combined_summary(results: Sequence[GateResult]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(markdown_summary(result) for result in results)
 
 
-def write_reports(results: Sequence[GateResult], directory: str | Path) -> dict[str, Path]:
-    """One metric: write_report. Several: each metric's report in DIRECTORY/<metric>, and a combined one."""
+def subject(name: str | None, version: str | None, artifact_digest: str | None = None) -> dict[str, str | None]:
+    """What the report judged: promotion refuses a report whose model or version is not the one promoted."""
+    return {"name": name, "version": version, "artifactDigest": artifact_digest}
+
+
+def write_reports(results: Sequence[GateResult], directory: str | Path,
+                  judged: dict[str, str | None] | None = None) -> dict[str, Path]:
+    """One metric: write_report. Several: each metric's report in DIRECTORY/<metric>, and a combined one.
+
+    JUDGED (see `subject`) names the model, version and artifact digest the reports are about.
+    """
+    judged = judged or subject(None, None)
     target = Path(directory)
     # A report left by an earlier run must not stand for this one if writing stops halfway.
     (target / REPORT_FILE).unlink(missing_ok=True)
     if len(results) == 1:
-        return write_report(results[0], target)
+        return write_report(results[0], target, judged)
     # One metric's plot at the top level would be taken for the combined decision.
     (target / PLOT_FILE).unlink(missing_ok=True)
     paths = {}
     for result in results:
-        paths[f"{result.metric} report"] = write_report(result, target / result.metric)["report"]
+        paths[f"{result.metric} report"] = write_report(result, target / result.metric, judged)["report"]
     reports = list(paths.values())
     paths["summary"] = target / SUMMARY_FILE
     write_atomic(paths["summary"], combined_summary(results).encode())
     paths["report"] = target / REPORT_FILE
     # Last, as for one metric: the combined JSON's presence means every metric's report is there.
-    combined = combined_report_dict(results, reports, target)
+    combined = {**combined_report_dict(results, reports, target), "model": judged}
     write_atomic(paths["report"], (json.dumps(combined, indent=2) + "\n").encode())
     return paths
 
 
-def write_report(result: GateResult, directory: str | Path) -> dict[str, Path]:
-    """Write the JSON report, the Markdown summary and the plot into DIRECTORY."""
+def write_report(result: GateResult, directory: str | Path,
+                 judged: dict[str, str | None] | None = None) -> dict[str, Path]:
+    """Write the JSON report (naming what it JUDGED), the Markdown summary and the plot into DIRECTORY."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     paths = {"report": target / REPORT_FILE, "summary": target / SUMMARY_FILE, "plot": target / PLOT_FILE}
     write_atomic(paths["plot"], _plot(result))
     write_atomic(paths["summary"], markdown_summary(result).encode())
     # The JSON goes last: its presence means the whole report is there.
-    write_atomic(paths["report"], (json.dumps(report_dict(result), indent=2) + "\n").encode())
+    document = {**report_dict(result), "model": judged or subject(None, None)}
+    write_atomic(paths["report"], (json.dumps(document, indent=2) + "\n").encode())
     return paths

@@ -86,3 +86,14 @@ def test_exists_answers_0_for_a_present_tag_1_for_an_absent_one_and_errors_above
     refused = runner.invoke(app, ["model", "exists", auth_registry.ref("team/iris", "1.0.0"), "--plain-http",
                                   "-u", "shipway", "-p", "nope"])
     assert refused.exit_code == 4, refused.output
+
+
+def test_plain_http_comes_from_the_environment_too(app, registry, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ref = registry.ref("team/iris", "1.0.0")
+    model = str(_model(tmp_path / "model"))
+    refused = runner.invoke(app, ["model", "push", model, ref], env={"SHIPWAY_PLAIN_HTTP": ""})
+    assert refused.exit_code != 0
+    pushed = runner.invoke(app, ["model", "push", model, ref], env={"SHIPWAY_PLAIN_HTTP": "1"})
+    assert pushed.exit_code == 0, pushed.output
+    assert runner.invoke(app, ["model", "exists", ref], env={"SHIPWAY_PLAIN_HTTP": "1"}).exit_code == 0

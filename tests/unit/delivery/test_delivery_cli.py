@@ -58,7 +58,9 @@ def test_init_gitops_then_promote_with_version_and_gate_report(tmp_path: Path, k
     (model_dir / "build" / "gate").mkdir(parents=True)
     (model_dir / "model.yaml").write_text((MODELS / "sklearn-none.yaml").read_text())
     report = model_dir / "build" / "gate" / "gate-report.json"
-    report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": True, "reasons": []}))
+    judged = {"name": "churn-basic", "version": "abc1234", "artifactDigest": None}
+    report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": True, "reasons": [],
+                                  "model": judged}))
     args = ["promote", str(model_dir / "model.yaml"), "--gitops-repo", str(gitops), "--env", "staging",
             "--version", "abc1234"]
     done = runner.invoke(app, args)
@@ -66,9 +68,21 @@ def test_init_gitops_then_promote_with_version_and_gate_report(tmp_path: Path, k
     assert "on branch promote/staging/churn-basic-abc1234 (gate: pass)" in done.output
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "nothing to do" in again.output
-    report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": False, "reasons": ["worse"]}))
+    # A passing report about abc1234 does not stand for abc9999.
+    other = runner.invoke(app, [*args[:-1], "abc9999"])
+    assert other.exit_code == 1 and "judged churn-basic abc1234, not churn-basic abc9999" in other.output
+    report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": False, "reasons": ["worse"],
+                                  "model": {**judged, "version": "abc9999"}}))
     failed = runner.invoke(app, [*args[:-1], "abc9999"])
     assert failed.exit_code == 1 and "failed churn-basic abc9999: worse" in failed.output
+    report.unlink()
+    missing = runner.invoke(app, [*args[:-1], "abc7777"])
+    assert missing.exit_code == 1 and "no gate report" in missing.output and "--no-gate" in missing.output
+    skipped = runner.invoke(app, [*args[:-1], "abc7777", "--no-gate"])
+    assert skipped.exit_code == 0, skipped.output
+    body = subprocess.run(["git", "-C", str(gitops), "log", "-1", "--format=%B", "promote/staging/churn-basic-abc7777"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "gate: skipped (--no-gate)" in body
     log = subprocess.run(["git", "-C", str(gitops), "log", "-1", "--format=%s", "promote/staging/churn-basic-abc1234"],
                          capture_output=True, text=True, check=True)
     assert log.stdout.strip() == "Promote churn-basic abc1234 to staging (gate: pass)"

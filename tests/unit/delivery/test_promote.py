@@ -15,8 +15,13 @@ from delivery_cases import model
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.gitops_repo import init_gitops
 from shipway.delivery.promote import GateVerdict, promote, read_gate_report
+from shipway.spec.model import ModelSpec
 
-PASSED = GateVerdict("pass", "gate-report.json")
+
+
+def passed(spec: ModelSpec) -> GateVerdict:
+    """A passing gate report about exactly this model and version."""
+    return GateVerdict("pass", "gate-report.json", model=spec.name, version=spec.version)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -47,7 +52,7 @@ def test_init_gitops_makes_the_applicationset_layout(repo: Path) -> None:
 
 def test_promotion_commits_the_rendered_folder_on_a_branch(repo: Path, kind_profile: dict) -> None:
     spec = model("canary-sklearn")
-    done = promote(spec, kind_profile, repo, "staging", PASSED)
+    done = promote(spec, kind_profile, repo, "staging", passed(spec))
     assert done.changed and done.branch == "promote/staging/churn-1.2.0"
     assert _git(repo, "branch", "--show-current").strip() == done.branch
     assert _git(repo, "rev-parse", "HEAD").strip() == done.commit
@@ -67,19 +72,19 @@ def test_promotion_commits_the_rendered_folder_on_a_branch(repo: Path, kind_prof
 
 
 def test_promoting_the_same_version_twice_changes_nothing(repo: Path, kind_profile: dict) -> None:
-    first = promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED)
+    first = promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn")))
     head = _git(repo, "rev-parse", "HEAD")
-    again = promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED)
+    again = promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn")))
     assert not again.changed and again.commit is None
     assert _git(repo, "rev-parse", "HEAD") == head and _git(repo, "rev-list", "--count", first.branch) == "2\n"
     _merge(repo, first.branch)
-    merged = promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED)
+    merged = promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn")))
     assert not merged.changed and _git(repo, "branch", "--show-current").strip() == "main"
 
 
 def test_the_next_version_names_the_one_it_replaces_for_the_analysis(repo: Path, kind_profile: dict) -> None:
-    _merge(repo, promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED).branch)
-    done = promote(model("canary-sklearn").with_version("1.3.0"), kind_profile, repo, "staging", PASSED)
+    _merge(repo, promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn"))).branch)
+    done = promote(model("canary-sklearn").with_version("1.3.0"), kind_profile, repo, "staging", passed(model("canary-sklearn").with_version("1.3.0")))
     assert done.previous_version == "1.2.0" and "replaces: 1.2.0" in _git(repo, "log", "-1", "--format=%B")
     rollout = yaml.safe_load((repo / done.folder / "rollout-churn.yaml").read_text())
     args = {a["name"]: a["value"] for a in rollout["spec"]["strategy"]["canary"]["analysis"]["args"]}
@@ -89,20 +94,20 @@ def test_the_next_version_names_the_one_it_replaces_for_the_analysis(repo: Path,
 def test_prod_is_refused_for_a_version_not_yet_in_staging(repo: Path, kind_profile: dict) -> None:
     spec = model("canary-sklearn")
     with pytest.raises(PromotionRefused, match=r"churn 1.2.0 is not in staging yet \(the model is not deployed"):
-        promote(spec, kind_profile, repo, "prod", PASSED)
-    staging = promote(spec, kind_profile, repo, "staging", PASSED)
+        promote(spec, kind_profile, repo, "prod", passed(spec))
+    staging = promote(spec, kind_profile, repo, "staging", passed(spec))
     # On a branch, not merged, is not "in staging": Argo CD syncs main.
     with pytest.raises(PromotionRefused, match="not in staging yet"):
-        promote(spec, kind_profile, repo, "prod", PASSED)
+        promote(spec, kind_profile, repo, "prod", passed(spec))
     _merge(repo, staging.branch)
     with pytest.raises(PromotionRefused, match=r"it runs 1.2.0 there"):
-        promote(spec.with_version("1.4.0"), kind_profile, repo, "prod", PASSED)
-    done = promote(spec, kind_profile, repo, "prod", PASSED)
+        promote(spec.with_version("1.4.0"), kind_profile, repo, "prod", passed(spec.with_version("1.4.0")))
+    done = promote(spec, kind_profile, repo, "prod", passed(spec))
     assert done.changed and done.branch == "promote/prod/churn-1.2.0"
 
 
 def test_force_promotes_to_prod_without_staging(repo: Path, kind_profile: dict) -> None:
-    done = promote(model("sklearn-none"), kind_profile, repo, "prod", PASSED, force=True)
+    done = promote(model("sklearn-none"), kind_profile, repo, "prod", passed(model("sklearn-none")), force=True)
     assert done.changed and (repo / "apps/prod/fraud/churn-basic/rollout-churn-basic.yaml").is_file()
 
 
@@ -125,16 +130,17 @@ def test_a_file_that_is_not_a_gate_report_is_refused(tmp_path: Path) -> None:
 def test_no_gate_report_is_refused_unless_no_gate_is_given() -> None:
     with pytest.raises(PromotionRefused, match="no gate report.*--no-gate"):
         read_gate_report(None)
-    assert read_gate_report(None, no_gate=True).result == "skipped (--no-gate)"
+    skipped = read_gate_report(None, no_gate=True)
+    assert skipped.result == "skipped" and skipped.describe() == "skipped (--no-gate)"
 
 
 def test_uncommitted_changes_and_non_repositories_are_refused(repo: Path, kind_profile: dict,
                                                               tmp_path: Path) -> None:
     (repo / "notes.txt").write_text("half-done work")
     with pytest.raises(PromotionRefused, match="uncommitted changes"):
-        promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED)
+        promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn")))
     with pytest.raises(PromotionRefused, match="is not a git clone"):
-        promote(model("canary-sklearn"), kind_profile, tmp_path / "nowhere", "staging", PASSED)
+        promote(model("canary-sklearn"), kind_profile, tmp_path / "nowhere", "staging", passed(model("canary-sklearn")))
 
 
 def test_two_models_promoted_at_once_to_one_environment_are_both_kept(repo: Path, kind_profile: dict) -> None:
@@ -142,7 +148,7 @@ def test_two_models_promoted_at_once_to_one_environment_are_both_kept(repo: Path
     results: dict[str, Any] = {}
 
     def run(spec: Any) -> None:
-        results[spec.name] = promote(spec, kind_profile, repo, "staging", PASSED)
+        results[spec.name] = promote(spec, kind_profile, repo, "staging", passed(spec))
 
     threads = [threading.Thread(target=run, args=(spec,)) for spec in specs]
     for thread in threads:
@@ -157,7 +163,7 @@ def test_two_models_promoted_at_once_to_one_environment_are_both_kept(repo: Path
 
 
 def test_push_sends_the_branch_to_origin(repo: Path, kind_profile: dict, tmp_path: Path) -> None:
-    done = promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED, push=True)
+    done = promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn")), push=True)
     assert done.pushed
     remote = subprocess.run(["git", "-C", str(tmp_path / "origin.git"), "rev-parse", done.branch],
                             capture_output=True, text=True, check=True).stdout.strip()
@@ -174,7 +180,7 @@ def test_a_promotion_waiting_for_the_lock_judges_the_tree_once_it_holds_it(repo:
 
     def run() -> None:
         try:
-            results["done"] = promote(model("canary-sklearn"), kind_profile, repo, "staging", PASSED)
+            results["done"] = promote(model("canary-sklearn"), kind_profile, repo, "staging", passed(model("canary-sklearn")))
         except PromotionRefused as error:
             results["refused"] = error
 
@@ -190,3 +196,88 @@ def test_a_promotion_waiting_for_the_lock_judges_the_tree_once_it_holds_it(repo:
     waiting.join(timeout=60)
     assert "refused" not in results, results.get("refused")
     assert results["done"].changed
+
+
+def _state(repo: Path) -> dict[str, str]:
+    """Everything a failed promotion must leave as it found: branch, commits, index, files, work trees."""
+    return {
+        "head": _git(repo, "symbolic-ref", "--short", "HEAD"),
+        "refs": _git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"),
+        "index": _git(repo, "ls-files", "--stage"),
+        "status": _git(repo, "status", "--porcelain", "--ignored", "--untracked-files=all"),
+        "files": "\n".join(sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if ".git" not in p.parts)),
+        "worktrees": _git(repo, "worktree", "list", "--porcelain"),
+    }
+
+
+def _hook(repo: Path, body: str) -> Path:
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\n{body}\n")
+    hook.chmod(0o755)
+    return hook
+
+
+def test_a_refusing_pre_commit_hook_leaves_no_trace(repo: Path, kind_profile: dict) -> None:
+    before = _state(repo)
+    hook = _hook(repo, "echo 'policy: no' >&2; exit 1")
+    spec = model("canary-sklearn")
+    with pytest.raises(PromotionRefused, match="policy: no"):
+        promote(spec, kind_profile, repo, "staging", passed(spec))
+    assert _state(repo) == before
+    hook.unlink()
+    assert promote(spec, kind_profile, repo, "staging", passed(spec)).changed
+
+
+def test_an_unwritable_path_leaves_no_trace(repo: Path, kind_profile: dict) -> None:
+    # A file where the team's folder must go: the model's folder cannot be written.
+    (repo / "apps" / "staging" / "fraud").write_text("not a folder\n")
+    _git(repo, "add", "--all")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "block")
+    before = _state(repo)
+    spec = model("canary-sklearn")
+    with pytest.raises(OSError):
+        promote(spec, kind_profile, repo, "staging", passed(spec))
+    assert _state(repo) == before
+
+
+def test_a_failed_push_leaves_no_trace(repo: Path, kind_profile: dict) -> None:
+    _git(repo, "remote", "set-url", "origin", str(repo.parent / "no-such-remote.git"))
+    before = _state(repo)
+    spec = model("canary-sklearn")
+    with pytest.raises(PromotionRefused, match="git push"):
+        promote(spec, kind_profile, repo, "staging", passed(spec), push=True)
+    assert _state(repo) == before
+
+
+def test_a_promotion_killed_between_steps_leaves_no_trace(repo: Path, kind_profile: dict, tmp_path: Path) -> None:
+    """SIGKILL while the commit is being made (its pre-commit hook is running): nothing can clean up after it."""
+    import os
+    import signal
+    import sys
+    import time
+
+    before = _state(repo)
+    marker = tmp_path / "hook-running"
+    hook = _hook(repo, f"touch {marker}; sleep 60")
+    (tmp_path / "platform.json").write_text(json.dumps(kind_profile))
+    spec_file = Path(__file__).parent / "models" / "canary-sklearn.yaml"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "shipway", "promote", str(spec_file), "--gitops-repo", str(repo), "--env", "staging",
+         "--platform", str(tmp_path / "platform.json"), "--no-gate"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the promotion never reached its commit"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    after = _state(repo)
+    assert {key: after[key] for key in after if key != "worktrees"} == {
+        key: before[key] for key in before if key != "worktrees"}
+    hook.unlink()
+    spec = model("canary-sklearn")
+    assert promote(spec, kind_profile, repo, "staging", passed(spec)).changed
+    # The next promotion cleared the scratch tree the killed one left.
+    assert _git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

@@ -327,3 +327,24 @@ def test_a_missing_metric_without_model_yaml_exits_2(app: typer.Typer, tmp_path:
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2
     assert "give --metric, or --model model.yaml" in " ".join(result.output.split())
+
+
+def test_the_report_names_the_model_version_and_digest_it_judged(app: typer.Typer, tmp_path: Path) -> None:
+    from shipway.delivery.promote import read_gate_report
+
+    data = tmp_path / "holdout.parquet"
+    _frame().to_parquet(data)
+    digest = "sha256:" + "ab" * 32
+    for metrics in ("accuracy", "accuracy, f1"):
+        result = _invoke_model(app, data, metrics, "--model-version", "9f3c2e1", "--artifact-digest", digest)
+        assert result.exit_code == 0, result.output
+        report = json.loads((tmp_path / "report" / "gate-report.json").read_text())
+        assert report["model"] == {"name": "fraud-score", "version": "9f3c2e1", "artifactDigest": digest}, metrics
+        verdict = read_gate_report(tmp_path / "report" / "gate-report.json")
+        assert (verdict.model, verdict.version, verdict.artifact_digest) == ("fraud-score", "9f3c2e1", digest)
+    by_spec = _invoke_model(app, data, "accuracy")
+    assert by_spec.exit_code == 0, by_spec.output
+    judged = json.loads((tmp_path / "report" / "gate-report.json").read_text())["model"]
+    assert (judged["name"], judged["version"], judged["artifactDigest"]) == ("fraud-score", "1.0.0", None)
+    bad = _invoke_model(app, data, "accuracy", "--artifact-digest", "latest")
+    assert bad.exit_code == 2 and "--artifact-digest 'latest' is not a digest" in bad.output
