@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
 HOUR, DAY = 3600, 86400
 UNTIL = T0 + 28 * DAY
-PASSED = GateVerdict("pass", "gate-report.json")
 # Argo Rollouts events of search/ranker 4 in prod, for the Prometheus half.
 ABORTED_AT = T0 + 20 * DAY + 7 * HOUR
 COMPLETED_AT = T0 + 20 * DAY + 9 * HOUR
@@ -75,7 +74,8 @@ def _promote(repo: Path, name: str, team: str, version: str, environment: str, s
     os.environ.update(_at(committed))
     try:
         stamp = datetime.fromtimestamp(source, UTC).isoformat() if source is not None else None
-        done = promote(spec(name, team, version), profile(), repo, environment, PASSED, force=True,
+        done = promote(spec(name, team, version), profile(), repo, environment,
+                       GateVerdict("pass", "gate-report.json", model=name, version=version), force=True,
                        source=SourceCommit(f"{int(source or 0):040x}", stamp) if stamp else None)
     finally:
         for key, value in old.items():
