@@ -24,26 +24,42 @@ class ListFormat(str, Enum):
 
 
 Blueprint = Annotated[Path, typer.Argument(help="Blueprint YAML file.")]
+Charts = Annotated[Path | None, typer.Option(
+    "--charts", envvar="SHIPWAY_CHARTS", show_default=False,
+    help="Chart cache to render every release through, so the images its chart sets are read; default: where "
+         "`shipway charts pull` writes.")]
+NoCharts = Annotated[bool, typer.Option("--no-charts", help="Do not render the releases' charts.")]
 
 
-def _platform_images(blueprint: Path):  # noqa: ANN202 - PlatformImages, imported lazily
+def _platform_images(blueprint: Path, charts: Path | None, no_charts: bool):  # noqa: ANN202 - PlatformImages
     from rich.status import Status
 
+    from shipway.charts.cache import ChartCache, default_dir
+    from shipway.charts.engine import default_parse_cache
     from shipway.images.collect import platform_images
-    from shipway.platform.synth import run_program
+    from shipway.platform.synth import render_charts, run_program
 
-    with Status(f"synthesising {blueprint} to find its images", console=err_console):
-        return platform_images(run_program(blueprint))
+    with Status(f"synthesising {blueprint} to find its images", console=err_console) as status:
+        result = run_program(blueprint)
+        cache = None if no_charts else (charts or default_dir())
+        rendered = None
+        if cache is not None and cache.is_dir():
+            status.update(f"rendering {blueprint}'s releases through the charts in {cache}")
+            render = render_charts(result, ChartCache(cache), default_parse_cache())
+            rendered = {done.release.name: done.objects() for done in render.rendered}
+        return platform_images(result, rendered)
 
 
 @images_app.command("list")
 def list_command(
     blueprint: Blueprint,
+    charts: Charts = None,
+    no_charts: NoCharts = False,
     output_format: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json, or plain (one a line)."),
 ) -> None:
     """List every image the platform and its models will run, with what runs each."""
     with guarded():
-        found = _platform_images(blueprint)
+        found = _platform_images(blueprint, charts, no_charts)
         if output_format is ListFormat.json:
             typer.echo(json.dumps({"images": [{"image": str(use.image), "usedBy": use.used_by} for use in found.images],
                                    "unreadReleases": found.unread_releases}, indent=2))
@@ -61,13 +77,17 @@ def list_command(
                 table.add_row(str(use.image), "\n".join(use.used_by))
             console.print(table)
         if found.unread_releases:
+            from shipway.charts.cache import PULL_HINT
+
             err_console.print("[yellow]not read[/] (their charts set images only a chart render shows): "
-                              + ", ".join(found.unread_releases))
+                              + ", ".join(found.unread_releases) + f"; {PULL_HINT}")
 
 
 @images_app.command("mirror")
 def mirror_command(
     blueprint: Annotated[Path | None, typer.Argument(help="Blueprint whose images to copy.")] = None,
+    charts: Charts = None,
+    no_charts: NoCharts = False,
     to: str = typer.Option(..., "--to", help="Mirror registry and path prefix: oci://HOST[/PREFIX]."),
     image: list[str] = typer.Option([], "--image", help="Copy this image too (repeatable); needed without a blueprint."),
     plain_http: bool = typer.Option(False, "--plain-http", envvar="SHIPWAY_PLAIN_HTTP",
@@ -91,7 +111,11 @@ def mirror_command(
         from shipway.images.mirror import MirrorTarget, mirror_image
 
         target = MirrorTarget.parse(to)
-        wanted = [use.image for use in _platform_images(blueprint).images] if blueprint else []
+        found = _platform_images(blueprint, charts, no_charts) if blueprint else None
+        if found is not None and found.unread_releases:
+            raise ShipwayError("these releases' images cannot be read without their charts, so a mirror would "
+                               f"miss them: {', '.join(found.unread_releases)}; render them with --charts")
+        wanted = [use.image for use in found.images] if found else []
         wanted += [parsed for parsed in map(parse_image, image) if parsed not in wanted]
         if not wanted:
             raise ShipwayError("nothing to mirror: give a blueprint, or images with --image")

@@ -3,7 +3,7 @@
 Images are read where Kubernetes and the operators read them: the containers of every pod template
 (Deployments, DaemonSets, StatefulSets, Jobs, Argo Rollouts, bare Pods), image fields of custom
 resources (`image: quay.io/...:v1` on a Prometheus), NVIDIA's repository/image/version triplets
-(the GPU Operator's ClusterPolicy), and image references passed to operators as flags or
+(the GPU Operator's ClusterPolicy, skipping components with `enabled: false`), and image references passed to operators as flags or
 environment (`--prometheus-config-reloader=quay.io/...`). The runtime catalog's images, which
 model pods run, and the Shipway image are added from the platform profile.
 """
@@ -98,6 +98,8 @@ def images_in(obj: Any) -> list[str]:
 
     def walk(node: Any, key: str = "") -> None:
         if isinstance(node, dict):
+            if node.get("enabled") is False:
+                return  # an operator component switched off (NVIDIA's ClusterPolicy): it runs no image
             found.extend(_pod_images(node))
             triplet = [node.get(part) for part in ("repository", "image", "version")]
             if all(isinstance(part, str) and part for part in triplet):

@@ -46,12 +46,14 @@ def test_images_are_found_in_pods_custom_resources_nvidia_triplets_and_operator_
     prometheus = {"kind": "Prometheus", "spec": {"image": "quay.io/prometheus/prometheus:v3.5.0", "replicas": 1}}
     policy = {"kind": "ClusterPolicy", "spec": {"driver": {"repository": "nvcr.io/nvidia", "image": "driver",
                                                            "version": "570.1"},
-                                                "toolkit": {"enabled": False, "image": "container-toolkit"}}}
+                                                "toolkit": {"enabled": False, "repository": "nvcr.io/nvidia/k8s",
+                                                            "image": "container-toolkit", "version": "v1.20.0"},
+                                                "dcgm": {"image": "dcgm"}}}
     assert images_in(deployment) == ["busybox:1.36", "quay.io/prometheus-operator/prometheus-operator:v0.80.0",
                                      "quay.io/prometheus-operator/config-reloader:v0.80.0",
                                      "ghcr.io/x/sidecar@" + DIGEST]
     assert images_in(prometheus) == ["quay.io/prometheus/prometheus:v3.5.0"]
-    assert images_in(policy) == ["nvcr.io/nvidia/driver:570.1"], "a bare image name without its triplet is no image"
+    assert images_in(policy) == ["nvcr.io/nvidia/driver:570.1"], "a switched-off component and a bare name run nothing"
     uses = inventory([("a", deployment), ("b", {"image": "busybox:1.36"}), ("c", policy)])
     busybox = next(use for use in uses if use.image.repository == "library/busybox")
     assert busybox.used_by == ["a", "b"] and len(uses) == 5
@@ -76,3 +78,37 @@ def test_images_list_names_every_image_of_the_platform_and_what_it_could_not_rea
     assert images[catalog.SHIPWAY_IMAGE] == ["model pods: artifact pull and sidecar"]
     assert images["docker.io/seldonio/mlserver:1.7.1-sklearn"] == ["runtime catalog: sklearn"]
     assert all(image == str(parse_image(image)) for image in images), "every name is normalised"
+
+
+@pytest.mark.parametrize("example", ["kind-dev", "eks-prod", "gke-prod"])
+def test_images_list_with_charts_reads_every_container_every_rendered_release_runs(
+    example: str, chart_cache: Path
+) -> None:
+    from shipway.charts.cache import ChartCache
+    from shipway.images.collect import platform_images
+    from shipway.platform.synth import render_charts, run_program
+
+    result = run_program(REPO / "blueprints" / f"{example}.yaml")
+    render = render_charts(result, ChartCache(chart_cache))
+    rendered = {done.release.name: done.objects() for done in render.rendered}
+    found = platform_images(result, rendered)
+    listed = {use.image for use in found.images}
+    containers = {parse_image(container["image"]) for objects in rendered.values() for obj in objects
+                  for container in _containers(obj)}
+    assert containers, f"{example}: the charts rendered no container: nothing was checked"
+    assert containers <= listed, sorted(map(str, containers - listed))
+    assert {name.split(" ")[0].split("/")[1] for name in found.unread_releases} == {
+        release.name for release, _ in render.absent}, "only releases whose chart is missing go unread"
+
+
+def _containers(obj: object) -> list[dict]:
+    found: list[dict] = []
+    if isinstance(obj, dict):
+        for key in ("initContainers", "containers"):
+            found += [c for c in obj.get(key) or [] if isinstance(c, dict) and "image" in c]
+        for value in obj.values():
+            found += _containers(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            found += _containers(item)
+    return found
