@@ -21,7 +21,7 @@ from shipway.platform.layers import (
 )
 from shipway.render import registry as registry_render
 from shipway.render.profile import platform_profile
-from shipway.spec.blueprint import Blueprint
+from shipway.spec.blueprint import Blueprint, ExternalRegistry
 
 # Creation order. Observability comes before the GPU stack, registry and GitOps because their
 # charts create ServiceMonitors, which need the Prometheus operator's CRDs.
@@ -43,6 +43,7 @@ class Platform(pulumi.ComponentResource):
     registry_url: pulumi.Output[str]
     registry_username: pulumi.Output[str]
     registry_password: pulumi.Output[str]
+    registry_team_credentials: pulumi.Output[dict]
     profile: pulumi.Output[dict]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -63,15 +64,20 @@ class Platform(pulumi.ComponentResource):
         gitops = GitOps(f"{name}-gitops", layer_args, after(pools, observability))
         serving = Serving(f"{name}-serving", layer_args, after(gpu, observability, registry))
         # Tenancy creates the team namespaces, so the registry's pull secret is created there too.
-        tenancy_args = LayerArgs(blueprint, {**args.secrets, REGISTRY_DOCKER_CONFIG: registry.docker_config})
+        team_configs = {f"{REGISTRY_DOCKER_CONFIG}/{team}": config for team, config in registry.team_docker_configs.items()}
+        tenancy_args = LayerArgs(blueprint, {**args.secrets, **team_configs})
         tenancy = Tenancy(f"{name}-tenancy", tenancy_args, after(gitops, serving, registry))
         self.layers = {"cluster": cluster, "nodepools": pools, "gpu": gpu, "registry": registry, "gitops": gitops,
                        "observability": observability, "serving": serving, "tenancy": tenancy}
         self.kubeconfig = cluster.kubeconfig
         self.registry_url = registry.url
-        self.registry_username = pulumi.Output.from_input(registry_render.username(blueprint))
+        self.registry_username = pulumi.Output.from_input(
+            blueprint.registry.username if isinstance(blueprint.registry, ExternalRegistry)
+            else registry_render.ADMIN_USERNAME)
         self.registry_password = registry.password
+        self.registry_team_credentials = registry.team_credentials
         self.profile = pulumi.Output.from_input(platform_profile(blueprint))
         self.register_outputs({"kubeconfig": self.kubeconfig, "registryUrl": self.registry_url,
                                "registryUsername": self.registry_username,
-                               "registryPassword": self.registry_password, "profile": self.profile})
+                               "registryPassword": self.registry_password,
+                               "registryTeamCredentials": self.registry_team_credentials, "profile": self.profile})

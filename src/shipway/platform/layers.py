@@ -17,7 +17,7 @@ from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import Blueprint, ExternalRegistry
 
 SYSTEM_NAMESPACE = "shipway-system"
-# The key under which the Registry's pull credentials reach the Tenancy layer.
+# The key (then /<team>) under which each team's registry pull credentials reach the Tenancy layer.
 REGISTRY_DOCKER_CONFIG = "registryDockerConfig"
 
 
@@ -98,31 +98,72 @@ class GpuStack(_Layer):
 
 
 class Registry(pulumi.ComponentResource):
-    """zot in the cluster (password given as a secret, or generated), or an external registry; team credentials."""
+    """zot in the cluster with an admin and per-team pull and push identities, or an external registry.
+
+    Every password is a Pulumi secret: the admin's is shipway:registryPassword when given, the rest
+    are generated. Each identity's bcrypt salt is its own random resource, kept in the stack's state.
+    """
 
     url: pulumi.Output[str]
     password: pulumi.Output[str]
-    docker_config: pulumi.Output[str]
+    team_docker_configs: dict[str, pulumi.Output[str]]
+    team_credentials: pulumi.Output[dict]
     resources: list[pulumi.Resource]
 
     def __init__(self, name: str, args: LayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shipway:registry:Registry", name, None, opts)
         blueprint = args.blueprint
         given = args.secrets.get("registryPassword")
-        if given is None:
-            generated = random.RandomPassword(f"{name}-password", length=32, special=False,
-                                              opts=pulumi.ResourceOptions(parent=self))
-        password = pulumi.Output.secret(given if given is not None else generated.result)
-        context = f"{pulumi.get_project()}/{pulumi.get_stack()}/{blueprint.metadata.name}"
-        htpasswd = pulumi.Output.secret(password.apply(
-            lambda secret: registry.htpasswd_line(registry.ZOT_USERNAME, secret, context)))
-        server, user = registry.server(blueprint), registry.username(blueprint)
-        self.docker_config = pulumi.Output.secret(password.apply(
-            lambda secret: registry.docker_config_json(server, user, secret)))
+        child = pulumi.ResourceOptions(parent=self)
+        server = registry.server(blueprint)
+        teams = [team.name for team in blueprint.teams]
+        if isinstance(blueprint.registry, ExternalRegistry):
+            # The external registry's own access control is its owner's; every team gets the given user.
+            password = pulumi.Output.secret(given if given is not None else "")
+            config = pulumi.Output.secret(password.apply(
+                lambda secret: registry.docker_config_json(server, registry.username(blueprint, ""), secret)))
+            self.team_docker_configs = {team: config for team in teams}
+            self.team_credentials = pulumi.Output.secret({})
+            htpasswd: pulumi.Output[str] | None = None
+        else:
+            passwords: dict[str, pulumi.Output[str]] = {}
+            lines = []
+            for identity in registry.identities(blueprint):
+                if identity.access == "admin" and given is not None:
+                    secret = pulumi.Output.secret(given)
+                else:
+                    # The admin keeps the resource name the single registry user had, so its password survives.
+                    suffix = "password" if identity.access == "admin" else f"{identity.username}-password"
+                    secret = pulumi.Output.secret(
+                        random.RandomPassword(f"{name}-{suffix}", length=32, special=False, opts=child).result)
+                salt = random.RandomBytes(f"{name}-{identity.username}-salt", length=registry.SALT_BYTES,
+                                          opts=child)
+                passwords[identity.username] = secret
+                lines.append(pulumi.Output.all(secret, salt.base64).apply(
+                    lambda values, user=identity.username: registry.htpasswd_line(user, values[0], values[1])))
+            password = passwords[registry.ADMIN_USERNAME]
+            htpasswd = pulumi.Output.secret(pulumi.Output.all(*lines).apply("".join))
+            self.team_docker_configs = {
+                team: pulumi.Output.secret(passwords[registry.pull_identity(team).username].apply(
+                    lambda secret, user=registry.pull_identity(team).username:
+                    registry.docker_config_json(server, user, secret)))
+                for team in teams}
+            self.team_credentials = pulumi.Output.secret(pulumi.Output.all(**{
+                f"{team}/{kind}": passwords[identity.username]
+                for team in teams for kind, identity in (("pull", registry.pull_identity(team)),
+                                                         ("push", registry.push_identity(team)))
+            }).apply(lambda found: _credentials_by_team(teams, found)))
         self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd), upstream(opts))
         self.url = pulumi.Output.from_input(registry.url(blueprint))
         self.password = password
-        self.register_outputs({"url": self.url, "password": self.password})
+        self.register_outputs({"url": self.url, "password": self.password, "teamCredentials": self.team_credentials})
+
+
+def _credentials_by_team(teams: list[str], passwords: dict[str, str]) -> dict[str, dict[str, dict[str, str]]]:
+    """{team: {pull|push: {username, password}}}, for the stack output each team's CI is given from."""
+    makers = {"pull": registry.pull_identity, "push": registry.push_identity}
+    return {team: {kind: {"username": make(team).username, "password": passwords[f"{team}/{kind}"]}
+                   for kind, make in makers.items()} for team in teams}
 
 
 class GitOps(_Layer):
@@ -162,5 +203,7 @@ class Tenancy(_Layer):
     TYPE = "shipway:tenancy:Tenancy"
 
     def render(self, name: str, args: LayerArgs) -> LayerRender:
-        return tenancy.render(args.blueprint, args.secrets.get(REGISTRY_DOCKER_CONFIG))
+        configs = {team.name: args.secrets[f"{REGISTRY_DOCKER_CONFIG}/{team.name}"] for team in args.blueprint.teams
+                   if f"{REGISTRY_DOCKER_CONFIG}/{team.name}" in args.secrets}
+        return tenancy.render(args.blueprint, configs or None)
 

@@ -53,5 +53,7 @@ def stack_program() -> Platform:
     pulumi.export("registryUrl", platform.registry_url)
     pulumi.export("registryUsername", platform.registry_username)
     pulumi.export("registryPassword", platform.registry_password)
+    # Per team: the pull identity (read) and the push identity for that team's CI (<team>/** only).
+    pulumi.export("registryTeamCredentials", platform.registry_team_credentials)
     pulumi.export("kubeconfig", platform.kubeconfig)
     return platform

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from shipway import catalog
@@ -20,10 +19,28 @@ RELEASE = "zot"
 # The dockerconfigjson Secret in every team namespace, for zot and external registries alike: model pods
 # pull artifacts (and images) with it. The platform profile names it, so delivery never guesses.
 PULL_SECRET = "shipway-registry"
-# The user the in-cluster zot's htpasswd holds.
-ZOT_USERNAME = "shipway"
+# The in-cluster zot's identities: one admin for the platform, and per team a read-only pull identity
+# (the team's namespaces and init containers) and a push identity (the team's CI), each on <team>/**.
+ADMIN_USERNAME = "shipway-admin"
 # On kind, nodes reach zot through this NodePort (the containerd mirror in the kind config).
 KIND_NODE_PORT = 30500
+READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
+# What each kind of identity may do in zot (zot's "update" is moving a tag; "delete" is left to the admin).
+ACTIONS = {"admin": [READ, CREATE, UPDATE, DELETE], "push": [READ, CREATE, UPDATE], "pull": [READ]}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One registry user: who uses it, and on which repositories it may do what."""
+
+    username: str
+    access: str
+    team: str | None = None
+
+    @property
+    def repositories(self) -> str:
+        """The zot repository glob this identity is scoped to."""
+        return "**" if self.team is None else f"{self.team}/**"
 
 
 def url(blueprint: Blueprint) -> str:
@@ -33,21 +50,42 @@ def url(blueprint: Blueprint) -> str:
     return f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{SERVICE_PORT}"
 
 
+def pull_identity(team: str) -> Identity:
+    """The read-only identity of a team's namespaces and init containers."""
+    return Identity(f"{team}-pull", "pull", team)
+
+
+def push_identity(team: str) -> Identity:
+    """The identity a team's CI pushes with, on that team's repositories only."""
+    return Identity(f"{team}-push", "push", team)
+
+
+def identities(blueprint: Blueprint) -> list[Identity]:
+    """Every zot user: the admin first, then each team's pull and push identities."""
+    found = [Identity(ADMIN_USERNAME, "admin")]
+    for team in blueprint.teams:
+        found += [pull_identity(team.name), push_identity(team.name)]
+    return found
+
+
 _STANDARD_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BCRYPT_BASE64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 BCRYPT_COST = 10
+SALT_BYTES = 16
 
 
-def htpasswd_line(user: str, password: str, context: str) -> str:
-    """An htpasswd line with a bcrypt hash whose salt is derived from the password and a context.
+def htpasswd_line(user: str, password: str, salt_base64: str) -> str:
+    """An htpasswd line: bcrypt of the password with a random salt kept in the stack's state.
 
-    A random salt would change the hash on every `pulumi up` and roll zot each time; a salt keyed
-    by the context (project, stack, platform) keeps it stable while identical passwords on two
-    platforms still hash differently.
+    The salt comes from a random resource created once (random.RandomBytes), never from the
+    password, so a guess costs a full bcrypt; it stays the same on every `pulumi up`, so an
+    unchanged password gives an unchanged line and zot does not roll.
     """
     import bcrypt
 
-    raw = hmac.new(context.encode(), password.encode(), hashlib.sha256).digest()[:16]
+    raw = base64.b64decode(salt_base64)
+    if len(raw) != SALT_BYTES:
+        raise ValueError(f"a bcrypt salt is {SALT_BYTES} random bytes, got {len(raw)}")
     salt = base64.b64encode(raw).decode()[:22].translate(str.maketrans(_STANDARD_BASE64, _BCRYPT_BASE64))
     digest = bcrypt.hashpw(password.encode()[:72], f"$2b${BCRYPT_COST:02d}${salt}".encode()).decode()
     return f"{user}:{digest}\n"
@@ -58,14 +96,28 @@ def server(blueprint: Blueprint) -> str:
     return url(blueprint).split("/")[0]
 
 
-def username(blueprint: Blueprint) -> str:
-    """The user model pulls authenticate as."""
+def username(blueprint: Blueprint, team: str) -> str:
+    """The user a team's model pulls authenticate as: its pull identity, or the external registry's user."""
     reg = blueprint.registry
-    return reg.username if isinstance(reg, ExternalRegistry) else ZOT_USERNAME
+    return reg.username if isinstance(reg, ExternalRegistry) else pull_identity(team).username
 
 
-def zot_config(registry: ZotRegistry, anonymous_read: bool) -> Obj:
-    """zot's config.json: dedupe, garbage collection, htpasswd auth, metrics."""
+def zot_config(registry: ZotRegistry, users: list[Identity], anonymous_read: bool) -> Obj:
+    """zot's config.json: dedupe, garbage collection, htpasswd auth, per-team access control, metrics.
+
+    zot grants by the longest matching repository glob, so `<team>/**` overrides `**` for a team's
+    models; nobody but the admin (adminPolicy) may do anything elsewhere, and no one anonymously
+    reads a team's models. On kind, `**` stays anonymously readable for the node's image mirror.
+    """
+    repositories: Obj = {"**": {"policies": [], "defaultPolicy": [],
+                                "anonymousPolicy": [READ] if anonymous_read else []}}
+    for user in users:
+        if user.team is None:
+            continue
+        entry = repositories.setdefault(user.repositories, {"policies": [], "defaultPolicy": [],
+                                                            "anonymousPolicy": []})
+        entry["policies"].append({"users": [user.username], "actions": ACTIONS[user.access]})
+    admins = [user.username for user in users if user.access == "admin"]
     return {
         "distSpecVersion": "1.1.1",
         "storage": {"rootDirectory": "/var/lib/registry", "dedupe": registry.dedupe, "gc": True,
@@ -74,8 +126,8 @@ def zot_config(registry: ZotRegistry, anonymous_read: bool) -> Obj:
             "address": "0.0.0.0",
             "port": str(SERVICE_PORT),
             "auth": {"htpasswd": {"path": "/secret/htpasswd"}},
-            "accessControl": {"repositories": {"**": {"anonymousPolicy": ["read"] if anonymous_read else [],
-                                                      "defaultPolicy": ["read", "create", "update"]}}},
+            "accessControl": {"repositories": repositories,
+                              "adminPolicy": {"users": admins, "actions": ACTIONS["admin"]}},
         },
         "log": {"level": "info"},
         "extensions": {"metrics": {"enable": True, "prometheus": {"path": "/metrics"}},
@@ -102,7 +154,8 @@ def zot_values(blueprint: Blueprint, htpasswd: Any) -> Obj:
         "service": ({"type": "NodePort", "port": SERVICE_PORT, "nodePort": KIND_NODE_PORT} if on_kind
                     else {"type": "ClusterIP", "port": SERVICE_PORT}),
         "mountConfig": True,
-        "configFiles": {"config.json": json.dumps(zot_config(registry, on_kind), indent=2, sort_keys=True)},
+        "configFiles": {"config.json": json.dumps(zot_config(registry, identities(blueprint), on_kind), indent=2,
+                                                  sort_keys=True)},
         "mountSecret": True,
         "secretFiles": {"htpasswd": htpasswd},
         "ingress": {

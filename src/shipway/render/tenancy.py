@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from shipway.render import observability, registry
@@ -169,11 +170,12 @@ def rbac(team: Team, ns: str) -> list[Obj]:
     return [role, binding]
 
 
-def render(blueprint: Blueprint, registry_config: Any | None = None) -> LayerRender:
+def render(blueprint: Blueprint, registry_configs: Mapping[str, Any] | None = None) -> LayerRender:
     """Every team namespace with its guard rails, and the cluster's priority classes.
 
-    With `registry_config` (a .dockerconfigjson, usually a Pulumi secret), each namespace also gets
-    the registry pull secret, created here so that it follows its namespace.
+    With `registry_configs` (per team a .dockerconfigjson, usually a Pulumi secret), each of a team's
+    namespaces also gets the registry pull secret, holding that team's read-only pull identity,
+    created here so that it follows its namespace.
     """
     layer = LayerRender(objects=priority_classes())
     registry_port = external_registry_port(blueprint)
@@ -185,6 +187,6 @@ def render(blueprint: Blueprint, registry_config: Any | None = None) -> LayerRen
             layer.objects.append(limit_range(ns))
             layer.objects += network_policies(ns, registry_port)
             layer.objects += rbac(team, ns)
-            if registry_config is not None:
-                layer.objects.append(registry.pull_secret(ns, registry_config))
+            if registry_configs is not None and team.name in registry_configs:
+                layer.objects.append(registry.pull_secret(ns, registry_configs[team.name]))
     return layer

@@ -1,4 +1,9 @@
-"""Registry: zot sized for models, authenticated by a generated secret, with dedupe."""
+"""Registry: zot sized for models, with dedupe, an admin and per-team pull and push identities.
+
+zot's accessControl keys (repositories by glob, longest match wins; policies of users and actions;
+defaultPolicy, anonymousPolicy; adminPolicy) are those of project-zot/zot examples/README.md,
+"Identity-based Authorization".
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,41 @@ def test_zot_is_sized_and_authenticated(eks_prod):
     config = json.loads(values["configFiles"]["config.json"])
     assert config["storage"]["dedupe"] is True
     assert config["http"]["auth"] == {"htpasswd": {"path": "/secret/htpasswd"}}
-    assert config["http"]["accessControl"]["repositories"]["**"]["anonymousPolicy"] == []
+    assert config["http"]["accessControl"]["repositories"]["**"] == {
+        "policies": [], "defaultPolicy": [], "anonymousPolicy": []}
     password = eks_prod.named("shipway-prod-registry-password")
     assert password.type == "random:index/randomPassword:RandomPassword" and password.inputs["length"] == 32
+
+
+def test_each_team_reads_and_pushes_only_its_own_repositories(eks_prod):
+    """Finding 4: one user with create/update on ** was every team's pull secret and every CI's push."""
+    config = json.loads(eks_prod.releases["zot"]["values"]["configFiles"]["config.json"])
+    control = config["http"]["accessControl"]
+    teams = [team.name for team in eks_prod.blueprint.teams]
+    assert len(teams) >= 2
+    assert control["adminPolicy"] == {"users": [registry.ADMIN_USERNAME],
+                                      "actions": ["read", "create", "update", "delete"]}
+    assert sorted(control["repositories"]) == sorted(["**", *(f"{team}/**" for team in teams)])
+    for team in teams:
+        entry = control["repositories"][f"{team}/**"]
+        assert entry["defaultPolicy"] == [] and entry["anonymousPolicy"] == []
+        assert entry["policies"] == [{"users": [f"{team}-pull"], "actions": ["read"]},
+                                     {"users": [f"{team}-push"], "actions": ["read", "create", "update"]}]
+    # No identity but the admin is named anywhere else, and nobody may write outside its team.
+    named = [(glob, user) for glob, entry in control["repositories"].items()
+             for policy in entry["policies"] for user in policy["users"]]
+    assert all(glob == f"{user.rsplit('-', 1)[0]}/**" for glob, user in named)
+
+
+def test_every_identity_has_its_own_generated_password_and_random_salt(eks_prod):
+    users = [identity.username for identity in registry.identities(eks_prod.blueprint)]
+    assert len(users) == 1 + 2 * len(eks_prod.blueprint.teams)
+    salts = [r for r in eks_prod.of_type("random:index/randomBytes:RandomBytes")]
+    assert sorted(r.name for r in salts) == sorted(f"shipway-prod-registry-{user}-salt" for user in users)
+    assert {r.inputs["length"] for r in salts} == {registry.SALT_BYTES}
+    passwords = {r.name for r in eks_prod.of_type("random:index/randomPassword:RandomPassword")}
+    assert passwords == {"shipway-prod-registry-password"} | {
+        f"shipway-prod-registry-{user}-password" for user in users if user != registry.ADMIN_USERNAME}
 
 
 def test_kind_reads_anonymously_through_the_node_port(kind_dev):
@@ -36,7 +73,7 @@ def test_external_registry_puts_a_pull_secret_in_every_team_namespace():
         "teams": [{"name": "a"}, {"name": "b", "environments": ["prod"]}]})
     layer = registry.render(blueprint, None)
     assert not layer.releases and not layer.objects
-    secrets = [o for o in tenancy.render(blueprint, "{}").objects if o["kind"] == "Secret"]
+    secrets = [o for o in tenancy.render(blueprint, {"a": "{}", "b": "{}"}).objects if o["kind"] == "Secret"]
     assert sorted(s["metadata"]["namespace"] for s in secrets) == ["a-prod", "a-staging", "b-prod"]
     assert {s["type"] for s in secrets} == {"kubernetes.io/dockerconfigjson"}
 
@@ -58,16 +95,16 @@ def test_zot_puts_its_pull_secret_in_every_team_namespace(eks_prod):
     assert namespace.urn in resource.dependencies
 
 
-def test_the_pull_secret_authenticates_as_the_htpasswd_user():
-    config = json.loads(registry.docker_config_json("zot.shipway-registry.svc.cluster.local:5000",
-                                                    registry.ZOT_USERNAME, "pw"))
+def test_each_team_namespace_gets_its_own_team_pull_identity():
+    config = json.loads(registry.docker_config_json("zot.shipway-registry.svc.cluster.local:5000", "a-pull", "pw"))
     [(server, entry)] = config["auths"].items()
-    assert server == "zot.shipway-registry.svc.cluster.local:5000" and entry["username"] == "shipway"
+    assert server == "zot.shipway-registry.svc.cluster.local:5000" and entry["username"] == "a-pull"
     from shipway.spec.blueprint import Blueprint
 
     blueprint = Blueprint.model_validate({"metadata": {"name": "z"}, "cluster": {"kind": "kind"},
-                                          "gitops": {"enabled": False}, "teams": [{"name": "a"}]})
-    assert (registry.server(blueprint), registry.username(blueprint)) == (server, "shipway")
-    secrets = [o for o in tenancy.render(blueprint, "CONFIG").objects if o["kind"] == "Secret"]
-    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["a-prod", "a-staging"]
-    assert all(s["stringData"] == {".dockerconfigjson": "CONFIG"} for s in secrets)
+                                          "gitops": {"enabled": False}, "teams": [{"name": "a"}, {"name": "b"}]})
+    assert (registry.server(blueprint), registry.username(blueprint, "a")) == (server, "a-pull")
+    secrets = [o for o in tenancy.render(blueprint, {"a": "CONFIG-A", "b": "CONFIG-B"}).objects
+               if o["kind"] == "Secret"]
+    assert {s["metadata"]["namespace"]: s["stringData"][".dockerconfigjson"] for s in secrets} == {
+        "a-prod": "CONFIG-A", "a-staging": "CONFIG-A", "b-prod": "CONFIG-B", "b-staging": "CONFIG-B"}

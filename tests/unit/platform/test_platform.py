@@ -104,18 +104,28 @@ def test_secrets_never_appear_in_plain(kind_dev: SynthResult) -> None:
     assert "synth-placeholder" not in text
 
 
-def test_zot_htpasswd_is_a_stable_bcrypt_hash_of_the_password() -> None:
+def test_zot_htpasswd_is_bcrypt_with_a_random_salt_not_derived_from_the_password() -> None:
+    """Finding 5: a salt keyed by the password let guesses run at HMAC speed; now it is random bytes."""
+    import base64
+    import os
+
     import bcrypt
 
-    from shipway.render.registry import htpasswd_line
+    from shipway.render.registry import BCRYPT_COST, htpasswd_line
 
-    line = htpasswd_line("shipway", "s3cret-password", "shipway/dev/shipway-dev")
+    salt = base64.b64encode(os.urandom(16)).decode()
+    line = htpasswd_line("team-a-pull", "s3cret-password", salt)
     user, digest = line.rstrip("\n").split(":", 1)
-    assert user == "shipway" and bcrypt.checkpw(b"s3cret-password", digest.encode())
+    assert user == "team-a-pull" and bcrypt.checkpw(b"s3cret-password", digest.encode())
     assert not bcrypt.checkpw(b"other", digest.encode())
-    # The same password and context give the same line, so `pulumi up` does not roll zot each time.
-    assert htpasswd_line("shipway", "s3cret-password", "shipway/dev/shipway-dev") == line
-    assert htpasswd_line("shipway", "s3cret-password", "shipway/prod/shipway-dev") != line
+    assert digest.startswith(f"$2b${BCRYPT_COST:02d}$")
+    # The same password and stored salt give the same line, so `pulumi up` does not roll zot each time...
+    assert htpasswd_line("team-a-pull", "s3cret-password", salt) == line
+    # ...and another salt (another stack, another identity) gives another hash of the same password.
+    other = htpasswd_line("team-a-pull", "s3cret-password", base64.b64encode(os.urandom(16)).decode())
+    assert other != line
+    # The salt is the random resource's bytes, whatever the password: two passwords, one salt.
+    assert htpasswd_line("u", "one", salt).split("$")[3][:22] == htpasswd_line("u", "two", salt).split("$")[3][:22]
 
 
 def test_secret_keys_follow_the_blueprint() -> None:
@@ -128,15 +138,17 @@ def test_secret_keys_follow_the_blueprint() -> None:
         "kubeconfig", "registryPassword", "gitopsRepoToken", "pagerdutyRoutingKey", "slackWebhookUrl"]
 
 
-def test_a_given_registry_password_replaces_the_generated_one(monkeypatch: pytest.MonkeyPatch,
-                                                                kind_dev: SynthResult) -> None:
+def test_a_given_registry_password_replaces_the_generated_admin_one(monkeypatch: pytest.MonkeyPatch,
+                                                                      kind_dev: SynthResult) -> None:
     import shipway.platform.synth as synth_module
 
-    assert len(_by_type(kind_dev, "random:index/randomPassword:RandomPassword")) == 1
+    generated = {r.name for r in _by_type(kind_dev, "random:index/randomPassword:RandomPassword")}
+    assert "shipway-dev-registry-password" in generated
     # As if `pulumi config set --secret shipway:registryPassword ...` had been run.
     monkeypatch.setattr(synth_module, "_UNSET_SECRETS", frozenset({"kubeconfig"}))
     given = run_program(ROOT / "blueprints" / "kind-dev.yaml")
-    assert not _by_type(given, "random:index/randomPassword:RandomPassword")
+    remaining = {r.name for r in _by_type(given, "random:index/randomPassword:RandomPassword")}
+    assert remaining == generated - {"shipway-dev-registry-password"}
     [zot] = [r for r in _by_type(given, "kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "zot"]
     assert zot.inputs["values"]["secretFiles"]["htpasswd"] == "<secret>"
 
