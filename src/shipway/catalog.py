@@ -39,17 +39,26 @@ ZOT = Chart("zot", "https://zotregistry.dev/helm-charts", "0.1.122")
 KSERVE_CRD = Chart("kserve-crd", "oci://ghcr.io/kserve/charts", "v0.17.1")
 KSERVE = Chart("kserve", "oci://ghcr.io/kserve/charts", "v0.17.1")
 CERT_MANAGER = Chart("cert-manager", "https://charts.jetstack.io", "v1.19.4")
+KARPENTER_CRD = Chart("karpenter-crd", "oci://public.ecr.aws/karpenter", "1.14.1")
+KARPENTER = Chart("karpenter", "oci://public.ecr.aws/karpenter", "1.14.1")
+CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0")
+METRICS_SERVER = Chart("metrics-server", "https://kubernetes-sigs.github.io/metrics-server", "3.13.1")
 
 CHARTS: dict[str, Chart] = {
     chart.name: chart
     for chart in (
         ARGO_CD, ARGO_ROLLOUTS, KUBE_PROMETHEUS_STACK, GPU_OPERATOR, NVIDIA_DEVICE_PLUGIN, DCGM_EXPORTER,
-        FAKE_GPU_OPERATOR, ZOT, KSERVE_CRD, KSERVE, CERT_MANAGER,
+        FAKE_GPU_OPERATOR, ZOT, KSERVE_CRD, KSERVE, CERT_MANAGER, KARPENTER_CRD, KARPENTER, CLUSTER_AUTOSCALER,
+        METRICS_SERVER,
     )
 }
 
-# The Kubernetes minor version the platform targets: charts render and objects validate for it.
-KUBERNETES_VERSION = "1.31"
+# The one Kubernetes minor every target runs and every object is validated against: in upstream support
+# until 2027-02-28 and in EKS standard support until 2027-03-27; GKE offers it on its release channels.
+# Bumping it moves the kind node image, the EKS cluster, GKE's minimum master version and validation together.
+KUBERNETES_VERSION = "1.35"
+# kind v0.33.0's image for that minor, by digest as kind's release notes require.
+KIND_NODE_IMAGE = "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
 
 # The Shipway image: the sidecar, the artifact-pull init container and the platform's Shipway services
 # run from it. The release workflow builds and signs the image first, then writes its digest into

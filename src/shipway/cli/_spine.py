@@ -40,20 +40,26 @@ def validate(
     blueprint: Path = typer.Argument(..., help="Blueprint YAML file."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ) -> None:
-    """Load a blueprint, check its cross-field rules, then dry-run synth. Exit 0 if valid, 1 if not."""
+    """Load a blueprint, check its cross-field rules, then dry-run synth. Exit 0 if valid, 1 if not.
+
+    Choices that are legal but likely wrong are reported as warnings and do not fail validation.
+    """
     from shipway.errors import ShipwayError, SpecError
 
     problems: list[dict[str, object]] = []
+    warnings: list[dict[str, object]] = []
     counts: dict[str, int] = {}
     stage = "synth"
     try:
         from shipway.platform.synth import run_program
+        from shipway.spec import blueprint_warnings
 
-        counts = run_program(blueprint).counts_by_layer()
+        result = run_program(blueprint)
+        counts = result.counts_by_layer()
+        warnings = [_problem_dict(p) for p in blueprint_warnings(blueprint, result.blueprint)]
     except SpecError as error:
         stage = "load"
-        problems = [{"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message,
-                     "hint": p.hint} for p in error.problems]
+        problems = [_problem_dict(p) for p in error.problems]
     except ShipwayError as error:
         # A failure of the Pulumi program has no position in the blueprint.
         problems = [{"file": str(blueprint), "line": None, "column": None, "path": "", "message": str(error),
@@ -61,22 +67,35 @@ def validate(
     valid = not problems
     if output_format is OutputFormat.json:
         typer.echo(json.dumps({"blueprint": str(blueprint), "valid": valid, "failedAt": None if valid else stage,
-                               "problems": problems, "resourcesByLayer": counts}, indent=2))
-    elif valid:
-        total = sum(counts.values())
-        console.print(f"[green]valid[/]: {blueprint} ({total} resources over {len(counts)} layers)")
+                               "problems": problems, "warnings": warnings, "resourcesByLayer": counts}, indent=2))
     else:
-        from rich.markup import escape
-
-        for problem in problems:
-            where = (f"{problem['file']}:{problem['line']}:{problem['column']}" if problem["line"] is not None
-                     else str(problem["file"]))
-            path = f" {problem['path']}:" if problem["path"] else ""
-            err_console.print(f"[bold]{escape(where)}[/]:{escape(path)} [red]{escape(str(problem['message']))}[/]")
-            if problem["hint"]:
-                err_console.print(f"    hint: {escape(str(problem['hint']))}")
-        err_console.print(f"[red]invalid[/]: {len(problems)} problem(s)")
+        _print_problems(warnings, "yellow", "warning")
+        if valid:
+            total = sum(counts.values())
+            console.print(f"[green]valid[/]: {blueprint} ({total} resources over {len(counts)} layers"
+                          + (f", {len(warnings)} warning(s))" if warnings else ")"))
+        else:
+            _print_problems(problems, "red", "")
+            err_console.print(f"[red]invalid[/]: {len(problems)} problem(s)")
     raise typer.Exit(0 if valid else 1)
+
+
+def _problem_dict(problem: object) -> dict[str, object]:
+    return {key: getattr(problem, key) for key in ("file", "line", "column", "path", "message", "hint")}
+
+
+def _print_problems(problems: list[dict[str, object]], colour: str, label: str) -> None:
+    from rich.markup import escape
+
+    for problem in problems:
+        where = (f"{problem['file']}:{problem['line']}:{problem['column']}" if problem["line"] is not None
+                 else str(problem["file"]))
+        path = f" {problem['path']}:" if problem["path"] else ""
+        prefix = f" {label}:" if label else ""
+        err_console.print(f"[bold]{escape(where)}[/]:{escape(path)}[{colour}]{prefix} "
+                          f"{escape(str(problem['message']))}[/]")
+        if problem["hint"]:
+            err_console.print(f"    hint: {escape(str(problem['hint']))}")
 
 
 def synth(

@@ -1,10 +1,12 @@
-"""GKE: a cluster with workload identity and a release channel, and node pools (imported only for GKE)."""
+"""GKE: Cloud NAT for private nodes, a cluster with workload identity, Google Groups for RBAC and a release
+channel, and node pools (imported only for GKE)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
 
+from shipway import catalog
 from shipway.render import cluster as render_cluster
 from shipway.spec.blueprint import Blueprint, GkeCluster
 
@@ -36,6 +38,12 @@ def gke_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
     spec = blueprint.cluster
     assert isinstance(spec, GkeCluster)
     child = pulumi.ResourceOptions(parent=parent)
+    # Private nodes have no external addresses: Cloud NAT is their way to registries and Git hosts.
+    router = gcp.compute.Router(f"{name}-router", name=f"{blueprint.metadata.name}-nat", project=spec.project,
+                                region=spec.region, network=spec.network, opts=child)
+    nat = gcp.compute.RouterNat(f"{name}-nat", name=f"{blueprint.metadata.name}-nat", project=spec.project,
+                                region=spec.region, router=router.name,
+                                **render_cluster.gke_nat_settings(), opts=child)
     cluster = gcp.container.Cluster(
         f"{name}-gke",
         name=blueprint.metadata.name,
@@ -47,6 +55,7 @@ def gke_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
         initial_node_count=1,
         deletion_protection=True,
         release_channel={"channel": spec.release_channel},
+        min_master_version=catalog.KUBERNETES_VERSION,
         workload_identity_config={"workload_pool": f"{spec.project}.svc.id.goog"},
         ip_allocation_policy={},
         private_cluster_config={"enable_private_nodes": True, "enable_private_endpoint": False,
@@ -54,7 +63,9 @@ def gke_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
         network_policy={"enabled": False},
         datapath_provider="ADVANCED_DATAPATH",
         resource_labels={"shipway-platform": blueprint.metadata.name},
-        opts=child,
+        **({"authenticator_groups_config": {"security_group": spec.access.security_group}}
+           if spec.access.security_group else {}),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[nat]),
     )
     for pool in blueprint.node_pools:
         settings = render_cluster.gke_node_pool(blueprint, pool)

@@ -28,6 +28,7 @@ _TYPED = {
     ("scheduling.k8s.io/v1", "PriorityClass"): k8s.scheduling.v1.PriorityClass,
     ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("v1", "NodePatch"): k8s.core.v1.NodePatch,
+    ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
 }
 
 
@@ -58,6 +59,7 @@ def create_release(name: str, release: Release, opts: pulumi.ResourceOptions) ->
             namespace=release.namespace,
             create_namespace=False,
             values=release.values,
+            skip_crds=release.skip_crds or None,
             atomic=True,
             cleanup_on_fail=True,
             timeout=900,

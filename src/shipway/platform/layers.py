@@ -11,7 +11,7 @@ import pulumi_random as random
 
 from shipway.platform.kube import apply_layer, upstream
 from shipway.render import cluster as render_cluster
-from shipway.render import gitops, gpu, observability, registry, serving, tenancy
+from shipway.render import gitops, gpu, nodepools, observability, registry, serving, tenancy
 from shipway.render.common import Obj, config_map, platform_namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import Blueprint, ExternalRegistry
@@ -46,13 +46,16 @@ class _Layer(pulumi.ComponentResource):
 
 
 class NodePools(_Layer):
-    """GPU node pools. Cloud pools are built with the cluster; on kind this patches each pool's worker."""
+    """Node pools and autoscaling: Karpenter or the Cluster Autoscaler on EKS, metrics-server, default storage.
+
+    Cloud node groups are built with the cluster; on kind this patches each pool's worker.
+    """
 
     TYPE = "shipway:nodepools:NodePools"
 
     def render(self, name: str, args: LayerArgs) -> LayerRender:
         blueprint = args.blueprint
-        layer = LayerRender()
+        layer = nodepools.render(blueprint)
         if blueprint.cluster.kind != "kind":
             layer.objects.append(node_pool_inventory(blueprint))
             layer.namespaces.append(platform_namespace(SYSTEM_NAMESPACE))

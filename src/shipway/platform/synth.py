@@ -43,6 +43,9 @@ _COMPUTED = {
     "eks:index:Cluster": ("kubeconfig", "kubeconfigJson", "eksCluster", "core", "clusterSecurityGroupId"),
     "gcp:container/cluster:Cluster": ("endpoint", "selfLink"),
     "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
+    "aws:iam/role:Role": ("arn", "uniqueId"),
+    "aws:sqs/queue:Queue": ("arn", "url"),
+    "aws:cloudwatch/eventRule:EventRule": ("arn",),
 }
 
 

@@ -6,6 +6,7 @@ import math
 
 import yaml
 
+from shipway import catalog
 from shipway.render import gpu, registry
 from shipway.render.common import Obj
 from shipway.spec.blueprint import Blueprint, EksCluster, GkeCluster, KindCluster, NodePool, Taint, TimeSlicing
@@ -70,7 +71,7 @@ def kind_config(blueprint: Blueprint) -> Obj:
         raise ValueError(f"kind-config needs a kind cluster, the blueprint has {cluster.kind}")
     control_plane: Obj = {
         "role": "control-plane",
-        "image": cluster.node_image,
+        "image": catalog.KIND_NODE_IMAGE,
         "kubeadmConfigPatches": [yaml.safe_dump({"kind": "InitConfiguration", "nodeRegistration": {
             "kubeletExtraArgs": {"node-labels": f"{INGRESS_READY_LABEL}=true"}}}, sort_keys=True)],
         "extraPortMappings": [
@@ -78,13 +79,13 @@ def kind_config(blueprint: Blueprint) -> Obj:
             {"containerPort": 443, "hostPort": cluster.https_port, "listenAddress": "127.0.0.1", "protocol": "TCP"},
         ],
     }
-    workers = [{"role": "worker", "image": cluster.node_image,
+    workers = [{"role": "worker", "image": catalog.KIND_NODE_IMAGE,
                 "labels": dict(sorted(pool_labels(blueprint, pool).items())),
                 "kubeadmConfigPatches": [_kubelet_patch(pool_labels(blueprint, pool), pool.effective_taints)]}
                for pool in blueprint.node_pools]
     if not any(pool.effective_role != "gpu" and not pool.effective_taints for pool in blueprint.node_pools):
         # Platform components need an untainted node; kind's control plane takes none, so add one.
-        workers.insert(0, {"role": "worker", "image": cluster.node_image,
+        workers.insert(0, {"role": "worker", "image": catalog.KIND_NODE_IMAGE,
                            "labels": {"shipway.dev/pool": "system"},
                            "kubeadmConfigPatches": [_kubelet_patch({"shipway.dev/pool": "system"}, [])]})
     # Nodes pull images pushed to localhost:5001 from the in-cluster zot through its NodePort.
@@ -161,4 +162,13 @@ def gke_node_pool(blueprint: Blueprint, pool: NodePool) -> Obj:
         "initial_node_count": math.ceil(pool.effective_desired_size / len(zones)),
         "node_config": config,
         "management": {"auto_repair": True, "auto_upgrade": True},
+    }
+
+
+def gke_nat_settings() -> Obj:
+    """Cloud NAT for every subnet range of the region, with addresses Google allocates; errors are logged."""
+    return {
+        "nat_ip_allocate_option": "AUTO_ONLY",
+        "source_subnetwork_ip_ranges_to_nat": "ALL_SUBNETWORKS_ALL_IP_RANGES",
+        "log_config": {"enable": True, "filter": "ERRORS_ONLY"},
     }

@@ -71,7 +71,7 @@ def operator_values(blueprint: Blueprint) -> Obj:
     values: Obj = {
         "operator": {"defaultRuntime": "containerd"},
         "driver": {"enabled": stack.install_driver},
-        "toolkit": {"enabled": stack.install_toolkit},
+        "toolkit": {"enabled": blueprint.installs_toolkit},
         "daemonsets": {"tolerations": tolerations(blueprint)},
         "dcgmExporter": {
             "enabled": stack.dcgm_exporter,
@@ -123,6 +123,11 @@ def dcgm_exporter_values(blueprint: Blueprint) -> Obj:
         values["extraVolumeMounts"] = [{"name": "nvidia-install-dir-host", "mountPath": "/usr/local/nvidia",
                                         "readOnly": True}]
         values["extraEnv"] = [{"name": "LD_LIBRARY_PATH", "value": "/usr/local/nvidia/lib64"}]
+        # Without the NVIDIA runtime nothing hands the container GKE's /dev/nvidia* devices; only a
+        # privileged container sees them, and NVML fails to initialise without them. Helm merges these over
+        # the chart's allowPrivilegeEscalation: false, which Kubernetes refuses beside privileged: true.
+        values["securityContext"] = {"privileged": True, "allowPrivilegeEscalation": True, "runAsNonRoot": False,
+                                     "runAsUser": 0, "capabilities": {"add": ["SYS_ADMIN"]}}
     return values
 
 

@@ -16,6 +16,8 @@ class Release:
     chart: Chart
     namespace: str
     values: Obj
+    # Leave the chart's crds/ folder out, where a separate CRD chart owns those CRDs.
+    skip_crds: bool = False
 
 
 @dataclass

@@ -17,6 +17,9 @@ PROMETHEUS_URL = f"http://{PROMETHEUS_RELEASE}-prometheus.{NAMESPACE}.svc.cluste
 # The stack selects ServiceMonitors and PrometheusRules carrying its release label.
 SELECTOR_LABELS = {"release": PROMETHEUS_RELEASE}
 DASHBOARD_LABEL = "grafana_dashboard"
+# kube-prometheus-stack components a managed control plane does not expose (kube-proxy: EKS binds its metrics
+# to the node's loopback, GKE's Dataplane V2 runs none).
+MANAGED_CONTROL_PLANE = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
 
 
 def receivers_config(blueprint: Blueprint, secrets: dict[str, Any]) -> Obj:
@@ -61,6 +64,10 @@ def stack_values(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> Obj:
                                        "searchNamespace": "ALL"}},
         },
     }
+    if blueprint.is_cloud:
+        # EKS and GKE run these out of reach: scraping them fails, and their Down alerts would page for ever.
+        for component in MANAGED_CONTROL_PLANE:
+            values[component] = {"enabled": False}
     return deep_merge(values, obs.values)
 
 

@@ -6,16 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shipway.errors import Problem
 from shipway.spec.blueprint import Blueprint
-from shipway.spec.loader import load_spec
+from shipway.spec.loader import load_spec, locate
 from shipway.spec.model import ModelSpec
 
-__all__ = ["Blueprint", "ModelSpec", "load_blueprint", "blueprint_json_schema", "load_model_spec", "model_json_schema"]
+__all__ = ["Blueprint", "ModelSpec", "load_blueprint", "blueprint_warnings", "blueprint_json_schema",
+           "load_model_spec", "model_json_schema"]
 
 
 def load_blueprint(path: str | Path) -> Blueprint:
     """Load a blueprint YAML file; every problem is raised together as a SpecError."""
     return load_spec(path, Blueprint, "blueprint")
+
+
+def blueprint_warnings(path: str | Path, blueprint: Blueprint) -> list[Problem]:
+    """What is legal in a loaded blueprint but likely wrong, at file:line."""
+    from shipway.spec.advice import warnings
+
+    return locate(path, warnings(blueprint))
 
 
 def blueprint_json_schema() -> dict[str, Any]:

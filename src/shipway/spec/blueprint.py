@@ -23,6 +23,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 POOL_LABEL = "shipway.dev/pool"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
+# The longest EKS platform name: IAM role names (64 characters) carry it with a suffix ("-karpenter-node").
+EKS_NAME_MAX = 49
 
 Values = dict[str, Any]
 
@@ -59,7 +61,6 @@ class KindCluster(Spec):
     kind: Literal["kind"] = Field(description="Cluster variant.")
     name: DnsLabel | None = Field(None, description="kind cluster name; defaults to metadata.name.")
     context: str | None = Field(None, description="kubeconfig context; defaults to kind-<name>.")
-    node_image: str = Field("kindest/node:v1.31.4", description="kind node image, which fixes the Kubernetes version.")
     http_port: int = Field(8080, ge=1, le=65535, description="Host port mapped to the ingress HTTP port.")
     https_port: int = Field(8443, ge=1, le=65535, description="Host port mapped to the ingress HTTPS port.")
 
@@ -77,7 +78,16 @@ class EksNetwork(Spec):
     vpc_cidr: str = Field("10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$",
                           description="VPC CIDR block, /16 to /24 (split into /prefix+4 subnets).")
     availability_zones: int = Field(3, ge=2, le=6, description="How many availability zones to spread subnets over.")
-    public_endpoint: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet.")
+    public_endpoint: bool = Field(
+        True, description="Whether the Kubernetes API is reachable from outside the VPC (IAM still authenticates). "
+                          "`pulumi up` installs the platform through it, so keep it on unless the machine running "
+                          "`pulumi up` is inside the VPC or connected to it (say how in privateAccess).")
+    public_access_cidrs: list[Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$")]] | None = Field(
+        None, description="CIDR blocks that may reach the public endpoint, e.g. your CI runners' egress; "
+                          "EKS allows any address when absent. Only with publicEndpoint: true.")
+    private_access: str = Field(
+        "", description="With publicEndpoint: false, how `pulumi up` reaches the private endpoint "
+                        "(VPN, Direct Connect, a runner inside the VPC). Shipway warns when it is empty.")
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -93,13 +103,45 @@ class EksNetwork(Spec):
         return value
 
 
+IamArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
+
+
+class EksAccess(Spec):
+    """Who may use the EKS cluster: IAM principals mapped by EKS access entries."""
+
+    admins: list[IamArn] = Field(
+        default_factory=list,
+        description="IAM roles or users given cluster-admin (AmazonEKSClusterAdminPolicy). The identity that runs "
+                    "`pulumi up` is admin already, as the cluster's creator.")
+    teams: dict[DnsLabel, list[IamArn]] = Field(
+        default_factory=dict,
+        description="Per team, the IAM roles or users of its members; each is mapped to the team's `groups`, "
+                    "which the team's RoleBindings bind.")
+
+
 class EksCluster(Spec):
     """An Amazon EKS cluster built with pulumi-eks."""
 
     kind: Literal["eks"] = Field(description="Cluster variant.")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region, e.g. eu-west-1.")
-    kubernetes_version: str = Field("1.31", pattern=r"^1\.\d{2}$", description="EKS Kubernetes minor version.")
     network: EksNetwork = Field(default_factory=EksNetwork, description="VPC settings.")
+    access: EksAccess = Field(default_factory=EksAccess, description="Cluster admins and team principals.")
+    autoscaling: Literal["karpenter", "cluster-autoscaler"] = Field(
+        "karpenter",
+        description="karpenter: the system pool is a managed node group and every other pool a Karpenter NodePool "
+                    "(scale from zero, consolidation). cluster-autoscaler: every pool is a managed node group "
+                    "scaled by the Cluster Autoscaler.")
+
+
+class GkeAccess(Spec):
+    """Who may use the GKE cluster: Google Groups for RBAC."""
+
+    security_group: str | None = Field(
+        None, pattern=r"^gke-security-groups@[a-z0-9.-]+\.[a-z]+$",
+        description="The gke-security-groups@<your domain> group whose member groups GKE passes to RBAC. "
+                    "Teams' `groups` (Google group emails) must be members of it.")
+    admins: list[Annotated[str, Field(pattern=r"^[^@\s]+@[a-z0-9.-]+\.[a-z]+$")]] = Field(
+        default_factory=list, description="Google groups bound to cluster-admin (members of securityGroup).")
 
 
 class GkeCluster(Spec):
@@ -115,6 +157,7 @@ class GkeCluster(Spec):
         description="Zones of the region node pools run in (a pool may name a subset). GPU types are zonal, "
                     "and GKE sizes regional pools per zone, so Shipway needs to know them.",
     )
+    access: GkeAccess = Field(default_factory=GkeAccess, description="Google Groups for RBAC and cluster admins.")
 
 
 Cluster = Annotated[KindCluster | ExistingCluster | EksCluster | GkeCluster, Field(discriminator="kind")]
@@ -178,12 +221,15 @@ class NodePool(Spec):
     gpu: PoolGpu | None = Field(None, description="GPUs per node; absent for CPU pools.")
     min_size: int = Field(0, ge=0, le=1000, description="Autoscaling lower bound.")
     max_size: int = Field(1, ge=0, le=1000, description="Autoscaling upper bound.")
-    desired_size: int | None = Field(None, ge=0, le=1000, description="Initial size; defaults to max(min_size, 1).")
+    desired_size: int | None = Field(None, ge=0, le=1000, description="Initial size; defaults to minSize.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels.")
     taints: list[Taint] | None = Field(
         None, description="Node taints; GPU pools default to nvidia.com/gpu=present:NoSchedule. [] means none."
     )
     spot: bool = Field(False, description="Use spot / preemptible capacity.")
+    capacity_reservations: list[Annotated[str, Field(pattern=r"^cr-[0-9a-z]+$")]] = Field(
+        default_factory=list,
+        description="EKS with Karpenter: EC2 capacity reservation ids (cr-...) the pool launches into first.")
     zones: list[Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+\d-[a-z]$")]] | None = Field(
         None, description="GKE only: the zones this pool runs in, e.g. where its GPU type is offered; "
                           "defaults to the cluster's zones.")
@@ -201,8 +247,8 @@ class NodePool(Spec):
 
     @property
     def effective_desired_size(self) -> int:
-        """Initial size of the pool."""
-        return self.desired_size if self.desired_size is not None else max(self.min_size, 1)
+        """Initial size of the pool: minSize unless given, so an idle GPU pool costs nothing."""
+        return self.desired_size if self.desired_size is not None else self.min_size
 
     @property
     def effective_taints(self) -> list[Taint]:
@@ -287,7 +333,9 @@ class GpuStack(Spec):
     install_driver: bool = Field(
         False, description="Let the operator install the NVIDIA driver (off where the node image ships one)."
     )
-    install_toolkit: bool = Field(True, description="Let the operator install the container toolkit.")
+    install_toolkit: bool | None = Field(
+        None, description="Let the operator install the NVIDIA container toolkit; defaults off on EKS, whose "
+                          "AL2023 NVIDIA AMIs ship one, and on elsewhere.")
     sharing: Sharing = Field(default_factory=lambda: NoSharing(strategy="none"), description="GPU sharing.")
     dcgm_exporter: bool = Field(True, description="Export GPU metrics with DCGM for Prometheus.")
     simulate: bool | None = Field(
@@ -550,6 +598,29 @@ class Blueprint(Spec):
                                 Toleration(key=taint.key, operator="Exists", effect=taint.effect))
         return list(seen.values())
 
+    @property
+    def installs_toolkit(self) -> bool:
+        """Whether the GPU Operator installs the container toolkit (EKS's NVIDIA AMIs ship their own)."""
+        if self.gpu_stack.install_toolkit is not None:
+            return self.gpu_stack.install_toolkit
+        return self.cluster.kind != "eks"
+
+    @property
+    def uses_karpenter(self) -> bool:
+        """Whether Karpenter provisions the non-system pools (EKS with autoscaling: karpenter)."""
+        return isinstance(self.cluster, EksCluster) and self.cluster.autoscaling == "karpenter"
+
+    def karpenter_pools(self) -> list[NodePool]:
+        """The pools Karpenter provisions: on EKS with Karpenter, every pool but the system ones."""
+        if not self.uses_karpenter:
+            return []
+        return [pool for pool in self.node_pools if pool.effective_role != "system"]
+
+    def node_group_pools(self) -> list[NodePool]:
+        """The pools built as EKS managed node groups."""
+        karpenter = {pool.name for pool in self.karpenter_pools()}
+        return [pool for pool in self.node_pools if pool.name not in karpenter]
+
     def mig_pools(self) -> list[NodePool]:
         """The GPU pools MIG partitions."""
         sharing = self.gpu_stack.sharing
@@ -592,6 +663,7 @@ class Blueprint(Spec):
         problems += _unique_names(self.node_pools, "nodePools", "pool")
         problems += _unique_names(self.teams, "teams", "team")
         problems += self._cluster_rules()
+        problems += self._access_rules()
         problems += self._gpu_rules()
         problems += self._tenancy_rules()
         if self.gitops.enabled and not self.gitops.repo_url:
@@ -618,6 +690,59 @@ class Blueprint(Spec):
             problems.append(Located(
                 ("gpuStack", "simulate"), f"simulate is for kind and existing clusters, not {self.cluster.kind}",
                 "remove gpuStack.simulate"))
+        return problems
+
+    def _access_rules(self) -> list[Located]:
+        problems = []
+        cluster = self.cluster
+        teams = {team.name: team for team in self.teams}
+        if isinstance(cluster, EksCluster):
+            if len(self.metadata.name) > EKS_NAME_MAX:
+                # IAM role names stop at 64 characters; Karpenter's node role is named after the cluster.
+                problems.append(Located(
+                    ("metadata", "name"), f'"{self.metadata.name}" is {len(self.metadata.name)} characters; on EKS '
+                    f"the name prefixes IAM role names, which stop at 64", f"use at most {EKS_NAME_MAX} characters"))
+            network = cluster.network
+            if network.public_access_cidrs is not None and not network.public_endpoint:
+                problems.append(Located(
+                    ("cluster", "network", "publicAccessCidrs"),
+                    "publicAccessCidrs is set but publicEndpoint is false, which EKS and pulumi-eks refuse",
+                    "remove publicAccessCidrs, or set publicEndpoint: true"))
+            for name, principals in cluster.access.teams.items():
+                team = teams.get(name)
+                if team is None:
+                    problems.append(Located(("cluster", "access", "teams", name), f'no team named "{name}"',
+                                            f"use one of: {', '.join(teams) or '(no teams)'}"))
+                elif principals and not team.groups:
+                    problems.append(Located(
+                        ("cluster", "access", "teams", name),
+                        f'team "{name}" has principals but no groups, so nothing binds them to the team\'s role',
+                        f"add groups to team {name}, e.g. groups: [{name}-engineers]"))
+        for index, pool in enumerate(self.node_pools):
+            if pool.capacity_reservations and not self.uses_karpenter:
+                problems.append(Located(
+                    ("nodePools", index, "capacityReservations"),
+                    "capacityReservations are for EKS pools that Karpenter provisions",
+                    "remove capacityReservations, or use an EKS cluster with autoscaling: karpenter"))
+        if isinstance(cluster, GkeCluster):
+            for index, team in enumerate(self.teams):
+                for group_index, group in enumerate(team.groups):
+                    if "@" not in group:
+                        problems.append(Located(
+                            ("teams", index, "groups", group_index),
+                            f'"{group}" is not a Google group email, which GKE\'s Google Groups for RBAC matches',
+                            f"write the group's email, e.g. {group}@example.com"))
+                if team.groups and cluster.access.security_group is None:
+                    problems.append(Located(
+                        ("cluster", "access", "securityGroup"),
+                        f'team "{team.name}" binds groups, but GKE passes none to RBAC without Google Groups '
+                        "for RBAC", "set cluster.access.securityGroup: gke-security-groups@<your domain>"))
+                    break
+            if cluster.access.admins and cluster.access.security_group is None:
+                problems.append(Located(("cluster", "access", "securityGroup"),
+                                        "access.admins are Google groups, which GKE passes to RBAC only with "
+                                        "Google Groups for RBAC",
+                                        "set cluster.access.securityGroup: gke-security-groups@<your domain>"))
         return problems
 
     def _zone_rules(self) -> list[Located]:

@@ -101,6 +101,14 @@ def load_spec(path: str | Path, model: type[ModelT], what: str) -> ModelT:
         raise SpecError([Problem(file, 1, 1, "", "the document nests too deeply", "flatten it")]) from None
 
 
+def locate(path: str | Path, items: list[Located]) -> list[Problem]:
+    """Findings about a loaded spec (warnings), placed at their file:line like loading errors."""
+    data = read_yaml(Path(path))
+    found = [Problem(str(path), *_position(data, item.loc), format_loc(item.loc), item.message, item.hint)
+             for item in items]
+    return sorted(found, key=lambda p: (p.line, p.column, p.path))
+
+
 def format_loc(loc: Loc) -> str:
     """A location as a dotted path with indexes: nodePools[1].gpu.count."""
     text = ""

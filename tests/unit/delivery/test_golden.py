@@ -1,4 +1,4 @@
-"""Golden rendered objects for four models; every object valid for Kubernetes 1.31 or its CRD schema."""
+"""Golden rendered objects for four models; every object valid for the catalog's Kubernetes version or its CRD schema."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import kubernetes_validate
 import pytest
 
 from delivery_cases import CASES, ROOT, model, profile_of
+from shipway import catalog
 from shipway.delivery.promote import rendered_files
 from shipway.delivery.render import render
 
 GOLDEN = ROOT / "tests" / "golden" / "models"
 UPDATE = os.environ.get("SHIPWAY_UPDATE_GOLDEN") == "1"
-KUBERNETES_VERSION = "1.31.0"
+KUBERNETES_VERSION = f"{catalog.KUBERNETES_VERSION}.0"  # the one version every target runs
 
 
 def _rendered(case: str) -> list[dict]:

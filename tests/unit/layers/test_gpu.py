@@ -103,3 +103,23 @@ def test_gke_with_the_operator_uses_gke_paths_cdi_and_a_critical_pod_quota():
     [quota] = [obj for obj in layer.objects if obj["kind"] == "ResourceQuota"]
     scope = quota["spec"]["scopeSelector"]["matchExpressions"][0]
     assert scope["scopeName"] == "PriorityClass" and "system-node-critical" in scope["values"]
+
+
+def test_eks_leaves_the_container_toolkit_to_its_nvidia_ami(eks_prod):
+    # AL2023 NVIDIA AMIs (managed node groups and Karpenter's al2023 alias) ship driver and toolkit.
+    values = eks_prod.releases["gpu-operator"]["values"]
+    assert values["toolkit"]["enabled"] is False and values["driver"]["enabled"] is False
+
+
+def test_gke_dcgm_exporter_runs_privileged_and_admissible(gke_prod):
+    import yaml
+    from layer_support import REPO
+
+    ours = gke_prod.releases["dcgm-exporter"]["values"]["securityContext"]
+    assert ours["privileged"] is True
+    # Helm merges our securityContext over the chart's; Kubernetes refuses privileged beside
+    # allowPrivilegeEscalation: false, which the chart sets.
+    chart = yaml.safe_load((REPO.parent / "shared" / "charts" / "dcgm-exporter-4.8.2" / "values.yaml").read_text())
+    merged = {**chart["securityContext"], **ours}
+    assert not (merged["privileged"] and merged.get("allowPrivilegeEscalation") is False)
+    assert merged["runAsNonRoot"] is False or merged["runAsUser"] != 0

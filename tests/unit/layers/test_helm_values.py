@@ -20,7 +20,7 @@ import pytest
 
 from layer_support import dotted, synthesised
 
-from shipway.render import gpu, registry
+from shipway.render import gpu, nodepools, registry
 from shipway.spec.blueprint import ExistingCluster
 
 # Dotted paths Shipway sets, per chart; [a.b] is one key that contains dots.
@@ -47,6 +47,8 @@ DOCUMENTED: dict[str, set[str]] = {
         "alertmanager.config", "grafana.enabled", "grafana.sidecar.dashboards.enabled",
         "grafana.sidecar.dashboards.label", "grafana.sidecar.dashboards.labelValue",
         "grafana.sidecar.dashboards.searchNamespace",
+        # Managed control planes (EKS, GKE): values.yaml gates each ServiceMonitor and its Down alert on these.
+        "kubeControllerManager.enabled", "kubeScheduler.enabled", "kubeEtcd.enabled", "kubeProxy.enabled",
     },
     "gpu-operator": {
         "operator.defaultRuntime", "driver.enabled", "toolkit.enabled", "daemonsets.tolerations",
@@ -59,7 +61,10 @@ DOCUMENTED: dict[str, set[str]] = {
     "nvidia-device-plugin": {"tolerations", "nodeSelector", "migStrategy", "gfd.enabled", "config.name",
                              "config.default"},
     "dcgm-exporter": {"tolerations", "nodeSelector", "serviceMonitor.enabled", "serviceMonitor.interval",
-                      "serviceMonitor.additionalLabels", "extraHostVolumes", "extraVolumeMounts", "extraEnv"},
+                      "serviceMonitor.additionalLabels", "extraHostVolumes", "extraVolumeMounts", "extraEnv",
+                      # GKE: values.yaml's container securityContext, made privileged.
+                      "securityContext.privileged", "securityContext.allowPrivilegeEscalation",
+                      "securityContext.runAsNonRoot", "securityContext.runAsUser", "securityContext.capabilities.add"},
     "zot": {
         "persistence", "pvc.create", "pvc.accessModes", "pvc.storage", "pvc.storageClassName", "service.type",
         "service.port", "service.nodePort", "mountConfig", "configFiles.[config.json]", "mountSecret",
@@ -70,6 +75,17 @@ DOCUMENTED: dict[str, set[str]] = {
     "cert-manager": {"crds.enabled"},
     "kserve-crd": set(),
     "kserve": {"kserve.controller.deploymentMode"},
+    # aws/karpenter-provider-aws charts/karpenter/values.yaml at v1.14.1 (shared/charts/karpenter-1.14.1).
+    "karpenter": {"serviceAccount.name", "settings.clusterName", "settings.interruptionQueue",
+                  "controller.resources", "nodeSelector"},
+    "karpenter-crd": set(),
+    # kubernetes-sigs/metrics-server charts/metrics-server/values.yaml at 3.13.1.
+    "metrics-server": {"resources", "nodeSelector", "args", "replicas", "podDisruptionBudget.enabled",
+                       "podDisruptionBudget.minAvailable"},
+    # kubernetes/autoscaler cluster-autoscaler/charts/cluster-autoscaler/values.yaml at 9.59.0.
+    "cluster-autoscaler": {"cloudProvider", "awsRegion", "autoDiscovery.clusterName", "rbac.serviceAccount.create",
+                           "rbac.serviceAccount.name", "extraArgs", "resources", "securityContext",
+                           "containerSecurityContext", "nodeSelector"},
 }
 def _leaves(values: Any, prefix: str = "") -> set[str]:
     # Free-form data under a pinned key (labels, tolerations, configs) is covered by the key's prefix.
@@ -102,6 +118,10 @@ def _all_releases() -> dict[str, list[dict[str, Any]]]:
     eks = synthesised("eks-prod").blueprint
     classed = eks.model_copy(update={"registry": eks.registry.model_copy(update={"storage_class": "gp3"})})
     by_chart["zot"].append({"name": "zot-storage-class", "values": registry.zot_values(classed, "htpasswd")})
+    # No example asks for the Cluster Autoscaler instead of Karpenter.
+    scaled = eks.model_copy(update={"cluster": eks.cluster.model_copy(update={"autoscaling": "cluster-autoscaler"})})
+    by_chart["cluster-autoscaler"] = [{"name": "cluster-autoscaler",
+                                       "values": nodepools.cluster_autoscaler_values(scaled)}]
     return by_chart
 
 

@@ -69,3 +69,15 @@ def test_dashboards_load_through_the_grafana_sidecar(kind_dev):
     assert titles == {"Shipway / GPU fleet", "Shipway / Model delivery", "Shipway / Delivery performance (DORA)"}
     delivery = next(cm for cm in boards if "model-delivery.json" in cm["data"])["data"]["model-delivery.json"]
     assert m.REQUESTS_TOTAL in delivery and m.ONLINE_ACCURACY in delivery
+
+
+def test_managed_control_planes_are_not_scraped(kind_dev, eks_prod, gke_prod):
+    from shipway.render.observability import MANAGED_CONTROL_PLANE
+
+    # EKS and GKE hide these; left on, KubeControllerManagerDown and KubeSchedulerDown would page for ever.
+    for cloud in (eks_prod, gke_prod):
+        values = cloud.releases["kube-prometheus-stack"]["values"]
+        assert {component: values[component] for component in MANAGED_CONTROL_PLANE} == {
+            component: {"enabled": False} for component in MANAGED_CONTROL_PLANE}
+    # kind runs its own control plane, which the stack scrapes.
+    assert not set(MANAGED_CONTROL_PLANE) & set(kind_dev.releases["kube-prometheus-stack"]["values"])

@@ -11,11 +11,12 @@ import kubernetes_validate
 import pytest
 from layer_support import REPO
 
+from shipway import catalog
 from shipway.render import gitops
 
-KUBERNETES_VERSION = "1.31.0"
+KUBERNETES_VERSION = f"{catalog.KUBERNETES_VERSION}.0"  # the one version every target runs
 SCHEMAS = Path(os.environ.get("SHIPWAY_CRD_SCHEMAS", REPO.parent / "shared" / "schemas" / "crds"))
-CORE_GROUPS = {"", "apps", "batch", "policy", "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io"}
+CORE_GROUPS = {"", "apps", "batch", "policy", "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io"}
 
 
 def _group_version(obj: dict) -> tuple[str, str]:

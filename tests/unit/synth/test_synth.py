@@ -13,12 +13,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shipway import catalog
 from shipway.platform.synth import SECRET, UNKNOWN, synth
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "kind-dev"
 UPDATE = os.environ.get("SHIPWAY_UPDATE_GOLDEN") == "1"
-KUBERNETES_VERSION = "1.31.0"
+KUBERNETES_VERSION = f"{catalog.KUBERNETES_VERSION}.0"  # the one version every target runs
 
 
 @pytest.fixture(scope="module", params=["kind-dev", "eks-prod", "gke-prod"])

@@ -1,0 +1,132 @@
+"""EKS's pure parts: access entries, managed add-ons, and the IAM policies of the controllers Shipway runs.
+
+ARNs that only AWS knows are passed in (Pulumi outputs fit: json_dumps resolves them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipway.render.common import Obj
+from shipway.render.nodepools import EBS_CSI_SERVICE_ACCOUNT
+from shipway.spec.blueprint import Blueprint, EksCluster
+
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly",
+                 "AmazonSSMManagedInstanceCore")
+# EKS managed add-ons Shipway creates itself. pulumi-eks creates vpc-cni and kube-proxy (configured through its
+# options), and creates no coredns when the cluster has no default node group.
+POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+EBS_CSI_DRIVER = "aws-ebs-csi-driver"
+COREDNS = "coredns"
+# Events Karpenter acts on before EC2 takes a node away.
+INTERRUPTION_EVENTS: dict[str, Obj] = {
+    "health": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+    "spot": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+    "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+    "state": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
+}
+
+
+def pod_identity_trust() -> Obj:
+    """The trust policy of a role that EKS Pod Identity hands to a service account."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+
+
+def ec2_trust() -> Obj:
+    """The trust policy of a node role."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def access_entries(blueprint: Blueprint, karpenter_node_role_arn: Any | None) -> dict[str, Obj]:
+    """pulumi-eks access entries: admins with the cluster admin policy, team principals in their team's groups,
+    and Karpenter's node role as EC2 Linux nodes (managed node groups get theirs from EKS itself)."""
+    cluster = blueprint.cluster
+    assert isinstance(cluster, EksCluster)
+    entries: dict[str, Obj] = {}
+    for index, arn in enumerate(cluster.access.admins):
+        entries[f"admin-{index}"] = {"principal_arn": arn, "type": "STANDARD", "access_policies": {
+            "cluster-admin": {"policy_arn": CLUSTER_ADMIN_POLICY, "access_scope": {"type": "cluster"}}}}
+    teams = {team.name: team for team in blueprint.teams}
+    for team_name, principals in sorted(cluster.access.teams.items()):
+        for index, arn in enumerate(principals):
+            entries[f"team-{team_name}-{index}"] = {"principal_arn": arn, "type": "STANDARD",
+                                                    "kubernetes_groups": list(teams[team_name].groups)}
+    if karpenter_node_role_arn is not None:
+        entries["karpenter-nodes"] = {"principal_arn": karpenter_node_role_arn, "type": "EC2_LINUX"}
+    return entries
+
+
+def ebs_csi_pod_identity(role_arn: Any) -> list[Obj]:
+    """The EBS CSI add-on's Pod Identity association: its controller's service account gets the role."""
+    return [{"role_arn": role_arn, "service_account": EBS_CSI_SERVICE_ACCOUNT}]
+
+
+def karpenter_controller_policy(blueprint: Blueprint, node_role_arn: Any, queue_arn: Any) -> Obj:
+    """What Karpenter's controller may do: launch and end its own instances, pass its node role, read prices,
+    manage its instance profiles, describe the cluster and drain its interruption queue."""
+    cluster = blueprint.cluster
+    assert isinstance(cluster, EksCluster)
+    name = blueprint.metadata.name
+    owned = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{name}": "owned"}}
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Launch", "Effect": "Allow",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags"],
+         "Resource": "*"},
+        {"Sid": "EndOwnInstances", "Effect": "Allow",
+         "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"], "Resource": "*",
+         "Condition": {"StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}, **owned}},
+        {"Sid": "Discover", "Effect": "Allow",
+         "Action": ["ec2:DescribeAvailabilityZones", "ec2:DescribeCapacityReservations", "ec2:DescribeImages",
+                    "ec2:DescribeInstances", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplates", "ec2:DescribeSecurityGroups", "ec2:DescribeSpotPriceHistory",
+                    "ec2:DescribeSubnets", "pricing:GetProducts", "ssm:GetParameter"],
+         "Resource": "*"},
+        {"Sid": "PassNodeRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": node_role_arn,
+         "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
+        {"Sid": "ReadInstanceProfiles", "Effect": "Allow",
+         "Action": ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"], "Resource": "*"},
+        {"Sid": "CreateOwnInstanceProfiles", "Effect": "Allow",
+         "Action": ["iam:CreateInstanceProfile", "iam:TagInstanceProfile"], "Resource": "*",
+         "Condition": {"StringEquals": {f"aws:RequestTag/kubernetes.io/cluster/{name}": "owned"}}},
+        {"Sid": "ManageOwnInstanceProfiles", "Effect": "Allow",
+         "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
+         "Resource": "*", "Condition": owned},
+        {"Sid": "DescribeCluster", "Effect": "Allow", "Action": "eks:DescribeCluster",
+         "Resource": f"arn:aws:eks:{cluster.region}:*:cluster/{name}"},
+        {"Sid": "Interruptions", "Effect": "Allow",
+         "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], "Resource": queue_arn},
+    ]}
+
+
+def interruption_queue_policy(queue_arn: Any) -> Obj:
+    """Lets EventBridge deliver interruption events into Karpenter's queue, over TLS only."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "EventBridge", "Effect": "Allow",
+         "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]},
+         "Action": "sqs:SendMessage", "Resource": queue_arn},
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": queue_arn,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]}
+
+
+def cluster_autoscaler_policy(blueprint: Blueprint) -> Obj:
+    """What the Cluster Autoscaler may do: read groups and node groups, resize only this cluster's groups."""
+    name = blueprint.metadata.name
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Discover", "Effect": "Allow",
+         "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+                    "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+                    "eks:DescribeNodegroup"],
+         "Resource": "*"},
+        {"Sid": "ResizeOwnGroups", "Effect": "Allow",
+         "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+         "Resource": "*",
+         "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{name}": "owned"}}},
+    ]}
