@@ -42,6 +42,8 @@ class ReleaseInput:
     repo: str
     namespace: str
     values: Obj
+    # `helm install --skip-crds`: the chart's crds/ folder is left out (another release owns those CRDs).
+    skip_crds: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def release_input(layer: str, release: Obj) -> ReleaseInput:
     """A ReleaseInput from one synth releases/ entry."""
     return ReleaseInput(layer=layer, name=release["name"], chart=chart_name(release["chart"]),
                         version=str(release["version"]), repo=release.get("repo", ""),
-                        namespace=release.get("namespace", "default"), values=release.get("values") or {})
+                        namespace=release.get("namespace", "default"), values=release.get("values") or {},
+                        skip_crds=bool(release.get("skipCrds")))
 
 
 # --- Kubernetes version gate (Chart.yaml `kubeVersion`, Masterminds semver constraints) ---------------------
@@ -208,7 +211,7 @@ def render_release(chart: Any, release: ReleaseInput, kubernetes_version: str,
         return memo[text]
 
     rendered = RenderedRelease(release)
-    for crd in sorted(crd_files, key=lambda item: item["filename"]):
+    for crd in [] if release.skip_crds else sorted(crd_files, key=lambda item: item["filename"]):
         rendered.items += [RenderedObject(doc, crd["filename"], "crd") for doc in documents(crd["data"], crd["filename"])]
     for path in sorted(manifests):
         if _is_template_output(path):

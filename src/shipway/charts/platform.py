@@ -17,8 +17,7 @@ from shipway.yamlio import to_yaml
 
 def kubernetes_version(blueprint: Blueprint) -> str:
     """The Kubernetes version (major.minor.patch) the blueprint's cluster runs, for Helm and schema validation."""
-    minor = getattr(blueprint.cluster, "kubernetes_version", None) or catalog.KUBERNETES_VERSION
-    return f"{minor}.0"
+    return f"{catalog.KUBERNETES_VERSION}.0"
 
 
 @dataclass

@@ -291,6 +291,7 @@ def releases(result: SynthResult) -> list[tuple[str, dict[str, Any]]]:
             "repo": inputs.get("repositoryOpts", {}).get("repo", inputs["chart"].rsplit("/", 1)[0]),
             "version": inputs["version"], "namespace": inputs.get("namespace", "default"),
             "values": inputs.get("values", {}),
+            **({"skipCrds": True} if inputs.get("skipCrds") else {}),
         }))
     return out
 
