@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, artifacts, delivery, doctor, dora, gate, images, readiness, sidecar, template
+from shipway.cli import _spine, artifacts, delivery, doctor, dora, gate, images, readiness, retrain, sidecar, template
 
 app = typer.Typer(
     name="shipway",
@@ -47,6 +47,7 @@ delivery.register(app)
 images.register(app)
 dora.register(app)
 sidecar.register(app)
+retrain.register(app)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from shipway import catalog
 from shipway.artifacts.layout import init_container
 from shipway.delivery.errors import RenderRefused
 from shipway.delivery.placement import GpuPlacement, Placement, Profile, place
-from shipway.render import model_rules, observability
+from shipway.render import model_rules, observability, retrain
 from shipway.render.common import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, Obj, metadata
 from shipway.render.registry import PULL_SECRET
 from shipway.render.tenancy import INGRESS_NAMESPACES, SERVING_PRIORITY
@@ -69,6 +69,8 @@ def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: 
     if autoscaled(spec):
         objects.append(autoscaler(spec, where))
     objects.append(network_policy(spec, where))
+    if spec.retrain is not None:
+        objects.append(retrain.model_config_map(spec, where.namespace, labels(spec)))
     # A JSON round trip leaves no shared sub-objects, so YAML output has no anchors and callers may mutate freely.
     return [json.loads(json.dumps(obj)) for obj in objects]
 

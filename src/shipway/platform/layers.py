@@ -186,8 +186,11 @@ class Observability(_Layer):
     TYPE = "shipway:observability:Observability"
 
     def render(self, name: str, args: LayerArgs) -> LayerRender:
-        secrets = {receiver.secret: pulumi.Output.secret(args.secrets[receiver.secret])
-                   for receiver in args.blueprint.observability.receivers}
+        keys = [receiver.secret for receiver in args.blueprint.observability.receivers]
+        retraining = args.blueprint.observability.retraining
+        if retraining is not None and retraining.enabled:
+            keys += [key for key in (retraining.github_token_secret, retraining.gitlab_token_secret) if key]
+        secrets = {key: pulumi.Output.secret(args.secrets[key]) for key in keys}
         return observability.render(args.blueprint, secrets)
 
 

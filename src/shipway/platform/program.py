@@ -19,6 +19,9 @@ def secret_keys(blueprint: Blueprint) -> list[str]:
     if blueprint.gitops.enabled and blueprint.gitops.credentials_secret:
         keys.append(blueprint.gitops.credentials_secret)
     keys += [receiver.secret for receiver in blueprint.observability.receivers]
+    retraining = blueprint.observability.retraining
+    if retraining is not None and retraining.enabled:
+        keys += [key for key in (retraining.github_token_secret, retraining.gitlab_token_secret) if key]
     return list(dict.fromkeys(keys))
 
 

@@ -280,5 +280,6 @@ def _alert(name: str, expr: str, for_duration: str, severity: str, description: 
         "expr": expr,
         "for": for_duration,
         "labels": {"severity": severity},
-        "annotations": {"summary": summary, "description": description},
+        # `value` is the figure a retraining pipeline receives as evidence (render/retrain.py).
+        "annotations": {"summary": summary, "description": description, "value": "{{ $value }}"},
     }

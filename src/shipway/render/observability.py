@@ -7,7 +7,7 @@ from typing import Any
 
 from shipway import catalog, metric_names as m
 from shipway.catalog import PROMETHEUS_RELEASE
-from shipway.render import delivery_rules, model_rules
+from shipway.render import delivery_rules, model_rules, retrain
 from shipway.render.common import Obj, config_map, deep_merge, metadata, platform_namespace
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import Blueprint
@@ -36,12 +36,22 @@ def receivers_config(blueprint: Blueprint, secrets: dict[str, Any]) -> Obj:
         receivers.append({"name": receiver.name, **entry})
     routes = [{"receiver": receiver.name, "continue": True, "matchers": ['severity=~"critical|warning"']}
               for receiver in blueprint.observability.receivers]
+    if retraining_enabled(blueprint):
+        trigger, route = retrain.alertmanager_route(NAMESPACE)
+        receivers.append(trigger)
+        routes.insert(0, route)
     return {
         "route": {"receiver": "null", "group_by": ["alertname", "namespace", "model"], "group_wait": "30s",
                   "group_interval": "5m", "repeat_interval": "4h",
                   "routes": [{"receiver": "null", "matchers": ['alertname="Watchdog"']}, *routes]},
         "receivers": receivers,
     }
+
+
+def retraining_enabled(blueprint: Blueprint) -> bool:
+    """Whether the blueprint runs the retraining trigger service."""
+    retraining = blueprint.observability.retraining
+    return retraining is not None and retraining.enabled
 
 
 def stack_values(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> Obj:
@@ -192,4 +202,13 @@ def render(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> LayerRende
     layer.objects.append(model_slo_rules(blueprint))
     layer.objects.append(prometheus_rule("shipway-delivery", delivery_rules.rule_groups()))
     layer.objects += dashboards()
+    if retraining_enabled(blueprint):
+        retraining = blueprint.observability.retraining
+        assert retraining is not None
+        tokens = {key: receiver_secrets[name] for key, name in (("github-token", retraining.github_token_secret),
+                                                                 ("gitlab-token", retraining.gitlab_token_secret))
+                  if name}
+        image = blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE
+        layer.objects += retrain.objects(blueprint, NAMESPACE, image, tokens)
+        layer.objects.append(prometheus_rule("shipway-retrain", retrain.failure_rules()))
     return layer

@@ -73,6 +73,14 @@ def _quantity(value: object) -> str:
     return value
 
 
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
+
+
+def duration_seconds(value: str) -> float:
+    """A duration like "1h30m" or "90d" in seconds (Prometheus's units: a year is 365 days)."""
+    return float(sum(int(amount) * _DURATION_UNITS[unit] for amount, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", value)))
+
+
 def _duration(value: str) -> str:
     if not _DURATION.match(value):
         raise ValueError(f'Got "{value}"; a duration looks like "30s", "5m", "15d" or "1h30m"')

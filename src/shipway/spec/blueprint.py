@@ -424,6 +424,28 @@ class ModelSlo(Spec):
     accuracy_floor: float = Field(0.8, gt=0, le=1, description="Floor on rolling online accuracy.")
 
 
+class Retraining(Spec):
+    """The service Alertmanager sends drift and accuracy alerts to; it starts the model repo's retraining."""
+
+    enabled: bool = Field(True, description="Run the retraining trigger service and route the alerts to it.")
+    github_token_secret: str | None = Field(
+        None, description="Pulumi config key holding, as a secret, a GitHub token allowed to send repository_dispatch.")
+    gitlab_token_secret: str | None = Field(
+        None, description="Pulumi config key holding, as a secret, a GitLab pipeline trigger token.")
+    github_api_url: str = Field("https://api.github.com", pattern=r"^https?://",
+                                description="GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).")
+    gitlab_url: str = Field("https://gitlab.com", pattern=r"^https?://", description="GitLab base URL.")
+    attempts: int = Field(4, ge=1, le=10, description="Tries per trigger, with exponential backoff, before alerting.")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Retraining:
+        if self.enabled and not (self.github_token_secret or self.gitlab_token_secret):
+            raise Located(("githubTokenSecret",), "retraining is enabled with no trigger credentials",
+                          "name the Pulumi secret config key of a GitHub token (githubTokenSecret) or a GitLab "
+                          "trigger token (gitlabTokenSecret)")
+        return self
+
+
 class Observability(Spec):
     """Prometheus, Alertmanager and Grafana, and the model SLOs they enforce."""
 
@@ -433,6 +455,8 @@ class Observability(Spec):
     grafana: bool = Field(True, description="Install Grafana with the GPU fleet and model delivery dashboards.")
     receivers: list[Receiver] = Field(default_factory=list, description="Alertmanager receivers.")
     slo: ModelSlo = Field(default_factory=ModelSlo, description="Default model SLOs.")
+    retraining: Retraining | None = Field(
+        None, description="Start retraining pipelines from drift and accuracy alerts; off when absent.")
     values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
 
 

@@ -314,6 +314,51 @@ class Gate(Spec):
     )
 
 
+# --- retraining -------------------------------------------------------------------------
+
+RETRAIN_SIGNALS = ("drift", "accuracy")
+
+
+class GithubRepository(Spec):
+    """A GitHub repository whose retraining workflow a `repository_dispatch` (event shipway-retrain) starts."""
+
+    provider: Literal["github"] = Field(description="Repository host variant.")
+    repository: str = Field(description="owner/name on GitHub.")
+
+    @field_validator("repository")
+    @classmethod
+    def _owner_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", value):
+            raise ValueError(f'Got "{value}". A GitHub repository is owner/name, e.g. acme/churn-model')
+        return value
+
+
+class GitlabProject(Spec):
+    """A GitLab project whose retraining pipeline a pipeline trigger starts."""
+
+    provider: Literal["gitlab"] = Field(description="Repository host variant.")
+    project: str = Field(description="Project path, group/name (subgroups allowed).")
+
+    @field_validator("project")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", value):
+            raise ValueError(f'Got "{value}". A GitLab project is its path, e.g. ml-team/churn-model')
+        return value
+    ref: str = Field("main", min_length=1, description="Branch or tag the triggered pipeline runs on.")
+
+
+class Retrain(Spec):
+    """What the platform does on sustained drift or an accuracy drop: start this repository's retraining."""
+
+    signals: list[Literal["drift", "accuracy"]] = Field(
+        default_factory=lambda: list(RETRAIN_SIGNALS), min_length=1,
+        description="Alerts that start retraining: drift (feature drift), accuracy (online accuracy below floor).")
+    repository: GithubRepository | GitlabProject = Field(
+        discriminator="provider", description="The model repository whose retraining pipeline is started.")
+    cooldown: Duration = Field("24h", description="At most one retraining started per model within this time.")
+
+
 # --- the spec ---------------------------------------------------------------------------
 
 
@@ -341,6 +386,7 @@ class ModelSpec(Spec):
     drift: Drift | None = Field(None, description="Drift monitoring; off when absent.")
     accuracy: OnlineAccuracy | None = Field(None, description="Online accuracy from delayed labels; off when absent.")
     gate: Gate = Field(default_factory=Gate, description="Validation gate settings.")
+    retrain: Retrain | None = Field(None, description="Retraining started by drift or accuracy alerts; off when absent.")
 
     @field_validator("name", "team")
     @classmethod
@@ -381,6 +427,11 @@ class ModelSpec(Spec):
             problems.append(Located(("runtime", "tensorParallelSize"),
                                     f"tensorParallelSize {runtime.tensor_parallel_size} exceeds resources.gpus "
                                     f"{self.resources.gpus}", "shard over at most the GPUs one replica has"))
+        if self.retrain is not None:
+            for signal, watched in (("drift", self.drift), ("accuracy", self.accuracy)):
+                if signal in self.retrain.signals and watched is None:
+                    problems.append(Located(("retrain", "signals"), f"retrain on {signal} but {signal} is not "
+                                            "monitored", f"add a {signal}: section, or drop {signal} from signals"))
         raise_all(problems)
         return self
 

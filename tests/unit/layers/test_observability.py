@@ -45,7 +45,7 @@ def test_stack_values_follow_the_blueprint(eks_prod):
     assert spec["retention"] == "30d"
     assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "500Gi"
     receivers = {r["name"] for r in values["alertmanager"]["config"]["receivers"]}
-    assert receivers == {"null", "ml-oncall", "ml-alerts"}
+    assert receivers == {"null", "ml-oncall", "ml-alerts", "shipway-retrain-trigger"}
     assert values["grafana"]["sidecar"]["dashboards"]["label"] == observability.DASHBOARD_LABEL
 
 

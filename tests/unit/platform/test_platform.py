@@ -135,7 +135,8 @@ def test_secret_keys_follow_the_blueprint() -> None:
     assert secret_keys(load_blueprint(ROOT / "blueprints" / "kind-dev.yaml")) == [
         "kubeconfig", "registryPassword", "gitopsRepoToken"]
     assert secret_keys(load_blueprint(ROOT / "blueprints" / "eks-prod.yaml")) == [
-        "kubeconfig", "registryPassword", "gitopsRepoToken", "pagerdutyRoutingKey", "slackWebhookUrl"]
+        "kubeconfig", "registryPassword", "gitopsRepoToken", "pagerdutyRoutingKey", "slackWebhookUrl",
+        "retrainGithubToken"]
 
 
 def test_a_given_registry_password_replaces_the_generated_admin_one(monkeypatch: pytest.MonkeyPatch,

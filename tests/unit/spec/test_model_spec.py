@@ -119,6 +119,12 @@ BAD = [
     ("error rate as percent", GOOD + "slo:\n  errorRate: 5\n", 6, "slo.errorRate", "less than 1"),
     ("accuracy min labels over window", GOOD + "accuracy:\n  window: 10\n  minLabels: 20\n", 7,
      "accuracy.minLabels", "exceeds window"),
+    ("retrain on drift that is not watched", GOOD + "retrain:\n  signals: [drift]\n"
+     "  repository: {provider: github, repository: acme/churn}\n", 6, "retrain.signals", "drift is not monitored"),
+    ("retrain repository without owner", GOOD + "drift: {}\nretrain:\n  signals: [drift]\n"
+     "  repository: {provider: github, repository: churn}\n", 8, "retrain.repository.repository", "owner/name"),
+    ("retrain on an unknown signal", GOOD + "drift: {}\nretrain:\n  signals: [latency]\n"
+     "  repository: {provider: github, repository: acme/churn}\n", 7, "retrain.signals[0]", "drift"),
     ("tensor parallel over gpus", GOOD.replace("runtime: sklearn", "runtime: {name: vllm, tensorParallelSize: 4}")
      + "resources:\n  gpus: 2\n", 4, "runtime.tensorParallelSize", "exceeds resources.gpus 2"),
 ]
