@@ -175,7 +175,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     (work / "model" / "model-settings.json").write_text(json.dumps({
         "name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib", "version": "v1"}}))
-    ports = {name: _free_port() for name in ("mlserver", "sidecar", "metrics", "prometheus", "alertmanager", "trigger")}
+    ports = {name: _free_port() for name in ("mlserver", "sidecar", "metrics", "feedback", "prometheus", "alertmanager",
+                                             "trigger")}
     (work / "settings.json").write_text(json.dumps({
         "host": "127.0.0.1", "http_port": ports["mlserver"], "grpc_port": _free_port(),
         "metrics_port": _free_port(), "parallel_workers": 0}))
@@ -209,6 +210,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         Server("mlserver", [sys.executable, "-m", "mlserver.cli.main", "start", str(work)], work / "mlserver.log"),
         Server("sidecar", [sys.executable, "-m", "shipway", "sidecar", "--listen", f"127.0.0.1:{ports['sidecar']}",
                            "--metrics-listen", f"127.0.0.1:{ports['metrics']}",
+                           "--feedback-listen", f"127.0.0.1:{ports['feedback']}",
                            "--upstream", f"http://127.0.0.1:{ports['mlserver']}", "--model", MODEL, "--version", "v1",
                            "--reference", str(reference), "--window-rows", "400"], work / "sidecar.log"),
         Server("prometheus", [prometheus, f"--config.file={work / 'prometheus.yml'}",
@@ -230,7 +232,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         for server in servers:
             server.start()
         servers[0].wait_ready(f"http://127.0.0.1:{ports['mlserver']}/v2/health/ready", 60)
-        servers[1].wait_ready(f"http://127.0.0.1:{ports['metrics']}/healthz", 20)
+        servers[1].wait_ready(f"http://127.0.0.1:{ports['metrics']}/readyz", 20)
         servers[2].wait_ready(f"http://127.0.0.1:{ports['prometheus']}/-/ready", 30)
         servers[3].wait_ready(f"http://127.0.0.1:{ports['alertmanager']}/-/ready", 30)
         servers[4].wait_ready(f"http://127.0.0.1:{ports['trigger']}/healthz", 20)
