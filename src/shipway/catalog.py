@@ -57,7 +57,9 @@ CHARTS: dict[str, Chart] = {
 # until 2027-02-28 and in EKS standard support until 2027-03-27; GKE offers it on its release channels.
 # Bumping it moves the kind node image, the EKS cluster, GKE's minimum master version and validation together.
 KUBERNETES_VERSION = "1.35"
-# kind v0.33.0's image for that minor, by digest as kind's release notes require.
+# The kind release that creates dev clusters (the smoke workflow installs it through `shipway cluster-info`),
+# and its node image for that minor, by digest as kind's release notes require.
+KIND_VERSION = "v0.33.0"
 KIND_NODE_IMAGE = "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
 
 # The Shipway image: the sidecar, the artifact-pull init container and the platform's Shipway services

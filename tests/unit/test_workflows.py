@@ -181,12 +181,17 @@ def test_the_smoke_workflow_takes_every_name_it_shares_with_the_stack_from_the_b
     facts = cluster_facts(load_blueprint(REPO / blueprint))
     text = (WORKFLOWS / "smoke-kind.yml").read_text(encoding="utf-8")
     referenced = set(re.findall(r"steps\.facts\.outputs\.(\w+)", text))
-    assert referenced >= {"cluster_name", "kube_context", "shipway_image"}
+    assert referenced >= {"cluster_name", "kube_context", "shipway_image", "kind_version"}
     assert referenced <= set(facts), f"the workflow reads facts cluster-info does not print: {referenced - set(facts)}"
     facts_step = next(step for step in steps(smoke) if step.get("id") == "facts")
     assert shlex.split(facts_step["run"])[:5] == ["shipway", "cluster-info", "$BLUEPRINT", "--format", "env"]
     create = next(step for step in steps(smoke) if str(step.get("uses", "")).startswith("helm/kind-action"))
     assert create["with"]["cluster_name"] == "${{ steps.facts.outputs.cluster_name }}"
+    # The node image kind-config writes was built for one kind release: the workflow installs that one.
+    assert create["with"]["version"] == "${{ steps.facts.outputs.kind_version }}"
+    from shipway import catalog
+
+    assert facts["kind_version"] == catalog.KIND_VERSION and facts["node_image"] == catalog.KIND_NODE_IMAGE
     assert not re.search(r"shipway-smoke\b(?!-)", yaml.safe_dump(job["steps"])), "a hard-coded cluster name"
     build = next(step for step in steps(smoke) if "docker build" in str(step.get("run", "")))
     assert re.search(r"docker build -t \"\$IMAGE\" \.$", build["run"], re.MULTILINE), "build the root Dockerfile"

@@ -44,7 +44,8 @@ def cluster_facts(blueprint: Blueprint) -> dict[str, str]:
     cluster = blueprint.cluster
     facts = {"platform": blueprint.metadata.name, "cluster_kind": cluster.kind}
     if isinstance(cluster, KindCluster):
-        facts |= {"cluster_name": kind_cluster_name(blueprint), "node_image": cluster.node_image}
+        facts |= {"cluster_name": kind_cluster_name(blueprint), "kind_version": catalog.KIND_VERSION,
+                  "node_image": catalog.KIND_NODE_IMAGE}
     context = kube_context(blueprint)
     if context is not None:
         facts["kube_context"] = context
