@@ -49,6 +49,8 @@ def _imports() -> set[str]:
     """Every top-level module the package imports."""
     found = set()
     for path in (ROOT / "src" / "shipway").rglob("*.py"):
+        if "templates" in path.relative_to(ROOT / "src" / "shipway").parts:
+            continue  # the model-repo template's code runs in the baked repo, with that repo's requirements
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}

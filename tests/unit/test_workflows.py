@@ -113,7 +113,7 @@ def test_smoke_workflow_has_path_filters_and_a_time_limit() -> None:
 
 # --- contracts between the workflows and what they drive ------------------------------------------------
 
-TEMPLATE_WORKFLOWS = REPO / "templates" / "model-repo"
+TEMPLATE_WORKFLOWS = REPO / "src" / "shipway" / "templates" / "model-repo"
 
 
 def all_workflow_files() -> list[Path]:

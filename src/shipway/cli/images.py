@@ -88,7 +88,7 @@ def mirror_command(
     blueprint: Annotated[Path | None, typer.Argument(help="Blueprint whose images to copy.")] = None,
     charts: Charts = None,
     no_charts: NoCharts = False,
-    to: str = typer.Option(..., "--to", help="Mirror registry and path prefix: oci://HOST[/PREFIX]."),
+    to: str = typer.Option(..., "--to", help="Mirror registry and path prefix: oci://HOST or oci://HOST/PREFIX."),
     image: list[str] = typer.Option([], "--image", help="Copy this image too (repeatable); needed without a blueprint."),
     plain_http: bool = typer.Option(False, "--plain-http", envvar="SHIPWAY_PLAIN_HTTP",
                                     help="Speak HTTP to the mirror (a local registry)."),

@@ -21,6 +21,8 @@ _DESCRIPTION = re.compile(r"^[A-Za-z0-9 .,;:()_/'-]{1,200}$")
 # The same rule as the template's pre_gen hook: an OCI registry host, optionally with a path prefix.
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
 DEFAULT_REGISTRY = "registry.example.com/models"
+# A version or version specifier, e.g. 0.1.0, ==0.1.0, >=0.1,<0.2.
+_VERSION = re.compile(r"^(?:(?:==|>=|<=|~=|!=|<|>)?[0-9][0-9A-Za-z.+!*-]*,?)+$")
 
 
 class TemplateInputError(ShipwayError):
@@ -30,8 +32,34 @@ class TemplateInputError(ShipwayError):
 
 
 def template_dir() -> Path:
-    """The model-repo template: in a source checkout, templates/model-repo at the repository root."""
-    return Path(__file__).resolve().parents[3] / "templates" / "model-repo"
+    """The model-repo template, shipped inside the package (src/shipway/templates/model-repo in a checkout)."""
+    return Path(__file__).resolve().parents[1] / "templates" / "model-repo"
+
+
+def shipway_requirement(spec: str | None) -> str:
+    """The requirement line a baked repo installs Shipway (with its model tools) from.
+
+    SPEC is a version (the default: this Shipway's, from PyPI), a local folder or wheel, or a URL pip
+    understands (git+https://..., https://.../shipway-X.whl).
+    """
+    from shipway import __version__
+
+    name = "shipway[model]"
+    spec = (__version__ if spec is None else spec).strip()
+    if not spec or any(character.isspace() for character in spec) or spec.startswith("-"):
+        raise TemplateInputError(f"--shipway-spec {spec!r} is not a version, path or URL")
+    if _VERSION.match(spec):
+        return f"{name}{spec}" if spec[0] in "=<>!~" else f"{name}=={spec}"
+    if "://" in spec:
+        return f"{name} @ {spec}"
+    from shipway.files import target_path
+
+    path = target_path(spec)
+    if path.is_dir() and (path / "pyproject.toml").is_file() or path.is_file() and path.suffix == ".whl":
+        return f"{name} @ {path.as_uri()}"
+    raise TemplateInputError(f"--shipway-spec {spec!r} is neither a version, a Shipway checkout or wheel, "
+                             "nor a URL; e.g. 0.1.0, ../shipway, dist/shipway-0.1.0-py3-none-any.whl or "
+                             "git+https://github.com/shipway-dev/shipway@v0.1.0")
 
 
 def _check(name: str, team: str, package: str, description: str, runtime: str, rollout: str, ci: str,
@@ -74,6 +102,7 @@ def bake(
     package: str | None = None,
     template: Path | None = None,
     registry: str = DEFAULT_REGISTRY,
+    shipway_spec: str | None = None,
 ) -> Path:
     """Bake the template into OUTPUT_DIR/NAME and return that path; nothing is written under $HOME."""
     import tempfile
@@ -87,6 +116,7 @@ def bake(
     output_dir = target_path(output_dir)
     package = package or name.replace("-", "_")
     _check(name, team, package, description, runtime, rollout, ci, registry)
+    requirement = shipway_requirement(shipway_spec)
     context = {
         "model_name": name,
         "team": team,
@@ -96,8 +126,10 @@ def bake(
         "rollout": rollout,
         "ci": ci,
         "registry": registry,
-        # The repo's CI installs the Shipway that baked it, not whatever an index serves under the name.
+        # The repo's CI installs the Shipway that baked it (or the source chosen at bake time), not whatever
+        # an index serves under the name.
         "_shipway_version": __version__,
+        "_shipway_requirement": requirement,
     }
     with tempfile.TemporaryDirectory(prefix="shipway-cookiecutter-") as scratch:
         config = Path(scratch) / "config.yaml"
@@ -139,10 +171,16 @@ def new_model(
         DEFAULT_REGISTRY, "--registry",
         help="OCI registry and path prefix CI pushes the model to and the pods pull it from, e.g. the platform's.",
     ),
+    shipway_spec: Optional[str] = typer.Option(
+        None, "--shipway-spec",
+        help="Where the repo installs Shipway from: a version on PyPI (default: this one), a checkout, a wheel, "
+        "or a URL such as git+https://github.com/shipway-dev/shipway@v0.1.0.",
+    ),
 ) -> None:
     """Create a model repository from the template: code, tests, model.yaml and the CI road to production."""
     output_dir = output_dir_former or output_dir
     with guarded():
-        baked = bake(output_dir, name, team, runtime, rollout, ci, description, package or None, registry=registry)
+        baked = bake(output_dir, name, team, runtime, rollout, ci, description, package or None, registry=registry,
+                     shipway_spec=shipway_spec)
     console.print(f"created {baked}", highlight=False)
     console.print("next: cd into it, then `make install` and `make all`", highlight=False)

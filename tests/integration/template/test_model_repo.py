@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from shipway.cli.template import CI_SYSTEMS, ROLLOUTS, RUNTIMES, bake, register
+from shipway import __version__
+from shipway.cli import app as full_app
+from shipway.cli.template import CI_SYSTEMS, ROLLOUTS, RUNTIMES, bake, register, shipway_requirement
 
 COMMON = {
     "model.yaml",
@@ -25,6 +28,7 @@ COMMON = {
     "Makefile",
     "requirements.txt",
     "requirements-dev.txt",
+    "pyproject.toml",
     ".pre-commit-config.yaml",
     ".gitignore",
     "src/fraud_score/__init__.py",
@@ -74,9 +78,40 @@ def test_every_combination_bakes_the_exact_file_set_with_nothing_left_unrendered
         ["label", "candidate", "baseline"]
     assert not {"--metric", "--margin", "--confidence", "--slice"} & set(gate)
     # CI installs the Shipway that baked the repo, not whatever an index serves under that name.
-    from shipway import __version__
+    assert f"shipway[model]=={__version__}" in (repo / "requirements-dev.txt").read_text().splitlines()
+    # A plain `pytest` finds the code: the repo's pyproject.toml puts src/ on the path.
+    pyproject = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert pyproject["tool"]["pytest"]["ini_options"]["pythonpath"] == ["src"]
+    assert pyproject["project"]["name"] == "fraud-score"
 
-    assert f"shipway=={__version__}" in (repo / "requirements-dev.txt").read_text().splitlines()
+
+@pytest.mark.parametrize(("given", "requirement"), [
+    (None, f"shipway[model]=={__version__}"),
+    ("0.2.0", "shipway[model]==0.2.0"),
+    (">=0.1,<0.3", "shipway[model]>=0.1,<0.3"),
+    ("git+https://github.com/shipway-dev/shipway@v0.1.0",
+     "shipway[model] @ git+https://github.com/shipway-dev/shipway@v0.1.0"),
+    ("https://example.com/shipway-0.1.0-py3-none-any.whl",
+     "shipway[model] @ https://example.com/shipway-0.1.0-py3-none-any.whl"),
+])
+def test_shipway_spec_chooses_where_the_repo_installs_shipway_from(
+        tmp_path: Path, given: str | None, requirement: str) -> None:
+    repo = bake(tmp_path, "fraud-score", "risk", shipway_spec=given)
+    assert requirement in (repo / "requirements-dev.txt").read_text().splitlines()
+
+
+def test_shipway_spec_takes_a_checkout_or_a_wheel_and_refuses_anything_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = tmp_path / "shipway-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    root = Path(__file__).resolve().parents[3]
+    assert shipway_requirement(str(root)) == f"shipway[model] @ {root.as_uri()}"
+    assert shipway_requirement(wheel.name) == f"shipway[model] @ {wheel.as_uri()}"
+    for bad in ("nowhere/at/all", "-e .", "0.1.0 --index-url http://evil", ""):
+        result = CliRunner().invoke(full_app, ["new-model", "x", "--team", "t", "--shipway-spec", bad])
+        assert result.exit_code == 2 and "--shipway-spec" in result.output, (bad, result.output)
+    assert not (tmp_path / "x").exists()
 
 
 def test_github_workflow_runs_the_road_in_order(tmp_path: Path) -> None:
@@ -223,7 +258,9 @@ def test_sklearn_repo_runs_its_tests_train_evaluate_and_gate_offline(tmp_path: P
     manifest = json.loads((repo / "build/candidate/manifest.json").read_text())
     assert manifest["file"] == "model.joblib" and len(manifest["sha256"]) == 64
     report = json.loads((repo / "build/gate/gate-report.json").read_text())
-    assert report["passed"] is True and report["overall"]["rows"] == 171
+    assert report["passed"] is True and report["overall"]["rows"] == 12_000
+    # The template's own data is big enough for its own margin: the first gate is a clean pass.
+    assert report["warnings"] == [] and "warning" not in done.stdout + done.stderr
     assert report["overall"]["candidate"] > 0.9
     assert {s["value"] for s in report["slices"]} == {"large", "small"}
     assert (repo / "build/gate/gate-difference.png").stat().st_size > 1000

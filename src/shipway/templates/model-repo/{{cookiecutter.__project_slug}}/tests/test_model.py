@@ -7,7 +7,7 @@ from pathlib import Path
 {% if cookiecutter.runtime != "llm-vllm" -%}
 import pytest
 
-from {{ cookiecutter.__package_slug }}.data import split
+from {{ cookiecutter.__package_slug }}.data import ROWS, split
 from {{ cookiecutter.__package_slug }}.evaluate import holdout_table
 from {{ cookiecutter.__package_slug }}.predict import load, predict_proba
 from {{ cookiecutter.__package_slug }}.train import train
@@ -16,7 +16,7 @@ from {{ cookiecutter.__package_slug }}.train import train
 def test_holdout_is_fixed_and_disjoint_from_training() -> None:
     first, second = split(), split()
     assert (first[1] == second[1]).all()
-    assert len(first[0]) + len(first[1]) == 569
+    assert len(first[0]) + len(first[1]) == ROWS
 
 
 def test_trained_model_beats_the_prior_on_the_holdout(tmp_path: Path) -> None:
