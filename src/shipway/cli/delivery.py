@@ -78,13 +78,23 @@ def promote(
         False, "--no-gate", help="Promote without a gate report; the commit message records that none was run."
     ),
     push: bool = typer.Option(False, "--push", help="Push the branch to origin."),
+    open_pr: bool = typer.Option(
+        False, "--open-pr", help="Push, then open the pull request on GitHub with the token in GITHUB_TOKEN "
+        "(API base: GITHUB_API_URL, else https://api.github.com)."
+    ),
     force: bool = typer.Option(False, "--force", help="Promote to the last environment without the one before."),
 ) -> None:
     """Commit a model version into the GitOps repo on a branch ready for a pull request."""
     with guarded():
+        import os
+
+        from shipway.delivery.promote import next_step, open_pull_request, read_gate_report, source_commit
         from shipway.delivery.promote import promote as promote_model
-        from shipway.delivery.promote import read_gate_report, source_commit
         from shipway.spec import load_model_spec
+
+        token = os.environ.get("GITHUB_TOKEN", "")
+        if open_pr and not token:
+            raise typer.BadParameter("needs a GitHub token in GITHUB_TOKEN", param_hint="'--open-pr'")
 
         spec = load_model_spec(model)
         if version is not None:
@@ -96,7 +106,7 @@ def promote(
         if report is None and (model.parent / GATE_REPORT_DEFAULT).is_file():
             report = model.parent / GATE_REPORT_DEFAULT
         done = promote_model(spec, profile, gitops_repo, env, read_gate_report(report, no_gate=no_gate),
-                             push=push, force=force, source=source_commit(model.resolve().parent))
+                             push=push or open_pr, force=force, source=source_commit(model.resolve().parent))
         if not done.changed:
             console.print(f"{spec.name} {spec.version} is already promoted to {env} ({done.folder}); nothing to do",
                           highlight=False, soft_wrap=True)
@@ -104,6 +114,12 @@ def promote(
         pushed = "; pushed" if done.pushed else ""
         console.print(f"committed {spec.name} {spec.version} to {done.folder} on branch {done.branch} "
                       f"(gate: {done.gate.result}){pushed}", highlight=False, soft_wrap=True)
+        if open_pr:
+            opened = open_pull_request(gitops_repo, done, token, os.environ.get("GITHUB_API_URL") or None)
+            state = "already open" if opened.existed else "opened"
+            console.print(f"pull request #{opened.number} {state}: {opened.url}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"next: {next_step(gitops_repo, done)}", highlight=False, soft_wrap=True)
 
 
 def init_gitops(

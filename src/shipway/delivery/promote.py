@@ -20,6 +20,7 @@ import yaml
 
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.placement import Profile
+from shipway.delivery import pull_request
 from shipway.delivery.render import file_name, render
 from shipway.dora import trailers
 from shipway.files import target_path, write_tree
@@ -66,6 +67,7 @@ class Promotion:
     previous_version: str | None
     gate: GateVerdict
     pushed: bool = False
+    base: str = "main"
 
 
 def read_gate_report(path: Path | None, no_gate: bool = False) -> GateVerdict:
@@ -139,7 +141,8 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         # Under the lock: a promotion holding it changes the tree, so a check before it would see that as dirty.
         git.check_clean()
         git.discard_scratch_trees()
-        base = git.deployed_ref(str((profile.get("gitops") or {}).get("revision") or "main"))
+        revision = str((profile.get("gitops") or {}).get("revision") or "main")
+        base = git.deployed_ref(revision)
         folder = model_folder(profile, environment, spec)
         _check_previous_environment(git, base, profile, environment, spec, force)
         previous = git.version_at(base, folder, spec.name)
@@ -148,7 +151,7 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         branch = branch_name(environment, spec)
         if git.files_at(base, folder) == files:
             # Already deployed as rendered: there is nothing for a pull request to change.
-            return Promotion(branch, folder, None, False, previous, gate)
+            return Promotion(branch, folder, None, False, previous, gate, base=revision)
         tip = git.tip(branch)
         # The commit is made in a scratch work tree (hooks run there as in any commit), so nothing a failure or
         # a kill interrupts ever touches this clone's branch, index or files.
@@ -156,7 +159,7 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
             replace_folder(scratch.repo / folder, files)
             scratch.run("add", "--all", "--", folder)
             if not scratch.staged_changes():
-                return Promotion(branch, folder, None, False, previous, gate)
+                return Promotion(branch, folder, None, False, previous, gate, base=revision)
             scratch.commit(commit_message(spec, environment, gate, previous) + "\n"
                            + promotion_trailers(spec, environment, gate, previous, objects, source))
             commit = scratch.run("rev-parse", "HEAD").strip()
@@ -169,7 +172,29 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         except BaseException:
             git.restore(was, branch, tip)
             raise
-        return Promotion(branch, folder, commit, True, previous, gate, pushed=push)
+        return Promotion(branch, folder, commit, True, previous, gate, pushed=push, base=revision)
+
+
+def next_step(repo: Path, done: Promotion, remote: str = "origin") -> str:
+    """What to do after a promotion: push the branch, then open its pull request (a URL on github.com)."""
+    url = Git(target_path(repo)).run("remote", "get-url", remote, check=False).strip()
+    where = pull_request.compare_url(url, done.base, done.branch) if url else None
+    request = f"open the pull request: {where}" if where else (
+        f"open a pull request from {done.branch} into {done.base}"
+        + (f" (gh pr create --head {done.branch} --base {done.base})" if url else ""))
+    if done.pushed:
+        return request
+    return f"push the branch: git -C {repo} push --set-upstream {remote} {done.branch}; then {request}"
+
+
+def open_pull_request(repo: Path, done: Promotion, token: str, api: str | None = None,
+                      remote: str = "origin") -> pull_request.PullRequest:
+    """Open the promotion's pull request on GitHub, titled and described by its commit."""
+    git = Git(target_path(repo))
+    url = git.run("remote", "get-url", remote).strip()
+    title = git.run("log", "-1", "--format=%s", done.commit or done.branch).strip()
+    body = git.run("log", "-1", "--format=%b", done.commit or done.branch).strip()
+    return pull_request.open_pull_request(url, done.branch, done.base, title, body, token, api)
 
 
 def commit_message(spec: ModelSpec, environment: str, gate: GateVerdict, previous: str | None) -> str:
