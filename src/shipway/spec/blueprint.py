@@ -25,6 +25,8 @@ POOL_LABEL = "shipway.dev/pool"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 # The longest EKS platform name: IAM role names (64 characters) carry it with a suffix ("-karpenter-node").
 EKS_NAME_MAX = 49
+# The longest GKE platform name: the Cloud Router and NAT are named <name>-nat, RFC 1035 labels of 63 at most.
+GKE_NAME_MAX = 59
 
 Values = dict[str, Any]
 
@@ -748,7 +750,19 @@ class Blueprint(Spec):
                     ("nodePools", index, "capacityReservations"),
                     "capacityReservations are for EKS pools that Karpenter provisions",
                     "remove capacityReservations, or use an EKS cluster with autoscaling: karpenter"))
+        if isinstance(cluster, EksCluster):
+            for index, pool in enumerate(self.node_group_pools()):
+                if pool.max_size < 1:
+                    problems.append(Located(
+                        ("nodePools", self.node_pools.index(pool), "maxSize"),
+                        f'pool "{pool.name}" is an EKS managed node group, whose maxSize must be at least 1',
+                        "set maxSize: 1 or more, or remove the pool"))
         if isinstance(cluster, GkeCluster):
+            if len(self.metadata.name) > GKE_NAME_MAX:
+                # Cloud Router and Cloud NAT names are RFC 1035 labels of at most 63 characters.
+                problems.append(Located(
+                    ("metadata", "name"), f'"{self.metadata.name}" is {len(self.metadata.name)} characters; on GKE '
+                    "it names the Cloud NAT (<name>-nat), which stops at 63", f"use at most {GKE_NAME_MAX} characters"))
             for index, team in enumerate(self.teams):
                 for group_index, group in enumerate(team.groups):
                     if "@" not in group:
