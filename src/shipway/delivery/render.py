@@ -13,10 +13,10 @@ from shipway import catalog
 from shipway.artifacts.layout import init_container
 from shipway.delivery.errors import RenderRefused
 from shipway.delivery.placement import GpuPlacement, Placement, Profile, place
-from shipway.render import model_rules, observability, retrain
+from shipway.render import model_rules, retrain
 from shipway.render.common import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, Obj, metadata
 from shipway.render.registry import PULL_SECRET
-from shipway.render.tenancy import INGRESS_NAMESPACES, SERVING_PRIORITY
+from shipway.render.tenancy import SERVING_PRIORITY
 from shipway.spec.blueprint import CanaryStep
 from shipway.spec.base import quantity_value
 from shipway.spec.model import (
@@ -68,7 +68,8 @@ def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: 
     objects += [service_monitor(spec, profile, where), disruption_budget(spec, where)]
     if autoscaled(spec):
         objects.append(autoscaler(spec, where))
-    objects.append(network_policy(spec, where))
+    # No NetworkPolicy: teams may not sync that kind (render.gitops.MODEL_KINDS); the platform's policies
+    # in every team namespace (render.tenancy.network_policies) admit the gateway, Prometheus and the team.
     if spec.retrain is not None:
         objects.append(retrain.model_config_map(spec, where.namespace, labels(spec)))
     # A JSON round trip leaves no shared sub-objects, so YAML output has no anchors and callers may mutate freely.
@@ -556,33 +557,6 @@ def autoscaler(spec: ModelSpec, where: Placement) -> Obj:
             "metrics": [{"type": "ContainerResource", "containerResource": {
                 "name": "cpu", "container": "runtime",
                 "target": {"type": "Utilization", "averageUtilization": spec.replicas.target_cpu_utilization}}}],
-        },
-    }
-
-
-def network_policy(spec: ModelSpec, where: Placement) -> Obj:
-    """Admit the gateway on the serving port, Prometheus on the metrics ports, the team on the feedback port."""
-    def namespaces(*names: str) -> list[Obj]:
-        return [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}} for name in names]
-
-    monitored = [{"protocol": "TCP", "port": SIDECAR_METRICS_PORT}]
-    if scrapes_runtime(spec):
-        monitored.append({"protocol": "TCP", "port": where.runtime.port})
-
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(spec.name, where.namespace, labels(spec)),
-        "spec": {
-            "podSelector": {"matchLabels": selector(spec)},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {"from": namespaces(*INGRESS_NAMESPACES), "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]},
-                {"from": namespaces(observability.NAMESPACE), "ports": monitored},
-                # Labels move online accuracy, and so a canary's fate: only the team's own namespace sends them.
-                {"from": namespaces(where.namespace),
-                 "ports": [{"protocol": "TCP", "port": SIDECAR_FEEDBACK_PORT}]},
-            ],
         },
     }
 

@@ -13,12 +13,13 @@ from shipway.spec.blueprint import Blueprint
 NAMESPACE = "argocd"
 APPLICATION_SET = "shipway-models"
 IN_CLUSTER = "https://kubernetes.default.svc"
-# Kinds a model's folder may hold; AppProjects admit these and nothing cluster-scoped.
+# Kinds a model's folder may hold; AppProjects admit these and nothing cluster-scoped. NetworkPolicy is
+# not among them: a team that could sync its own policies could undo the platform's default deny.
 MODEL_KINDS = (
     ("argoproj.io", "Rollout"), ("argoproj.io", "AnalysisTemplate"), ("", "Service"), ("", "ConfigMap"),
     ("", "ServiceAccount"), ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"),
     ("policy", "PodDisruptionBudget"), ("autoscaling", "HorizontalPodAutoscaler"),
-    ("networking.k8s.io", "NetworkPolicy"), ("serving.kserve.io", "InferenceService"),
+    ("serving.kserve.io", "InferenceService"),
 )
 
 
@@ -73,7 +74,12 @@ def app_projects(blueprint: Blueprint) -> list[Obj]:
 
 
 def application_set(blueprint: Blueprint) -> Obj:
-    """The ApplicationSet: one Application per apps/<env>/<team>/<model> folder."""
+    """The ApplicationSet: one Application per apps/<env>/<team>/<model> folder.
+
+    One git generator per team, reading only that team's folders and naming that team's AppProject
+    (and namespace) itself, so a folder deploys as the team whose folder it is, never as a name
+    taken from the path; CODEOWNERS (shipway init-gitops) makes the team's owners approve changes there.
+    """
     gitops = blueprint.gitops
     root = gitops.path
     sync: Obj = {"syncOptions": ["CreateNamespace=false", "ServerSideApply=true"]}
@@ -91,8 +97,12 @@ def application_set(blueprint: Blueprint) -> Obj:
             "generators": [{"git": {
                 "repoURL": gitops.repo_url,
                 "revision": gitops.revision,
-                "directories": [{"path": f"{root}/*/*/*"}],
-            }}],
+                "directories": [{"path": team_folders(root, team.name)}],
+                "template": {"metadata": {}, "spec": {
+                    "project": team.name,
+                    "destination": {"server": IN_CLUSTER, "namespace": f"{team.name}-{{{{ {env} }}}}"},
+                }},
+            }} for team in blueprint.teams],
             "template": {
                 "metadata": {
                     "name": f"{{{{ {model} }}}}-{{{{ {team} }}}}-{{{{ {env} }}}}",
@@ -109,6 +119,11 @@ def application_set(blueprint: Blueprint) -> Obj:
             },
         },
     }
+
+
+def team_folders(root: str, team: str) -> str:
+    """The glob of one team's model folders in the GitOps repo: <root>/<env>/<team>/<model>."""
+    return f"{root}/*/{team}/*"
 
 
 def render(blueprint: Blueprint, token: Any | None) -> LayerRender:

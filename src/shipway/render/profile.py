@@ -29,6 +29,7 @@ def platform_profile(blueprint: Blueprint) -> Obj:
                 # Each of these is capped at gpuQuota in the team's ResourceQuota (tenancy.resource_quota).
                 "gpuQuotaResources": tenancy.gpu_resources(blueprint, team),
                 "gpuPools": [pool.name for pool in blueprint.team_gpu_pools(team)],
+                "codeOwners": list(team.code_owners),
             }
             for team in blueprint.teams
         },

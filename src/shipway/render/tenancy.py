@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from shipway.render import observability, registry
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
-from shipway.spec.blueprint import GPU_RESOURCE, Blueprint, ExternalRegistry, MigSharing, Team, TimeSlicing
+from shipway.spec.blueprint import (
+    GPU_RESOURCE,
+    Blueprint,
+    ExternalRegistry,
+    MigSharing,
+    Team,
+    TimeSlicing,
+    ZotRegistry,
+)
 from shipway.spec.gpus import GPU_MODELS
+from shipway.spec.model import SIDECAR_PORT
 
 INGRESS_NAMESPACES = ("ingress-nginx", "gateway-system", "istio-system")
 SERVING_PRIORITY = "shipway-serving"
@@ -103,37 +113,22 @@ def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
     port to addresses outside the private ranges; the in-cluster zot is reached through its namespace.
     """
     def policy(name: str, spec: Obj) -> Obj:
-        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(name, ns),
-                "spec": spec}
-
-    def from_namespace(name: str) -> Obj:
-        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+        return _policy(name, ns, spec)
 
     policies = [
-        policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-        policy("allow-dns", {
-            "podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}],
-        }),
-        policy("allow-prometheus", {
-            "podSelector": {}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [from_namespace(observability.NAMESPACE)]}],
-        }),
+        *_base_policies(ns),
+        # Only the serving port: the sidecar's feedback port (labels, which move a canary's fate) is
+        # reached from the team's own namespace alone, through allow-same-namespace.
         policy("allow-ingress-path", {
             "podSelector": {"matchLabels": {"app.kubernetes.io/component": "model-server"}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [from_namespace(name) for name in INGRESS_NAMESPACES]}],
+            "ingress": [{"from": [_from_namespace(name) for name in INGRESS_NAMESPACES],
+                         "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]}],
         }),
         policy("allow-registry", {
             "podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [{"to": [from_namespace(registry.NAMESPACE)],
+            "egress": [{"to": [_from_namespace(registry.NAMESPACE)],
                         "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}],
-        }),
-        policy("allow-same-namespace", {
-            "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{"to": [{"podSelector": {}}]}],
         }),
     ]
     if registry_port is not None:
@@ -143,6 +138,125 @@ def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
                         "ports": [{"protocol": "TCP", "port": registry_port}]}],
         }))
     return policies
+
+
+KUBE_API_PORTS = (443, 6443)
+# Where the API server calls each platform namespace's admission webhooks (container ports).
+WEBHOOK_PORTS = {"observability": 10250, "cert-manager": 10250, "kserve": 9443}
+
+
+@dataclass(frozen=True)
+class PlatformFlows:
+    """What one platform namespace needs beyond DNS, its own pods and being scraped: every other flow is denied."""
+
+    namespace: str
+    kube_api: bool = True
+    https_out: bool = False
+    ssh_out: bool = False
+    scrape_everything: bool = False
+    egress_namespaces: tuple[str, ...] = ()
+    ingress_ports: tuple[int, ...] = ()
+    ingress_from_teams: bool = False
+    ingress_from_anywhere: bool = False
+    webhook_port: int | None = None
+
+
+def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
+    """The platform namespaces this blueprint creates, each with the flows its charts need."""
+    from shipway.render import gitops, serving
+
+    obs = observability.NAMESPACE
+    flows = [PlatformFlows(serving.NAMESPACE, https_out=True, egress_namespaces=(obs,))]
+    if blueprint.observability.enabled:
+        # Prometheus scrapes every namespace and the nodes; Alertmanager calls receivers outside.
+        flows.append(PlatformFlows(obs, https_out=True, scrape_everything=True, ingress_ports=(3000, 9090, 9093),
+                                   webhook_port=WEBHOOK_PORTS["observability"]))
+    if isinstance(blueprint.registry, ZotRegistry):
+        # Model pods of every team and CI through the gateway pull and push; on kind the nodes' image
+        # mirror reaches zot's NodePort from node addresses. zot itself calls nothing.
+        flows.append(PlatformFlows(registry.NAMESPACE, kube_api=False, ingress_ports=(registry.SERVICE_PORT,),
+                                   ingress_from_teams=True,
+                                   ingress_from_anywhere=blueprint.cluster.kind == "kind"))
+    if blueprint.gitops.enabled:
+        flows.append(PlatformFlows(gitops.NAMESPACE, https_out=True, ssh_out=True, ingress_ports=(8080,)))
+    if blueprint.serving.kserve:
+        flows.append(PlatformFlows(serving.CERT_MANAGER_NAMESPACE, https_out=True,
+                                   webhook_port=WEBHOOK_PORTS["cert-manager"]))
+        flows.append(PlatformFlows(serving.KSERVE_NAMESPACE, webhook_port=WEBHOOK_PORTS["kserve"]))
+    return flows
+
+
+def platform_network_policies(blueprint: Blueprint) -> list[Obj]:
+    """Default deny in every platform namespace, then only the flows platform_flows names."""
+    objects: list[Obj] = []
+    outside = {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}
+    anywhere = {"ipBlock": {"cidr": "0.0.0.0/0"}}
+    for flows in platform_flows(blueprint):
+        ns = flows.namespace
+        egress: list[Obj] = []
+        ingress: list[Obj] = []
+        if flows.kube_api:
+            # The API server is not a pod: its address is the cluster's, reached on 443 or 6443.
+            egress.append({"to": [anywhere], "ports": [{"protocol": "TCP", "port": p} for p in KUBE_API_PORTS]})
+        if flows.https_out:
+            egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]})
+        if flows.ssh_out:
+            egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": 22}]})
+        if flows.scrape_everything:
+            egress.append({"to": [{"namespaceSelector": {}}]})
+            egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES],
+                           "ports": [{"protocol": "TCP", "port": port} for port in (9100, 10249, 10250)]})
+        if flows.egress_namespaces:
+            egress.append({"to": [_from_namespace(name) for name in flows.egress_namespaces]})
+        if flows.ingress_ports:
+            sources = [_from_namespace(name) for name in INGRESS_NAMESPACES]
+            if flows.ingress_from_teams:
+                sources.append({"namespaceSelector": {"matchExpressions": [
+                    {"key": "shipway.dev/team", "operator": "Exists"}]}})
+            rule: Obj = {"ports": [{"protocol": "TCP", "port": p} for p in flows.ingress_ports]}
+            if not flows.ingress_from_anywhere:
+                rule["from"] = sources
+            ingress.append(rule)
+        if flows.webhook_port is not None:
+            ingress.append({"ports": [{"protocol": "TCP", "port": flows.webhook_port}]})
+        objects += _base_policies(ns)
+        if egress:
+            objects.append(_policy("allow-platform-egress", ns, {"podSelector": {}, "policyTypes": ["Egress"],
+                                                                 "egress": egress}))
+        if ingress:
+            objects.append(_policy("allow-platform-ingress", ns, {"podSelector": {}, "policyTypes": ["Ingress"],
+                                                                  "ingress": ingress}))
+    return objects
+
+
+def _policy(name: str, ns: str, spec: Obj) -> Obj:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(name, ns),
+            "spec": spec}
+
+
+def _from_namespace(name: str) -> Obj:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def _base_policies(ns: str) -> list[Obj]:
+    """Default deny, DNS out, Prometheus in, and traffic between the namespace's own pods."""
+    return [
+        _policy("default-deny", ns, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        _policy("allow-dns", ns, {
+            "podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}],
+        }),
+        _policy("allow-prometheus", ns, {
+            "podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_from_namespace(observability.NAMESPACE)]}],
+        }),
+        _policy("allow-same-namespace", ns, {
+            "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{"to": [{"podSelector": {}}]}],
+        }),
+    ]
 
 
 def rbac(team: Team, ns: str) -> list[Obj]:
@@ -155,7 +269,10 @@ def rbac(team: Team, ns: str) -> list[Obj]:
         {"apiGroups": ["argoproj.io"], "resources": ["analysistemplates"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
          "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
+        # Creating Jobs (or pods) would let the team run a pod that mounts any Secret of the namespace,
+        # the registry pull secret among them: only a blueprint that says runJobs grants it.
+        {"apiGroups": ["batch"], "resources": ["jobs"],
+         "verbs": ["get", "list", "watch", *(["create", "delete"] if team.run_jobs else [])]},
     ]
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata(TEAM_ROLE, ns),
             "rules": rules}
@@ -177,7 +294,7 @@ def render(blueprint: Blueprint, registry_configs: Mapping[str, Any] | None = No
     namespaces also gets the registry pull secret, holding that team's read-only pull identity,
     created here so that it follows its namespace.
     """
-    layer = LayerRender(objects=priority_classes())
+    layer = LayerRender(objects=priority_classes() + platform_network_policies(blueprint))
     registry_port = external_registry_port(blueprint)
     for team in blueprint.teams:
         resources = gpu_resources(blueprint, team)

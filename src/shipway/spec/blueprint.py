@@ -530,6 +530,10 @@ class Quota(Spec):
     memory: Quantity = Field("64Gi", description="requests.memory and limits.memory.")
 
 
+# A CODEOWNERS owner: @user, @org/team, or an e-mail address.
+CodeOwner = Annotated[str, Field(pattern=r"^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+)$")]
+
+
 class Team(Spec):
     """A model team: a namespace per environment, quotas, and who may deploy."""
 
@@ -538,6 +542,15 @@ class Team(Spec):
     quota: Quota = Field(default_factory=Quota, description="Quota per namespace.")
     gpu_pools: list[DnsLabel] | None = Field(None, description="GPU pools the team may use; defaults to all.")
     groups: list[str] = Field(default_factory=list, description="Identity-provider groups bound to the team's role.")
+    code_owners: list[CodeOwner] = Field(
+        default_factory=list,
+        description="GitHub users or teams (@user, @org/team) whose approval a change to this team's GitOps "
+                    "folders needs: `shipway init-gitops` writes them to CODEOWNERS. Turn on 'Require review "
+                    "from Code Owners' for the deployed branch.")
+    run_jobs: bool = Field(
+        False,
+        description="Let the team's groups create and delete Jobs in its namespaces. A Job's pod can mount any "
+                    "Secret of its namespace, the registry pull secret included, so this is off unless granted.")
 
     def namespace(self, environment: str) -> str:
         """The team's namespace in an environment."""

@@ -52,7 +52,7 @@ def test_core_objects_pass_strict_validation(case: str) -> None:
         if _is_core(obj["apiVersion"]):
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
             checked.add(obj["kind"])
-    assert {"Service", "PodDisruptionBudget", "NetworkPolicy"} <= checked
+    assert {"Service", "PodDisruptionBudget"} <= checked
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -45,7 +45,7 @@ def _merge(repo: Path, branch: str) -> None:
 
 def test_init_gitops_makes_the_applicationset_layout(repo: Path) -> None:
     assert sorted(_git(repo, "ls-files").split()) == [
-        "README.md", "apps/prod/.gitkeep", "apps/staging/.gitkeep", "platform.json"]
+        "CODEOWNERS", "README.md", "apps/prod/.gitkeep", "apps/staging/.gitkeep", "platform.json"]
     assert "apps/<environment>/<team>/<model>/" in (repo / "README.md").read_text()
     assert _git(repo, "branch", "--show-current").strip() == "main"
 
@@ -58,7 +58,7 @@ def test_promotion_commits_the_rendered_folder_on_a_branch(repo: Path, kind_prof
     assert _git(repo, "rev-parse", "HEAD").strip() == done.commit
     folder = repo / "apps" / "staging" / "fraud" / "churn"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "horizontalpodautoscaler-churn.yaml", "networkpolicy-churn.yaml", "poddisruptionbudget-churn.yaml",
+        "horizontalpodautoscaler-churn.yaml", "poddisruptionbudget-churn.yaml",
         "rollout-churn.yaml", "service-churn-canary.yaml",
         "service-churn-feedback.yaml", "service-churn-metrics.yaml", "service-churn.yaml", "servicemonitor-churn.yaml"]
     rollout = yaml.safe_load((folder / "rollout-churn.yaml").read_text())
@@ -281,3 +281,17 @@ def test_a_promotion_killed_between_steps_leaves_no_trace(repo: Path, kind_profi
     assert promote(spec, kind_profile, repo, "staging", passed(spec)).changed
     # The next promotion cleared the scratch tree the killed one left.
     assert _git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_init_gitops_writes_codeowners_binding_each_team_folder_to_its_owners(tmp_path: Path,
+                                                                               kind_profile: dict) -> None:
+    """Finding 6: whoever could merge into the shared GitOps repo could deploy into any team's namespaces."""
+    profile = json.loads(json.dumps(kind_profile))
+    profile["teams"]["fraud"]["codeOwners"] = ["@acme/fraud-ml", "lead@acme.example"]
+    profile["teams"]["search"]["codeOwners"] = []
+    init_gitops(tmp_path / "gitops", profile)
+    lines = (tmp_path / "gitops" / "CODEOWNERS").read_text().splitlines()
+    assert "/apps/*/fraud/ @acme/fraud-ml lead@acme.example" in lines
+    assert not [line for line in lines if line.startswith("/apps/*/search/")]
+    assert any(line.startswith("# search: no codeOwners") for line in lines)
+    assert "Require review from Code Owners" in (tmp_path / "gitops" / "README.md").read_text()

@@ -263,19 +263,10 @@ def test_predictions_wait_for_labels_as_long_as_label_delay_with_a_margin(delay:
     assert without_labels[without_labels.index("--pending-limit") + 1] == "0"
 
 
-def test_network_policy_admits_the_gateway_prometheus_and_the_team_each_on_its_own_port() -> None:
-    """Issue #15 finding 5: /feedback shared the serving port, so anyone who could call inference could
-    send labels; now only the team's own namespace reaches the feedback port."""
-    policy = {o["kind"]: o for o in _objects("canary-sklearn")}["NetworkPolicy"]["spec"]
-    ingress = policy["ingress"]
-    assert [rule["ports"] for rule in ingress] == [[{"protocol": "TCP", "port": 8090}],
-                                                   [{"protocol": "TCP", "port": 9091}],
-                                                   [{"protocol": "TCP", "port": 9092}]]
-    sources = [{peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
-               for rule in ingress]
-    assert sources == [{"ingress-nginx", "gateway-system", "istio-system"}, {"monitoring"}, {"fraud-staging"}]
-    # The gateway's port is not the feedback port: labels cannot come in with inference traffic.
-    assert 9092 not in [port["port"] for port in ingress[0]["ports"]]
+def test_a_model_brings_no_network_policy_of_its_own() -> None:
+    """Issue #16 finding 6: NetworkPolicy is not a kind teams may sync; the platform's policies in the team
+    namespace admit the gateway on the serving port only (tests/unit/layers/test_tenancy.py)."""
+    assert "NetworkPolicy" not in {o["kind"] for o in _objects("canary-sklearn")}
 
 
 # --- refusals ---------------------------------------------------------------------------

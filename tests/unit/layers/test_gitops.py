@@ -24,12 +24,28 @@ def test_app_projects_are_limited_to_their_team_namespaces(each_blueprint):
 def test_application_set_generates_one_app_per_env_team_model(kind_dev):
     [appset] = kind_dev.kind("ApplicationSet")
     spec = appset["spec"]
-    [generator] = spec["generators"]
-    assert generator["git"]["directories"] == [{"path": "apps/*/*/*"}]
+    teams = [team.name for team in kind_dev.blueprint.teams]
+    assert [g["git"]["directories"] for g in spec["generators"]] == [[{"path": f"apps/*/{team}/*"}] for team in teams]
     template = spec["template"]
-    assert template["spec"]["project"] == "{{ (index .path.segments 2) }}"
-    assert template["spec"]["destination"]["namespace"] == "{{ (index .path.segments 2) }}-{{ (index .path.segments 1) }}"
     assert template["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+def test_a_team_folder_deploys_only_as_that_team(each_blueprint):
+    """Finding 6: the project was read from the folder path of one shared repo, so whoever merged could
+    deploy into any team. Each team's generator now reads only its folders and names its project itself."""
+    [appset] = each_blueprint.kind("ApplicationSet")
+    for team, generator in zip(each_blueprint.blueprint.teams, appset["spec"]["generators"], strict=True):
+        git = generator["git"]
+        assert git["directories"] == [{"path": f"{each_blueprint.blueprint.gitops.path}/*/{team.name}/*"}]
+        assert git["template"]["spec"]["project"] == team.name
+        assert git["template"]["spec"]["destination"]["namespace"].startswith(f"{team.name}-")
+
+
+def test_teams_may_not_sync_network_policies(each_blueprint):
+    for project in each_blueprint.kind("AppProject"):
+        kinds = {entry["kind"] for entry in project["spec"]["namespaceResourceWhitelist"]}
+        assert "NetworkPolicy" not in kinds and "Role" not in kinds and "RoleBinding" not in kinds
+        assert "Secret" not in kinds and "Pod" not in kinds and "Job" not in kinds
 
 
 def test_argocd_is_ha_in_the_cloud_only(kind_dev, eks_prod):

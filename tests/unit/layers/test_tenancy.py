@@ -106,3 +106,71 @@ def test_an_external_registry_opens_https_egress_outside_the_private_ranges():
 def test_the_in_cluster_registry_needs_no_external_egress(each_blueprint):
     names = {p["metadata"]["name"] for p in each_blueprint.kind("NetworkPolicy")}
     assert "allow-registry" in names and "allow-external-registry" not in names
+
+
+def _policies(rendered, namespace: str) -> dict:
+    return {p["metadata"]["name"]: p["spec"] for p in rendered.kind("NetworkPolicy")
+            if p["metadata"]["namespace"] == namespace}
+
+
+def test_every_platform_namespace_with_pods_is_default_deny(each_blueprint):
+    """Issue #16 finding 6: platform namespaces had no NetworkPolicy at all."""
+    from shipway.render import tenancy
+
+    expected = {flows.namespace for flows in tenancy.platform_flows(each_blueprint.blueprint)}
+    platform = {n["metadata"]["name"] for n in each_blueprint.kind("Namespace")
+                if "shipway.dev/team" not in n["metadata"].get("labels", {})}
+    assert expected <= platform and {"argo-rollouts", "shipway-registry"} <= expected | {"shipway-registry"}
+    for namespace in expected:
+        policies = _policies(each_blueprint, namespace)
+        assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        assert {"allow-dns", "allow-prometheus", "allow-same-namespace"} <= set(policies)
+
+
+def test_zot_takes_team_pods_and_the_gateway_on_its_port_and_calls_nothing(eks_prod):
+    policies = _policies(eks_prod, "shipway-registry")
+    assert "allow-platform-egress" not in policies
+    [rule] = policies["allow-platform-ingress"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5000}]
+    assert {"namespaceSelector": {"matchExpressions": [{"key": "shipway.dev/team", "operator": "Exists"}]}} in rule["from"]
+
+
+def test_only_prometheus_may_reach_into_every_namespace(eks_prod):
+    from shipway.render import tenancy
+
+    scraping = [flows.namespace for flows in tenancy.platform_flows(eks_prod.blueprint) if flows.scrape_everything]
+    assert scraping == ["monitoring"]
+    everywhere = [p for p in eks_prod.kind("NetworkPolicy")
+                  for rule in p["spec"].get("egress", []) if {"namespaceSelector": {}} in rule.get("to", [])]
+    assert {p["metadata"]["namespace"] for p in everywhere} == {"monitoring"}
+
+
+def test_the_gateway_reaches_a_model_only_on_its_serving_port(kind_dev):
+    """The sidecar's feedback port (labels) stays the team's own: NetworkPolicies add up, so the namespace's
+    ingress-path policy itself must name the serving port."""
+    from shipway.spec.model import SIDECAR_FEEDBACK_PORT, SIDECAR_PORT
+
+    policies = _policies(kind_dev, "fraud-staging")
+    [rule] = policies["allow-ingress-path"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": SIDECAR_PORT}]
+    assert SIDECAR_FEEDBACK_PORT != SIDECAR_PORT
+
+
+def test_team_role_creates_no_jobs_unless_the_blueprint_grants_them():
+    """Finding 4: the team Role could create Jobs, which can mount the registry pull secret."""
+    from shipway.render import tenancy
+    from shipway.spec.blueprint import Blueprint
+
+    blueprint = Blueprint.model_validate({
+        "metadata": {"name": "t"}, "cluster": {"kind": "kind"}, "gitops": {"enabled": False},
+        "teams": [{"name": "a", "groups": ["a"]}, {"name": "b", "groups": ["b"], "runJobs": True}]})
+    roles = {r["metadata"]["namespace"]: r for r in tenancy.render(blueprint).objects if r["kind"] == "Role"}
+
+    def creatable(namespace: str) -> set[str]:
+        return {resource for rule in roles[namespace]["rules"] if {"create", "patch", "update"} & set(rule["verbs"])
+                for resource in rule["resources"]}
+
+    assert "jobs" not in creatable("a-prod") and "pods" not in creatable("a-prod")
+    assert "jobs" in creatable("b-prod") and "pods" not in creatable("b-prod")
+    secrets = [rule for rule in roles["a-prod"]["rules"] if "secrets" in rule["resources"]]
+    assert secrets == []
