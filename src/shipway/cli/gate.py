@@ -58,17 +58,32 @@ def gate(
         None, "--artifact-digest", help="Digest of the candidate's artifact (sha256:...), recorded when known."
     ),
     task: str = typer.Option("auto", "--task", help="auto, binary, multiclass or regression."),
+    positive_class: Optional[str] = typer.Option(
+        None, "--positive-class", help="The positive class of a binary gate (ROC AUC, F1, log loss, probabilities "
+        "cut at 0.5). Default: model.yaml's gate.positiveClass, else the larger numeric class, else the text class "
+        "named yes/true/positive/1; the report names the class and the rule."
+    ),
+    classes: list[str] = typer.Option(
+        [], "--class", help="A class the labels and predictions may hold (repeatable); any other value is bad "
+        "input. Default: model.yaml's gate.classes, else the labels' own classes."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the resampling; the same seed gives the same report."),
 ) -> None:
-    """Decide with a paired bootstrap whether the candidate may replace the baseline (exit 0 pass, 1 fail, 2 bad input)."""
+    """Decide with a paired bootstrap whether the candidate may replace the baseline.
+
+    Exit 0 pass, 1 fail, 2 bad input, 3 insufficient evidence (fewer rows than the verdict needs; the
+    report says how many). Only 0 lets a version ship.
+    """
     report = report_former or report
     with guarded():
         from shipway.gate import GateOptions, load_gate_data, resolve_settings, run_gate
+        from shipway.gate.decision import EXIT_CODES
         from shipway.gate.errors import GateInputError
-        from shipway.gate.report import subject, write_reports
+        from shipway.gate.report import combined_decision, subject, write_reports
         from shipway.spec import load_model_spec
 
-        options = GateOptions(tuple(metrics), margin, min_improvement, confidence, tuple(slices))
+        options = GateOptions(tuple(metrics), margin, min_improvement, confidence, tuple(slices), tuple(classes),
+                              positive_class)
         settings = resolve_settings(options, model)
         configs = settings.configs(task=task, resamples=resamples, permutations=permutations, seed=seed)
         holdout = load_gate_data(data, labels, candidate, baseline, settings.slices)
@@ -80,16 +95,22 @@ def gate(
         judged = subject(spec.name if spec else None, model_version or (spec.version if spec else None),
                          artifact_digest)
         paths = write_reports(results, report, judged)
+        decision = combined_decision(results)
     for result in results:
         _show(result, named=len(results) > 1)
-    passed = all(result.passed for result in results)
     if len(results) > 1:
-        verdict = "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
-        failed = [result.metric for result in results if not result.passed]
-        console.print(f"gate {verdict}: " + (f"failed on {', '.join(failed)}" if failed else "every metric passed"))
+        failed = [result.metric for result in results if result.decision == "fail"]
+        unsure = [result.metric for result in results if result.decision == "insufficient evidence"]
+        said = [f"failed on {', '.join(failed)}"] if failed else []
+        said += [f"insufficient evidence on {', '.join(unsure)}"] if unsure else []
+        console.print(f"gate {_VERDICTS[decision]}: " + ("; ".join(said) or "every metric passed"))
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
-    raise typer.Exit(0 if passed else 1)
+    raise typer.Exit(EXIT_CODES[decision])
+
+
+_VERDICTS = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]",
+             "insufficient evidence": "[bold yellow]INSUFFICIENT EVIDENCE[/]"}
 
 
 def _show(result: GateResult, named: bool = False) -> None:
@@ -97,17 +118,17 @@ def _show(result: GateResult, named: bool = False) -> None:
     from rich.table import Table
 
     overall, config = result.overall, result.config
-    verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
+    verdict = _VERDICTS[result.decision]
     table = Table(title=f"gate {verdict}: {result.metric} ({result.task}), {config.mode}")
     for heading in ("rows", "candidate", "baseline", "improvement", f"{config.confidence:.0%} interval", "threshold / p"):
         table.add_column(heading, justify="right" if heading != "rows" else "left")
     table.add_row(
         f"all ({overall.rows})",
-        f"{overall.candidate:.4g}",
-        f"{overall.baseline:.4g}",
-        f"{overall.improvement:.4g}",
-        f"[{overall.low:.4g}, {overall.high:.4g}]",
-        f"{config.threshold:.4g}",
+        _figure(overall.candidate),
+        _figure(overall.baseline),
+        _figure(overall.improvement),
+        f"[{_figure(overall.low)}, {_figure(overall.high)}]",
+        _figure(config.threshold),
     )
     for item in result.slices:
         if item.estimate is None:
@@ -116,13 +137,15 @@ def _show(result: GateResult, named: bool = False) -> None:
         mark = " [red]regressed[/]" if item.regressed else ""
         table.add_row(
             f"{item.column}={item.value} ({item.estimate.rows})",
-            f"{item.estimate.candidate:.4g}",
-            f"{item.estimate.baseline:.4g}",
-            f"{item.estimate.improvement:.4g}",
-            f"[{item.estimate.low:.4g}, {item.estimate.high:.4g}]",
+            _figure(item.estimate.candidate),
+            _figure(item.estimate.baseline),
+            _figure(item.estimate.improvement),
+            f"[{_figure(item.estimate.low)}, {_figure(item.estimate.high)}]",
             f"Holm p {item.p_holm:.3g}{mark}",
         )
     console.print(table)
+    if result.positive_class is not None:
+        console.print(f"- positive class: {result.positive_class} ({result.positive_rule})", highlight=False)
     for reason in result.reasons:
         console.print(f"- {reason}", highlight=False)
     if result.mcnemar is not None:
@@ -132,3 +155,8 @@ def _show(result: GateResult, named: bool = False) -> None:
     for warning in result.warnings:
         prefix = f"{result.metric}: " if named else ""
         err_console.print(f"[yellow]warning:[/] {prefix}{warning}", highlight=False)
+
+
+def _figure(value: float) -> str:
+    """Four significant digits, never "-0"."""
+    return f"{float(value) + 0.0:.4g}"

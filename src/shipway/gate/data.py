@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shipway.gate.columns import settle_csv_column
 from shipway.gate.errors import GateInputError
 
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".npz")
@@ -68,6 +69,8 @@ def load_gate_data(
                 f"{source}: column {name!r} has {length} rows but labels column {labels!r} has {expected}"
             )
         _check_complete(source, name, columns[name])
+        if suffix == ".csv":
+            columns[name] = settle_csv_column(str(source), name, columns[name])
     return GateData(
         source=str(source),
         labels=columns[labels],

@@ -23,7 +23,12 @@ from shipway.gate.resampling import (
 from shipway.gate.significance import McNemarResult, holm, mcnemar
 
 MAX_SLICE_VALUES = 100
+# Below this many rows the percentile bootstrap's coverage is poor whatever the margin (a single row gives
+# an interval of width 0), so no verdict but "insufficient evidence" is given; the usual rule of thumb.
 SMALL_SAMPLE_ROWS = 30
+PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient evidence"
+# Exit codes of `shipway gate`: 2 is bad input (GateInputError).
+EXIT_CODES = {PASS: 0, FAIL: 1, INSUFFICIENT: 3}
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class GateConfig:
     permutations: int = 1000
     seed: int = 0
     min_slice_rows: int = SMALL_SAMPLE_ROWS
+    classes: tuple[str, ...] = ()
+    positive_class: str | None = None
+    positive_origin: str = "--positive-class"
 
     def __post_init__(self) -> None:
         if self.margin is not None and self.min_improvement is not None:
@@ -57,9 +65,10 @@ class GateConfig:
     @property
     def threshold(self) -> float:
         """The improvement the interval's lower bound must reach: -margin, or the minimum improvement."""
+        # Adding 0.0 turns -0.0 into 0.0, so a zero margin never reads "-0".
         if self.min_improvement is not None:
-            return self.min_improvement
-        return -(self.margin or 0.0)
+            return float(self.min_improvement) + 0.0
+        return 0.0 - float(self.margin or 0.0)
 
     @property
     def mode(self) -> str:
@@ -128,12 +137,22 @@ class GateResult:
     passed: bool
     seconds: float
     columns: dict[str, str] = field(default_factory=dict)
+    decision: str = FAIL
+    rows_needed: int | None = None
+    classes: tuple[str, ...] = ()
+    positive_class: str | None = None
+    positive_rule: str = "not used"
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass, 1 fail, 3 insufficient evidence."""
+        return EXIT_CODES[self.decision]
 
 
 def run_gate(data: GateData, config: GateConfig) -> GateResult:
     """Decide whether the candidate passes: the interval's lower bound must reach the threshold, and no slice may regress."""
     started = time.perf_counter()
-    paired = prepare(data, config.metric, config.task)
+    paired = prepare(data, config.metric, config.task, config.classes, config.positive_class, config.positive_origin)
     seeds = np.random.SeedSequence(config.seed).spawn(2 + sum(1 for _ in data.slices))
     chosen = plan(paired, group_rows(paired.rows))
     overall, distribution = _estimate(paired, chosen, config, np.random.default_rng(seeds[0]))
@@ -150,14 +169,18 @@ def run_gate(data: GateData, config: GateConfig) -> GateResult:
     slices = _slices(data, paired, config, seeds[2:], warnings)
     reasons = []
     passed_overall = overall.low >= config.threshold
-    bound = f"lower bound {overall.low:.4g} of the {config.confidence:.0%} interval"
+    bound = f"lower bound {_shown(overall.low)} of the {config.confidence:.0%} interval"
     if passed_overall:
-        reasons.append(f"{bound} reaches the threshold {config.threshold:.4g}")
+        reasons.append(f"{bound} reaches the threshold {_shown(config.threshold)}")
     else:
-        reasons.append(f"{bound} is below the threshold {config.threshold:.4g}")
+        reasons.append(f"{bound} is below the threshold {_shown(config.threshold)}")
     regressed = [s for s in slices if s.regressed]
     for item in regressed:
         reasons.append(f"slice {item.column}={item.value} regressed (Holm-adjusted p = {item.p_holm:.3g})")
+    decision, rows_needed, why = _decide(overall, config, passed_overall and not regressed, bool(regressed))
+    if why:
+        reasons.insert(0, why)
+    found = paired.found
     return GateResult(
         config=config,
         source=data.source,
@@ -173,10 +196,60 @@ def run_gate(data: GateData, config: GateConfig) -> GateResult:
         slices=slices,
         warnings=warnings,
         reasons=reasons,
-        passed=passed_overall and not regressed,
+        passed=decision == PASS,
         seconds=time.perf_counter() - started,
         columns={"labels": data.label_column, "candidate": data.candidate_column, "baseline": data.baseline_column},
+        decision=decision,
+        rows_needed=rows_needed,
+        classes=found.names if found is not None else (),
+        positive_class=found.positive if found is not None else None,
+        positive_rule=found.positive_rule if found is not None else "not used",
     )
+
+
+def _shown(value: float) -> str:
+    """A figure for a message: four significant digits, and never "-0"."""
+    return f"{float(value) + 0.0:.4g}"
+
+
+def rows_for_margin(overall: Estimate, config: GateConfig) -> int | None:
+    """Rows that would make the interval's half-width equal the margin (or minimum improvement).
+
+    The half-width shrinks as 1/sqrt(n) at the configured confidence, so n x (half-width / margin)^2
+    rows would make an equally good candidate's interval as narrow as the margin. None where that is
+    not sound: a zero threshold (no margin to scale by) or an undefined interval.
+    """
+    allowance = abs(config.threshold)
+    half_width = (overall.high - overall.low) / 2.0
+    if allowance <= 0 or not math.isfinite(half_width):
+        return None
+    return max(overall.rows, math.ceil(overall.rows * (half_width / allowance) ** 2))
+
+
+def _decide(overall: Estimate, config: GateConfig, passed: bool, regressed: bool) -> tuple[str, int | None, str]:
+    """pass, fail, or insufficient evidence: too few rows for any verdict, or too few to tell at this margin.
+
+    Below SMALL_SAMPLE_ROWS nothing passes. Above it, an interval that misses the threshold but
+    still reaches above it, and is wider than the margin on each side, shows the holdout too small
+    to tell, not a worse candidate: insufficient evidence, with the rows the margin needs. An
+    interval wholly below the threshold, or a regressed slice, is a fail at any size.
+    """
+    needed = rows_for_margin(overall, config)
+    if overall.rows < SMALL_SAMPLE_ROWS or not math.isfinite(overall.low):
+        rows = max(SMALL_SAMPLE_ROWS, needed or 0)
+        return INSUFFICIENT, rows, (
+            f"insufficient evidence: {overall.rows} rows, fewer than the {SMALL_SAMPLE_ROWS} a bootstrap interval "
+            f"needs; about {rows} rows are needed"
+        )
+    if passed:
+        return PASS, None, ""
+    if (not regressed and needed is not None and overall.rows < needed
+            and overall.high >= config.threshold):
+        return INSUFFICIENT, needed, (
+            f"insufficient evidence: the {config.confidence:.0%} interval is wider than the "
+            f"{config.mode} threshold {_shown(config.threshold)} and straddles it; about {needed} rows are needed"
+        )
+    return FAIL, None, ""
 
 
 def _estimate(
@@ -215,11 +288,10 @@ def _sample_warnings(overall: Estimate, config: GateConfig) -> list[str]:
     if overall.rows < SMALL_SAMPLE_ROWS:
         warnings.append(f"only {overall.rows} rows: a bootstrap interval is unreliable below about {SMALL_SAMPLE_ROWS}")
     half_width = (overall.high - overall.low) / 2.0
-    allowance = abs(config.threshold)
-    if allowance > 0 and math.isfinite(half_width) and half_width > allowance:
-        needed = math.ceil(overall.rows * (half_width / allowance) ** 2)
+    needed = rows_for_margin(overall, config)
+    if needed is not None and needed > overall.rows:
         warnings.append(
-            f"the sample is too small for the {config.mode} threshold {config.threshold:.4g}: the "
+            f"the sample is too small for the {config.mode} threshold {_shown(config.threshold)}: the "
             f"{config.confidence:.0%} interval is +/-{half_width:.4g} wide, so even a candidate exactly as good "
             f"as the baseline would be judged by noise; about {needed} rows would make the interval as narrow as the threshold"
         )

@@ -24,12 +24,13 @@ degenerate pairwise term, and the table for the null keeps the first part.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from shipway.gate.columns import ClassSet, class_set, numbers, probabilities
 from shipway.gate.data import GateData
 from shipway.gate.errors import GateInputError
 
@@ -103,6 +104,7 @@ class PairedRows:
     classes: tuple[str, ...]
     make_evaluator: Callable[[np.ndarray], Evaluator]
     linearize: Callable[[np.ndarray], Linearized | None] | None = None
+    found: ClassSet | None = None
 
     def swapped(self) -> np.ndarray:
         """The rows with candidate and baseline exchanged (the permutation test's other arm)."""
@@ -117,22 +119,29 @@ def metric_info(name: str) -> MetricInfo:
     return METRICS[key]
 
 
-def prepare(data: GateData, metric_name: str, task: str = "auto") -> PairedRows:
+def prepare(
+    data: GateData,
+    metric_name: str,
+    task: str = "auto",
+    classes: Sequence[str] = (),
+    positive_class: str | None = None,
+    positive_origin: str = "--positive-class",
+) -> PairedRows:
     """Check the columns suit the metric and task, and build the per-row table the gate resamples."""
     metric = metric_info(metric_name)
     if task not in TASKS:
         raise GateInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-    resolved = _resolve_task(data, metric, task)
+    resolved = _resolve_task(data, metric, task, classes)
     if resolved not in metric.tasks:
         raise GateInputError(
             f"metric {metric.name!r} does not apply to {resolved} tasks; it applies to {', '.join(metric.tasks)}"
         )
     if resolved == "regression":
         return _regression_rows(data, metric)
-    return _classification_rows(data, metric, resolved)
+    return _classification_rows(data, metric, resolved, classes, positive_class, positive_origin)
 
 
-def _resolve_task(data: GateData, metric: MetricInfo, task: str) -> Task:
+def _resolve_task(data: GateData, metric: MetricInfo, task: str, classes: Sequence[str]) -> Task:
     if task != "auto":
         return task  # type: ignore[return-value]
     if metric.tasks == ("regression",):
@@ -140,22 +149,14 @@ def _resolve_task(data: GateData, metric: MetricInfo, task: str) -> Task:
     widths = {p.shape[1] for p in (data.candidate, data.baseline) if p.ndim == 2}
     if any(w > 2 for w in widths):
         return "multiclass"
-    distinct = np.unique(data.labels).shape[0]
+    distinct = len(set(classes)) if classes else np.unique(data.labels).shape[0]
     return "binary" if distinct <= 2 else "multiclass"
 
 
-def _numeric(data: GateData, column: str, values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind not in "biuf":
-        raise GateInputError(f"{data.source}: column {column!r} must be numeric, got {values.dtype} values")
-    if values.ndim != 1:
-        raise GateInputError(f"{data.source}: column {column!r} must hold one number per row")
-    return values.astype(np.float64, copy=False)
-
-
 def _regression_rows(data: GateData, metric: MetricInfo) -> PairedRows:
-    labels = _numeric(data, data.label_column, data.labels)
-    candidate = _numeric(data, data.candidate_column, data.candidate) - labels
-    baseline = _numeric(data, data.baseline_column, data.baseline) - labels
+    labels = numbers(data.source, data.label_column, data.labels)
+    candidate = numbers(data.source, data.candidate_column, data.candidate) - labels
+    baseline = numbers(data.source, data.baseline_column, data.baseline) - labels
     if metric.name == "rmse":
         rows = np.column_stack([candidate * candidate, baseline * baseline])
         return PairedRows(
@@ -167,65 +168,76 @@ def _regression_rows(data: GateData, metric: MetricInfo) -> PairedRows:
     )
 
 
-def _classification_rows(data: GateData, metric: MetricInfo, task: Task) -> PairedRows:
+def _classification_rows(
+    data: GateData,
+    metric: MetricInfo,
+    task: Task,
+    declared: Sequence[str],
+    positive_class: str | None,
+    positive_origin: str,
+) -> PairedRows:
     if data.labels.ndim != 1:
         raise GateInputError(f"{data.source}: labels column {data.label_column!r} must hold one label per row")
-    classes = np.unique(data.labels)
-    if classes.shape[0] < 2:
+    # Accuracy on predicted labels compares labels only; every other binary use needs the positive class.
+    hard = not metric.needs_scores and not any(_is_scores(v) for v in (data.candidate, data.baseline))
+    found = class_set(
+        data.source, data.label_column, data.labels, declared, positive_class, positive_origin,
+        binary=task == "binary", positive_needed=not (hard and metric.name == "accuracy"),
+    )
+    class_count = len(found.keys)
+    if class_count < 2:
         raise GateInputError(
-            f"{data.source}: labels column {data.label_column!r} holds a single class ({classes[0]!r}); "
-            "a classification gate needs at least two classes in the holdout"
+            f"{data.source}: labels column {data.label_column!r} holds a single class ({found.names[0]}); "
+            "a classification gate needs at least two classes"
         )
-    if task == "binary" and classes.shape[0] > 2:
+    if task == "binary" and class_count > 2:
         raise GateInputError(
-            f"{data.source}: labels column {data.label_column!r} holds {classes.shape[0]} classes; "
-            "use --task multiclass"
+            f"{data.source}: labels column {data.label_column!r} holds {class_count} classes; use --task multiclass"
         )
-    label_codes = np.searchsorted(classes, data.labels)
-    names = tuple(str(c) for c in classes)
+    label_codes = found.check_labels(data.labels)
     if metric.needs_scores:
-        candidate = _scores(data, data.candidate_column, data.candidate, classes, task)
-        baseline = _scores(data, data.baseline_column, data.baseline, classes, task)
+        candidate = _scores(data, data.candidate_column, data.candidate, found, task)
+        baseline = _scores(data, data.baseline_column, data.baseline, found, task)
         if metric.name == "roc_auc":
             rows = np.column_stack([label_codes == 1, candidate, baseline]).astype(np.float64)
-            return PairedRows(metric, task, rows, (0, 2, 1), names, _auc_evaluator, _auc_linearized)
+            return PairedRows(metric, task, rows, (0, 2, 1), found.names, _auc_evaluator, _auc_linearized, found)
         rows = np.column_stack([_row_log_loss(candidate, label_codes), _row_log_loss(baseline, label_codes)])
         return PairedRows(
-            metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False), _mean_linearized
+            metric, task, rows, (1, 0), found.names, lambda r: _mean_evaluator(r, root=False), _mean_linearized,
+            found,
         )
+    candidate_codes = _hard_labels(data, data.candidate_column, data.candidate, found)
+    baseline_codes = _hard_labels(data, data.baseline_column, data.baseline, found)
     if metric.name == "accuracy":
-        # A predicted label that never occurs in the holdout (an LLM's free answer) is simply wrong.
-        rows = np.column_stack(
-            [
-                _correct(data, data.candidate_column, data.candidate, classes, label_codes),
-                _correct(data, data.baseline_column, data.baseline, classes, label_codes),
-            ]
-        ).astype(np.float64)
-        return PairedRows(metric, task, rows, (1, 0), names, lambda r: _mean_evaluator(r, root=False))
-    candidate_codes = _hard_labels(data, data.candidate_column, data.candidate, classes)
-    baseline_codes = _hard_labels(data, data.baseline_column, data.baseline, classes)
+        rows = np.column_stack([candidate_codes == label_codes, baseline_codes == label_codes]).astype(np.float64)
+        return PairedRows(metric, task, rows, (1, 0), found.names, lambda r: _mean_evaluator(r, root=False),
+                          None, found)
     rows = np.column_stack([label_codes, candidate_codes, baseline_codes]).astype(np.float64)
-    class_count = classes.shape[0]
-    return PairedRows(metric, task, rows, (0, 2, 1), names, lambda r: _f1_evaluator(r, class_count))
+    return PairedRows(metric, task, rows, (0, 2, 1), found.names, lambda r: _f1_evaluator(r, class_count),
+                      None, found)
 
 
-def _scores(data: GateData, column: str, values: np.ndarray, classes: np.ndarray, task: Task) -> np.ndarray:
-    """Probabilities: the positive class's (binary, n) or every class's (multiclass, n x K)."""
-    if values.dtype.kind not in "biuf":
-        raise GateInputError(
-            f"{data.source}: column {column!r} must hold probabilities for this metric, got {values.dtype} values"
-        )
-    scores = values.astype(np.float64, copy=False)
-    if scores.min() < 0.0 or scores.max() > 1.0:
-        raise GateInputError(f"{data.source}: column {column!r} must hold probabilities in [0, 1]")
-    class_count = classes.shape[0]
+def _is_scores(values: np.ndarray) -> bool:
+    """Per-class probabilities, or fractional numbers (binary probabilities cut at 0.5)."""
+    if values.ndim == 2:
+        return True
+    return values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
+
+
+def _scores(data: GateData, column: str, values: np.ndarray, found: ClassSet, task: Task) -> np.ndarray:
+    """Probabilities: the positive class's (binary, n) or every class's in code order (multiclass, n x K)."""
+    scores = probabilities(data.source, column, values)
+    class_count = len(found.keys)
     if scores.ndim == 2:
         if scores.shape[1] != class_count:
             raise GateInputError(
                 f"{data.source}: column {column!r} has {scores.shape[1]} probabilities per row "
                 f"but the labels hold {class_count} classes"
             )
-        return scores[:, 1] if task == "binary" else scores
+        # Per-class columns are in sorted class order; codes put the positive class last in a binary task.
+        in_code_order = np.empty_like(scores)
+        in_code_order[:, found.sorted_codes] = scores
+        return in_code_order[:, 1] if task == "binary" else in_code_order
     if task == "multiclass":
         raise GateInputError(
             f"{data.source}: column {column!r} holds one number per row; a multiclass "
@@ -234,52 +246,31 @@ def _scores(data: GateData, column: str, values: np.ndarray, classes: np.ndarray
     return scores
 
 
-def _hard_labels(data: GateData, column: str, values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def _hard_labels(data: GateData, column: str, values: np.ndarray, found: ClassSet) -> np.ndarray:
     """Class codes of predicted labels; probabilities become labels by argmax (or 0.5 for binary scores)."""
+    class_count = len(found.keys)
     if values.ndim == 2:
-        if values.shape[1] != classes.shape[0]:
+        scores = probabilities(data.source, column, values)
+        if scores.shape[1] != class_count:
             raise GateInputError(
-                f"{data.source}: column {column!r} has {values.shape[1]} probabilities per row "
-                f"but the labels hold {classes.shape[0]} classes"
+                f"{data.source}: column {column!r} has {scores.shape[1]} probabilities per row "
+                f"but the labels hold {class_count} classes"
             )
-        return np.argmax(values, axis=1)
-    is_fractional = values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
-    if is_fractional and classes.shape[0] == 2:
-        return (values >= 0.5).astype(np.int64)
-    if is_fractional:
-        # Casting would truncate 1.7 to class 1 and 0.9 to class 0: a silently wrong score.
-        raise GateInputError(
-            f"{data.source}: column {column!r} holds fractional numbers but the labels hold {classes.shape[0]} "
-            "classes; give predicted class labels, or one probability per class (an n x K array)"
-        )
-    if values.dtype.kind == "f" and classes.dtype.kind in "biu":
-        values = values.astype(classes.dtype)
-    try:
-        codes = np.searchsorted(classes, values).clip(0, classes.shape[0] - 1)
-        unknown = np.asarray(classes[codes] != values)
-    except (TypeError, np.exceptions.DTypePromotionError):
-        raise GateInputError(
-            f"{data.source}: column {column!r} holds {values.dtype} values that cannot be compared "
-            f"with the {classes.dtype} labels in {data.label_column!r}"
-        ) from None
-    if np.any(unknown):
-        first = int(np.argmax(unknown))
-        raise GateInputError(
-            f"{data.source}: column {column!r} predicts {values[first:first + 1].tolist()[0]!r} at row {first + 1}, "
-            f"which is not a class in the labels ({', '.join(map(str, classes[:10]))})"
-        )
-    return codes
-
-
-def _correct(
-    data: GateData, column: str, values: np.ndarray, classes: np.ndarray, label_codes: np.ndarray
-) -> np.ndarray:
-    is_fractional = values.dtype.kind == "f" and bool(np.any(values != np.round(values)))
-    if values.ndim == 2 or is_fractional:
-        return _hard_labels(data, column, values, classes) == label_codes
-    if values.dtype.kind in "fb" and data.labels.dtype.kind in "biu":
-        values = values.astype(data.labels.dtype)
-    return np.asarray(values == data.labels, dtype=bool)
+        return found.sorted_codes[np.argmax(scores, axis=1)]
+    if _is_scores(values):
+        if class_count != 2:
+            # Casting would truncate 1.7 to class 1 and 0.9 to class 0: a silently wrong score.
+            raise GateInputError(
+                f"{data.source}: column {column!r} holds fractional numbers but the labels hold {class_count} "
+                "classes; give predicted class labels, or one probability per class (an n x K array)"
+            )
+        if found.positive is None:
+            raise GateInputError(
+                f"{data.source}: column {column!r} holds probabilities; say which class they are for with "
+                "--positive-class or model.yaml's gate.positiveClass"
+            )
+        return (probabilities(data.source, column, values) >= 0.5).astype(np.int64)
+    return found.codes(column, values)
 
 
 def _row_log_loss(scores: np.ndarray, label_codes: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from shipway import __version__
 from shipway.files import write_atomic
-from shipway.gate.decision import Estimate, GateResult
+from shipway.gate.decision import EXIT_CODES, FAIL, INSUFFICIENT, PASS, SMALL_SAMPLE_ROWS, Estimate, GateResult
 
 REPORT_SCHEMA = "shipway.dev/gate-report/v1"
 REPORT_FILE = "gate-report.json"
@@ -28,8 +28,8 @@ PLOT_FILE = "gate-difference.png"
 
 
 def _number(value: float | None) -> float | None:
-    """JSON has no NaN; an undefined figure is null."""
-    return None if value is None or not math.isfinite(value) else float(value)
+    """JSON has no NaN; an undefined figure is null; -0.0 is 0.0."""
+    return None if value is None or not math.isfinite(value) else float(value) + 0.0
 
 
 def _estimate(estimate: Estimate) -> dict[str, Any]:
@@ -50,17 +50,22 @@ def report_dict(result: GateResult) -> dict[str, Any]:
         "schema": REPORT_SCHEMA,
         "shipway_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "decision": "pass" if result.passed else "fail",
+        "decision": result.decision,
         "passed": result.passed,
+        "exit_code": result.exit_code,
         "reasons": result.reasons,
         "input": {"file": result.source, "columns": result.columns},
         "task": result.task,
+        "classes": list(result.classes),
+        "positive_class": {"class": result.positive_class, "rule": result.positive_rule},
         "metric": {"name": result.metric, "higher_is_better": result.higher_is_better},
         "rule": {
             "mode": config.mode,
             "margin": config.margin,
             "min_improvement": config.min_improvement,
             "threshold": config.threshold,
+            "min_rows": SMALL_SAMPLE_ROWS,
+            "rows_needed": result.rows_needed,
             "confidence": config.confidence,
             "improvement_means": "candidate better than baseline, in metric units",
         },
@@ -108,13 +113,17 @@ def report_dict(result: GateResult) -> dict[str, Any]:
 
 
 def _format(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+    return "n/a" if value is None or not math.isfinite(value) else f"{float(value) + 0.0:.4g}"
+
+
+def _verdict(decision: str) -> str:
+    return decision.upper()
 
 
 def markdown_summary(result: GateResult) -> str:
     """A short summary fit for a pull-request comment."""
     config, overall = result.config, result.overall
-    verdict = "PASS" if result.passed else "FAIL"
+    verdict = _verdict(result.decision)
     lines = [
         f"### Shipway gate: **{verdict}** ({result.metric}, {result.task})",
         "",
@@ -134,7 +143,10 @@ def markdown_summary(result: GateResult) -> str:
             f"{_format(item.estimate.baseline)} | {_format(item.estimate.improvement)} | "
             f"[{_format(item.estimate.low)}, {_format(item.estimate.high)}] | Holm p = {_format(item.p_holm)}{flag} |"
         )
-    lines += ["", f"Rule: {config.mode}; the interval's lower bound must reach the threshold."]
+    lines += ["", f"Rule: {config.mode}; the interval's lower bound must reach the threshold, on at least "
+              f"{SMALL_SAMPLE_ROWS} rows."]
+    if result.positive_class is not None:
+        lines.append(f"- positive class: {result.positive_class} ({result.positive_rule})")
     lines += [f"- {reason}" for reason in result.reasons]
     if result.mcnemar is not None:
         lines.append(
@@ -169,12 +181,20 @@ def _plot(result: GateResult) -> bytes:
     figure = Figure(figsize=(7, 4), dpi=100)
     axes = figure.subplots()
     finite = result.distribution[np.isfinite(result.distribution)]
-    axes.hist(finite, bins=60, color="#4c72b0", alpha=0.8, label="bootstrap improvement")
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        # A (nearly) constant distribution has no width for 60 bins: one bar around its value instead.
+        if high - low <= 1e-9 * max(1.0, abs(low), abs(high)):
+            low, high = low - 0.5e-3 * max(1.0, abs(low)), high + 0.5e-3 * max(1.0, abs(high))
+            axes.hist(finite, bins=1, range=(low, high), color="#4c72b0", alpha=0.8, label="bootstrap improvement")
+        else:
+            axes.hist(finite, bins=60, range=(low, high), color="#4c72b0", alpha=0.8, label="bootstrap improvement")
     axes.axvline(result.config.threshold, color="#c44e52", linewidth=2, label=f"threshold {result.config.threshold:.4g}")
     axes.axvline(0.0, color="black", linewidth=1, linestyle=":")
-    axes.axvspan(result.overall.low, result.overall.high, color="#55a868", alpha=0.2, label="interval")
+    if math.isfinite(result.overall.low) and math.isfinite(result.overall.high):
+        axes.axvspan(result.overall.low, result.overall.high, color="#55a868", alpha=0.2, label="interval")
     axes.axvline(result.overall.improvement, color="#55a868", linewidth=2, label="observed")
-    verdict = "PASS" if result.passed else "FAIL"
+    verdict = _verdict(result.decision)
     axes.set_title(f"{result.metric}: candidate - baseline ({verdict})")
     axes.set_xlabel(f"improvement in {result.metric} (positive: candidate better)")
     axes.set_ylabel("resamples")
@@ -185,23 +205,33 @@ def _plot(result: GateResult) -> bytes:
     return buffer.getvalue()
 
 
+def combined_decision(results: Sequence[GateResult]) -> str:
+    """Every metric must pass; any fail is a fail; otherwise any insufficient evidence is that."""
+    decisions = {result.decision for result in results}
+    if FAIL in decisions:
+        return FAIL
+    return INSUFFICIENT if INSUFFICIENT in decisions else PASS
+
+
 def combined_report_dict(results: Sequence[GateResult], reports: Sequence[Path], directory: Path) -> dict[str, Any]:
     """Several metrics' decisions in one report; it passes only if every metric passes."""
     passed = all(result.passed for result in results)
     first = results[0]
+    decision = combined_decision(results)
     return {
         "schema": REPORT_SCHEMA,
         "shipway_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "decision": "pass" if passed else "fail",
+        "decision": decision,
         "passed": passed,
+        "exit_code": EXIT_CODES[decision],
         "reasons": [f"{result.metric}: {reason}" for result in results for reason in result.reasons],
         "input": {"file": first.source, "columns": first.columns},
         "task": first.task,
         "metrics": [
             {
                 "name": result.metric,
-                "decision": "pass" if result.passed else "fail",
+                "decision": result.decision,
                 "passed": result.passed,
                 "improvement": _number(result.overall.improvement),
                 "interval": [_number(result.overall.low), _number(result.overall.high)],
@@ -216,9 +246,8 @@ def combined_report_dict(results: Sequence[GateResult], reports: Sequence[Path],
 
 def combined_summary(results: Sequence[GateResult]) -> str:
     """A table of every metric's decision, then each metric's own summary."""
-    passed = all(result.passed for result in results)
     lines = [
-        f"## Shipway gate: **{'PASS' if passed else 'FAIL'}** ({', '.join(r.metric for r in results)})",
+        f"## Shipway gate: **{_verdict(combined_decision(results))}** ({', '.join(r.metric for r in results)})",
         "",
         "The candidate passes only if every metric passes.",
         "",
@@ -228,7 +257,7 @@ def combined_summary(results: Sequence[GateResult]) -> str:
     for result in results:
         overall = result.overall
         lines.append(
-            f"| {result.metric} | {'PASS' if result.passed else 'FAIL'} | {_format(overall.improvement)} | "
+            f"| {result.metric} | {_verdict(result.decision)} | {_format(overall.improvement)} | "
             f"[{_format(overall.low)}, {_format(overall.high)}] | {_format(result.config.threshold)} |"
         )
     return "\n".join(lines) + "\n\n" + "\n".join(markdown_summary(result) for result in results)
@@ -272,7 +301,13 @@ def write_report(result: GateResult, directory: str | Path,
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     paths = {"report": target / REPORT_FILE, "summary": target / SUMMARY_FILE, "plot": target / PLOT_FILE}
-    write_atomic(paths["plot"], _plot(result))
+    # The plot is an illustration: no problem drawing it may cost the report or change the verdict.
+    try:
+        write_atomic(paths["plot"], _plot(result))
+    except Exception as error:  # noqa: BLE001 - matplotlib raises many kinds; none may stop the report
+        paths["plot"].unlink(missing_ok=True)
+        del paths["plot"]
+        result.warnings.append(f"the plot was not drawn ({type(error).__name__}: {error}); the verdict stands")
     write_atomic(paths["summary"], markdown_summary(result).encode())
     # The JSON goes last: its presence means the whole report is there.
     document = {**report_dict(result), "model": judged or subject(None, None)}

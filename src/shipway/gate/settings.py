@@ -26,6 +26,8 @@ class GateOptions:
     min_improvement: float | None = None
     confidence: float | None = None
     slices: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    positive_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,17 @@ class GateSettings:
     min_improvement: float | None
     confidence: float
     slices: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+    positive_class: str | None = None
+    positive_origin: str = "--positive-class"
 
     def configs(self, task: str = "auto", resamples: int = 2000, permutations: int = 1000,
                 seed: int = 0) -> list[GateConfig]:
         """One GateConfig per metric; all share the rule, the slices and the effort."""
         return [
             GateConfig(metric=metric, task=task, margin=self.margin, min_improvement=self.min_improvement,
-                       confidence=self.confidence, resamples=resamples, permutations=permutations, seed=seed)
+                       confidence=self.confidence, resamples=resamples, permutations=permutations, seed=seed,
+                classes=self.classes, positive_class=self.positive_class, positive_origin=self.positive_origin)
             for metric in self.metrics
         ]
 
@@ -60,6 +66,8 @@ def resolve_settings(options: GateOptions, model: str | Path | None = None) -> G
     spec_margin: float | None = None
     spec_confidence: float | None = None
     spec_slices: tuple[str, ...] = ()
+    spec_classes: tuple[str, ...] = ()
+    spec_positive: str | None = None
     if model is not None:
         from shipway.spec import load_model_spec
 
@@ -67,6 +75,7 @@ def resolve_settings(options: GateOptions, model: str | Path | None = None) -> G
         if not options.metrics:
             spec_metrics = _spec_metrics(Path(model), gate.metrics)
         spec_margin, spec_confidence, spec_slices = gate.margin, gate.confidence, tuple(gate.slices)
+        spec_classes, spec_positive = tuple(gate.classes), gate.positive_class
     if options.metrics:
         metrics = tuple(gate_metric(name) for name in options.metrics)
     elif spec_metrics:
@@ -84,6 +93,10 @@ def resolve_settings(options: GateOptions, model: str | Path | None = None) -> G
         min_improvement=options.min_improvement,
         confidence=DEFAULT_CONFIDENCE if confidence is None else confidence,
         slices=options.slices or spec_slices,
+        classes=options.classes or spec_classes,
+        positive_class=options.positive_class if options.positive_class is not None else spec_positive,
+        positive_origin="model.yaml gate.positiveClass"
+        if options.positive_class is None and spec_positive is not None else "--positive-class",
     )
 
 

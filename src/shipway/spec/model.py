@@ -312,6 +312,14 @@ class Gate(Spec):
     slices: list[Annotated[str, Field(pattern=_COLUMN.pattern)]] = Field(
         default_factory=list, description="Columns whose every value must not regress."
     )
+    classes: list[Annotated[str, BeforeValidator(str)]] = Field(
+        default_factory=list, description="The classes a classification gate accepts (default: the labels' own); "
+        "a label or predicted label outside them is bad input."
+    )
+    positive_class: Annotated[str, BeforeValidator(str)] | None = Field(
+        None, description="The positive class of a binary gate (ROC AUC, F1, log loss). Default: the larger of "
+        "numeric classes; for text, the one named yes/true/positive/1 (else required)."
+    )
 
 
 # --- retraining -------------------------------------------------------------------------

@@ -111,14 +111,25 @@ def test_metric_and_task_must_fit(binary: GateData, metric: str, task: str, mess
 
 def test_prediction_outside_the_label_classes_is_refused() -> None:
     data = _data(np.array([0, 1, 0, 1]), np.array([0, 1, 2, 1]), np.array([0, 1, 0, 1]))
-    with pytest.raises(GateInputError, match=r"'cand' predicts 2 at row 3"):
+    with pytest.raises(GateInputError, match=r"column 'cand', row 3: 2 is not one of the classes \(0, 1\)"):
         prepare(data, "f1")
 
 
-def test_accuracy_counts_a_label_outside_the_classes_as_wrong() -> None:
+def test_accuracy_refuses_a_predicted_label_outside_the_classes() -> None:
+    """Issue #20 case 2: labels {1, 2} against predictions {0, 1} read accuracy 0.14 with no warning."""
     labels = np.array(["A", "B", "A", "C"])
     data = _data(labels, np.array(["A", "B", "D", "C"]), np.array(["B", "B", "A", "Z"]))
-    assert _point(data, "accuracy")[:2] == (0.75, 0.5)
+    with pytest.raises(GateInputError, match=r"column 'cand', row 3: 'D' is not one of the classes \('A', 'B', 'C'\)"):
+        prepare(data, "accuracy")
+
+
+def test_declared_classes_admit_a_prediction_the_holdout_lacks() -> None:
+    labels = np.array(["A", "B", "A", "C"])
+    data = _data(labels, np.array(["A", "B", "D", "C"]), np.array(["B", "B", "A", "Z"]))
+    paired = prepare(data, "accuracy", classes=("A", "B", "C", "D", "Z"))
+    assert paired.rows[:, 0].mean() == 0.75 and paired.rows[:, 1].mean() == 0.5
+    with pytest.raises(GateInputError, match=r"column 'y', row 4: 'C' is not one of the classes \('A', 'B'\)"):
+        prepare(data, "accuracy", classes=("A", "B"))
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "f1"])
