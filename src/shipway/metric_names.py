@@ -34,11 +34,17 @@ FEATURE_DRIFT_JS = "shipway_model_feature_drift_js"
 FEATURE_DRIFT_CHI2_PVALUE = "shipway_model_feature_drift_chi2_pvalue"
 """Gauge: chi-square test p-value of one categorical feature against the reference."""
 
+FEATURE_DRIFT_ROWS = "shipway_model_feature_drift_rows"
+"""Gauge: rows of the drift window in which one feature was observed, missing values included (its min-rows guard)."""
+
+FEATURE_MISSING_SHARE = "shipway_model_feature_missing_share"
+"""Gauge: share of one feature's observed rows in the window that were missing (null, NaN); PSI counts them too."""
+
 PREDICTION_DRIFT_PSI = "shipway_model_prediction_drift_psi"
 """Gauge: PSI of the prediction distribution against the reference."""
 
 DRIFT_WINDOW_ROWS = "shipway_model_drift_window_rows"
-"""Gauge: rows in the current drift window (drift is only trusted above a minimum)."""
+"""Gauge: rows in the current drift window (each feature's own rows, FEATURE_DRIFT_ROWS, guard its alert)."""
 
 ONLINE_ACCURACY = "shipway_model_online_accuracy"
 """Gauge: rolling accuracy over delayed labels received on the feedback endpoint."""
@@ -106,6 +112,8 @@ ALL_METRICS = (
     FEATURE_DRIFT_KS,
     FEATURE_DRIFT_JS,
     FEATURE_DRIFT_CHI2_PVALUE,
+    FEATURE_DRIFT_ROWS,
+    FEATURE_MISSING_SHARE,
     PREDICTION_DRIFT_PSI,
     DRIFT_WINDOW_ROWS,
     ONLINE_ACCURACY,
@@ -154,14 +162,17 @@ def latency_p99(sel: str, window: str = "5m", by: tuple[str, ...] = ()) -> str:
     )
 
 
-def max_feature_psi(sel: str, by: tuple[str, ...] = ()) -> str:
-    """The largest feature PSI of the current drift window."""
-    return f"max{_by(by)}({FEATURE_DRIFT_PSI}{sel})"
+def max_feature_psi(sel: str, by: tuple[str, ...] = (), min_rows: str | None = None) -> str:
+    """The largest feature PSI of the current drift window.
 
-
-def drift_window_rows(sel: str, by: tuple[str, ...] = ()) -> str:
-    """Rows in the drift window (the fewest across replicas): drift is trusted above a minimum."""
-    return f"min{_by(by)}({DRIFT_WINDOW_ROWS}{sel})"
+    With `min_rows` (a number, or a PromQL operand matched per version) only features observed
+    in at least that many rows of their own count: a feature missing from most requests, or
+    absent from them, is judged on its own rows, not the window's.
+    """
+    psi = f"{FEATURE_DRIFT_PSI}{sel}"
+    if min_rows is not None:
+        psi = f"{psi} and ({FEATURE_DRIFT_ROWS}{sel} >= {min_rows})"
+    return f"max{_by(by)}({psi})"
 
 
 def online_accuracy(sel: str, by: tuple[str, ...] = ()) -> str:

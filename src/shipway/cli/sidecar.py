@@ -13,13 +13,16 @@ from shipway.errors import ShipwayError
 if TYPE_CHECKING:
     from shipway.sidecar.metrics import SloThresholds
 
-drift_app = typer.Typer(help="Drift reference profiles.", no_args_is_help=True)
+drift_app = typer.Typer(help="Drift reference profiles, and batch files checked against them.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add `sidecar` and the `drift` group to the app."""
+    from shipway.cli.drift import check
+
     app.command("sidecar")(sidecar)
     drift_app.command("profile")(profile)
+    drift_app.command("check")(check)
     app.add_typer(drift_app, name="drift")
 
 

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shipway.drift.profile import DEFAULT_BINS, ReferenceProfile, build_profile
 from shipway.errors import ShipwayError
+
+
+def read_frame(path: Path, error: type[ShipwayError] = ShipwayError) -> Any:
+    """A CSV or parquet file as a pandas DataFrame; anything else, or an unreadable file, raises `error`."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise error(f"{path}: expected a .csv or .parquet file, got {suffix or 'no suffix'!r}")
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError, ImportError) as failure:
+        raise error(f"{path}: could not read: {failure}") from None
 
 
 def profile_from_file(
@@ -17,20 +33,7 @@ def profile_from_file(
     bins: int = DEFAULT_BINS,
 ) -> ReferenceProfile:
     """Profile a CSV or parquet file: the named features (default: every column but the prediction)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise ShipwayError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise ShipwayError(f"{path}: expected a .csv or .parquet file, got {suffix or 'no suffix'!r}")
-    except (ValueError, OSError, ImportError) as error:
-        raise ShipwayError(f"{path}: could not read: {error}") from None
+    frame = read_frame(path)
     if prediction is not None and prediction not in frame.columns:
         raise ShipwayError(f"{path}: prediction column {prediction!r} not found; columns: {list(frame.columns)}")
     chosen = list(features) or [str(column) for column in frame.columns if column != prediction]

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from shipway.drift import stats
-from shipway.drift.profile import CategoricalFeature, FeatureProfile, NumericFeature, ReferenceProfile
+from shipway.drift.profile import (
+    CategoricalFeature,
+    FeatureProfile,
+    NumericFeature,
+    ReferenceProfile,
+    float_values,
+    is_missing,
+)
 
 DEFAULT_WINDOW_ROWS = 2000
 _LARGEST = np.finfo(np.float64).max
@@ -25,7 +32,12 @@ DEFAULT_SLICES = 4
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """One feature's drift in the current window; statistics that do not apply are NaN."""
+    """One feature's drift in the current window; statistics that do not apply are NaN.
+
+    `rows` counts the rows in which the feature was observed, a missing value (null, NaN)
+    included and a request that did not carry the feature at all not: the per-feature
+    minimum-rows guard of the drift alert reads it.
+    """
 
     name: str
     kind: str
@@ -34,6 +46,9 @@ class FeatureDrift:
     js: float
     ks: float
     chi2_pvalue: float
+    missing: int = 0
+    missing_share: float = float("nan")
+    reference_missing_share: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -61,25 +76,24 @@ class _NumericBlock:
 
     def __init__(self, features: Sequence[NumericFeature]) -> None:
         self.names = tuple(feature.name for feature in features)
-        self.width = max((feature.bins for feature in features), default=1)
+        # Value bins, then each feature's missing bucket right after its own value bins.
+        self.width = max((feature.bins for feature in features), default=1) + 1
         # Padding cuts with +inf makes the extra bins empty, so one matrix serves every feature.
-        self.cuts = np.full((len(features), self.width - 1), np.inf)
+        self.cuts = np.full((len(features), self.width - 2), np.inf)
         for index, feature in enumerate(features):
             self.cuts[index, : len(feature.cuts)] = feature.cuts
-        self.reference = np.zeros((len(features), self.width))
-        for index, feature in enumerate(features):
-            self.reference[index, : feature.bins] = feature.proportions
-        self.mask = np.arange(self.width)[None, :] < np.array([f.bins for f in features])[:, None]
+        self.missing_index = np.array([feature.bins for feature in features], dtype=np.intp)
+        self.reference, self.mask, self.value_mask = _reference(features, self.width)
 
     def count(self, columns: Sequence[Any]) -> np.ndarray:
-        """Bin counts (features, bins) of one batch; NaN and missing values are not counted.
+        """Bin counts (features, bins) of one batch, missing values (None, NaN, unreadable) in the missing bucket.
 
         Bin j holds values in [cut[j-1], cut[j]), so each bin count is a
         difference of "values below cut" counts: no per-row bin index is built.
         """
         # +inf belongs in a feature's top bin, as in the profile; left as is it would pass the +inf
         # padding cuts of a feature with fewer bins and land in a padding bin no statistic reads.
-        arrays = [np.minimum(_as_float(column), _LARGEST) for column in columns]
+        arrays = [np.minimum(float_values(column), _LARGEST) for column in columns]
         below = np.empty(self.cuts.shape, dtype=np.int64)
         valid = np.empty(len(arrays), dtype=np.int64)
         lengths = {array.size for array in arrays}
@@ -93,7 +107,11 @@ class _NumericBlock:
                 below[index] = [np.count_nonzero(array < cut) for cut in self.cuts[index]]
                 valid[index] = array.size - np.count_nonzero(np.isnan(array))
         cumulative = np.concatenate([below, valid[:, None]], axis=1)
-        return np.diff(cumulative, axis=1, prepend=0)
+        counts = np.zeros((len(arrays), self.width), dtype=np.int64)
+        counts[:, :-1] = np.diff(cumulative, axis=1, prepend=0)
+        given = np.array([array.size for array in arrays], dtype=np.int64)
+        counts[np.arange(len(arrays)), self.missing_index] += given - valid
+        return counts
 
 
 class _CategoricalBlock:
@@ -103,20 +121,19 @@ class _CategoricalBlock:
 
     def __init__(self, features: Sequence[CategoricalFeature]) -> None:
         self.names = tuple(feature.name for feature in features)
-        self.width = max((feature.bins for feature in features), default=1)
+        self.width = max((feature.bins for feature in features), default=1) + 1
         self.lookups = [{category: i for i, category in enumerate(f.categories)} for f in features]
-        self.reference = np.zeros((len(features), self.width))
-        for index, feature in enumerate(features):
-            self.reference[index, : feature.bins] = feature.proportions
-        self.mask = np.arange(self.width)[None, :] < np.array([f.bins for f in features])[:, None]
+        self.reference, self.mask, self.value_mask = _reference(features, self.width)
 
     def count(self, columns: Sequence[Any]) -> np.ndarray:
-        """Bucket counts (features, buckets) of one batch; None values are not counted."""
+        """Bucket counts (features, buckets) of one batch: known categories, "other", then missing values."""
         indexes: list[int] = []
         for index, (lookup, column) in enumerate(zip(self.lookups, columns, strict=True)):
             other = len(lookup)
             offset = index * self.width
-            indexes.extend(offset + lookup.get(str(value), other) for value in column if value is not None)
+            indexes.extend(
+                offset + (other + 1 if is_missing(value) else lookup.get(str(value), other)) for value in column
+            )
         flat = np.bincount(np.asarray(indexes, dtype=np.intp), minlength=len(self.names) * self.width)
         return flat.reshape(len(self.names), self.width)
 
@@ -233,15 +250,31 @@ def _block_for(feature: FeatureProfile) -> _Block:
     return _CategoricalBlock([feature])
 
 
+def _reference(features: Sequence[FeatureProfile], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference counts padded to one matrix (missing bucket right after each feature's own bins) and the masks."""
+    reference = np.zeros((len(features), width), dtype=np.int64)
+    for index, feature in enumerate(features):
+        reference[index, : feature.bins + 1] = (*feature.counts, feature.missing)
+    bins = np.array([feature.bins for feature in features], dtype=np.intp)[:, None]
+    columns = np.arange(width)[None, :]
+    return reference, columns <= bins, columns < bins
+
+
 def _block_statistics(block: _Block, counts: np.ndarray) -> list[FeatureDrift]:
     rows = counts.sum(axis=1)
     psi = stats.psi(block.reference, counts, block.mask)
     js = stats.js_distance(block.reference, counts, block.mask)
     nan = np.full(len(block.names), np.nan)
     if block.kind == "numeric":
-        ks, pvalues = stats.ks_binned(block.reference, counts, block.mask), nan
+        ks, pvalues = stats.ks_binned(block.reference, counts, block.value_mask), nan
     else:
-        ks, pvalues = nan, stats.chi2_pvalue(block.reference, counts, block.mask)
+        ks, pvalues = nan, stats.chi2_two_sample_pvalue(block.reference, counts, block.mask)
+    missing_bucket = block.mask & ~block.value_mask
+    missing = np.where(missing_bucket, counts, 0).sum(axis=1)
+    reference_missing = np.where(missing_bucket, block.reference, 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        missing_share = np.where(rows > 0, missing / np.maximum(rows, 1), np.nan)
+        reference_share = reference_missing / block.reference.sum(axis=1)
     return [
         FeatureDrift(
             name=name,
@@ -251,23 +284,9 @@ def _block_statistics(block: _Block, counts: np.ndarray) -> list[FeatureDrift]:
             js=float(js[index]),
             ks=float(ks[index]),
             chi2_pvalue=float(pvalues[index]),
+            missing=int(missing[index]),
+            missing_share=float(missing_share[index]),
+            reference_missing_share=float(reference_share[index]),
         )
         for index, name in enumerate(block.names)
     ]
-
-
-def _as_float(column: Any) -> np.ndarray:
-    if isinstance(column, np.ndarray) and column.dtype.kind == "f":
-        return column
-    try:
-        return np.asarray(column, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        # A stray string or null in a numeric column: count what parses, skip the rest.
-        return np.array([_to_float(value) for value in column], dtype=np.float64)
-
-
-def _to_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")

@@ -79,6 +79,7 @@ def model_rule_groups(model: str | None = None, namespace: str | None = None, sl
     window = slo.rate_window
     who = "{{ $labels.model }} {{ $labels.version }} in {{ $labels.namespace }}"
     requests = f"{m.REQUESTS_TOTAL}{sel}"
+    feature_rows = threshold(m.SLO_DRIFT_MIN_ROWS, sel, slo.min_drift_rows, f"{m.FEATURE_DRIFT_ROWS}{sel}", many=True)
     rules = [
         _alert(
             "ShipwayModelErrorRateHigh",
@@ -99,10 +100,10 @@ def model_rule_groups(model: str | None = None, namespace: str | None = None, sl
         ),
         _alert(
             "ShipwayModelFeatureDrift",
-            f"({m.max_feature_psi(sel, by)}"
-            f" > {threshold(m.SLO_DRIFT_PSI, sel, slo.max_feature_psi, f'{m.FEATURE_DRIFT_PSI}{sel}')})"
-            f" and ({m.drift_window_rows(sel, by)}"
-            f" >= {threshold(m.SLO_DRIFT_MIN_ROWS, sel, slo.min_drift_rows, f'{m.DRIFT_WINDOW_ROWS}{sel}')})",
+            # Each feature is trusted on the rows it was observed in, not the window's: one missing from
+            # most requests would otherwise alert on a handful of values.
+            f"{m.max_feature_psi(sel, by, min_rows=feature_rows)}"
+            f" > {threshold(m.SLO_DRIFT_PSI, sel, slo.max_feature_psi, f'{m.FEATURE_DRIFT_PSI}{sel}')}",
             slo.for_duration,
             "warning",
             f"{who}: largest feature PSI {{{{ $value | printf \"%.3f\" }}}}"
@@ -124,16 +125,17 @@ def model_rule_groups(model: str | None = None, namespace: str | None = None, sl
     return [group]
 
 
-def threshold(gauge: str, sel: str, default: float, present: str, lenient: str = "max") -> str:
+def threshold(gauge: str, sel: str, default: float, present: str, lenient: str = "max", many: bool = False) -> str:
     """Each version's own threshold from its sidecar's gauge, else `default` for every version `present` names.
 
     The result is one series per namespace, model and version, so a live value joins it one to
-    one. Replicas of a version export the same threshold; while a changed one rolls out the
-    lenient value (`max` for a ceiling, `min` for a floor) holds, so the change never pages alone.
+    one (`many`: many live series per version, one per feature, join it many to one). Replicas of
+    a version export the same threshold; while a changed one rolls out the lenient value (`max`
+    for a ceiling, `min` for a floor) holds, so the change never pages alone.
     """
     on = ", ".join(MODEL_GROUPING)
     return (
-        f"on({on}) ({lenient} by ({on}) ({gauge}{sel})"
+        f"on({on}){' group_left()' if many else ''} ({lenient} by ({on}) ({gauge}{sel})"
         f" or (group by ({on}) ({present}) * {default:g}))"
     )
 
@@ -179,8 +181,7 @@ def breaker_queries(breaker: CircuitBreaker = CircuitBreaker()) -> dict[str, tup
         # Measured as PSI above the model's own bound (an argument; Argo substitutes arguments in
         # queries), so the same template serves every model's threshold.
         "drift": (
-            f"({m.max_feature_psi(canary)} - {{{{args.drift-threshold}}}})"
-            f" and on() ({m.drift_window_rows(canary)} >= {{{{args.drift-min-rows}}}})",
+            f"({m.max_feature_psi(canary, min_rows='{{args.drift-min-rows}}')} - {{{{args.drift-threshold}}}})",
             0.0,
         ),
         "accuracy": (

@@ -82,7 +82,16 @@ class SidecarMetrics:
             registry=self.registry,
         )
         self.feature_chi2_pvalue = Gauge(
-            names.FEATURE_DRIFT_CHI2_PVALUE, "Chi-square p-value of a categorical feature against the reference.",
+            names.FEATURE_DRIFT_CHI2_PVALUE,
+            "Two-sample chi-square p-value of a categorical feature against the reference counts.",
+            feature_labels, registry=self.registry,
+        )
+        self.feature_rows = Gauge(
+            names.FEATURE_DRIFT_ROWS, "Rows of the drift window in which a feature was observed, missing included.",
+            feature_labels, registry=self.registry,
+        )
+        self.feature_missing_share = Gauge(
+            names.FEATURE_MISSING_SHARE, "Share of a feature's observed rows in the drift window that were missing.",
             feature_labels, registry=self.registry,
         )
         self.prediction_psi = Gauge(

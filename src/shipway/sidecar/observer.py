@@ -132,6 +132,8 @@ class Observer:
             labels = (model, version, feature.name)
             metrics.feature_psi.labels(*labels).set(feature.psi)
             metrics.feature_js.labels(*labels).set(feature.js)
+            metrics.feature_rows.labels(*labels).set(feature.rows)
+            metrics.feature_missing_share.labels(*labels).set(feature.missing_share)
             if feature.kind == "numeric":
                 metrics.feature_ks.labels(*labels).set(feature.ks)
             else:

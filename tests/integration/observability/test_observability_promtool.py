@@ -60,10 +60,14 @@ def test_each_alert_fires_on_a_bad_version_and_stays_quiet_on_a_good_one(tmp_pat
         # Drift: "bad" drifted on a full window; "good" is calm; "young" drifted on too few rows to trust.
         _series("shipway_model_feature_drift_psi", "0.6x40", version="bad", feature="f0"),
         _series("shipway_model_feature_drift_psi", "0.01x40", version="bad", feature="f1"),
+        _series("shipway_model_feature_drift_rows", "1000x40", version="bad", feature="f0"),
+        _series("shipway_model_feature_drift_rows", "1000x40", version="bad", feature="f1"),
         _series("shipway_model_drift_window_rows", "1000x40", version="bad"),
         _series("shipway_model_feature_drift_psi", "0.05x40", version="good", feature="f0"),
+        _series("shipway_model_feature_drift_rows", "1000x40", version="good", feature="f0"),
         _series("shipway_model_drift_window_rows", "1000x40", version="good"),
         _series("shipway_model_feature_drift_psi", "0.9x40", version="young", feature="f0"),
+        _series("shipway_model_feature_drift_rows", "100x40", version="young", feature="f0"),
         _series("shipway_model_drift_window_rows", "100x40", version="young"),
         # Accuracy: "bad" is wrong half the time, "good" rarely; "new" has too few labels (NaN).
         _series("shipway_model_online_accuracy", "0.5x40", version="bad"),
@@ -113,6 +117,7 @@ def _model_series(model: str, *, errors_per_100: int, latency_bucket: str, psi: 
             _series("shipway_model_request_duration_seconds_bucket", "0+100x40", le=latency_bucket, **labels),
             _series("shipway_model_request_duration_seconds_bucket", "0+100x40", le="+Inf", **labels),
             _series("shipway_model_feature_drift_psi", f"{psi}x40", feature="f0", **labels),
+            _series("shipway_model_feature_drift_rows", f"{rows}x40", feature="f0", **labels),
             _series("shipway_model_drift_window_rows", f"{rows}x40", **labels),
             _series("shipway_model_online_accuracy", f"{accuracy}x40", **labels),
         ]

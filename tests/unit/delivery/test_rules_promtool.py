@@ -73,17 +73,33 @@ def _live(labels: dict[str, str], errors_per_1000: int, slowest: str, psi: float
     if psi is not None:
         series += [{"series": f'{m.FEATURE_DRIFT_PSI}{_labels({**labels, "feature": "amount"})}',
                     "values": f"{psi}x30"},
+                   {"series": f'{m.FEATURE_DRIFT_ROWS}{_labels({**labels, "feature": "amount"})}',
+                    "values": "2000x30"},
                    {"series": f"{m.DRIFT_WINDOW_ROWS}{_labels(labels)}", "values": "2000x30"}]
     return series
 
 
-def test_a_delivered_model_alerts_at_its_own_slos_and_a_plain_one_at_the_blueprints(tmp_path: Path) -> None:
+def _write_blueprint_rules(tmp_path: Path) -> None:
+    """The blueprint's shipway-model-slo groups as a rules file, annotations left out."""
     rule = model_slo_rules(load_blueprint(ROOT / "blueprints" / f"{BLUEPRINT}.yaml"))
     groups = rule["spec"]["groups"]
     for group in groups:
         for alert in group["rules"]:
             alert["annotations"] = {}
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+
+
+def _promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
+    """`promtool test rules` on the written rules file; every expected alert, and no other, must fire."""
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
+    result = subprocess.run([str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_delivered_model_alerts_at_its_own_slos_and_a_plain_one_at_the_blueprints(tmp_path: Path) -> None:
+    _write_blueprint_rules(tmp_path)
     # fraud-score overrides p99 150 ms, error rate 0.2% and PSI 0.3; kind-dev's defaults are 500 ms, 1%, 0.2.
     tuned, tuned_thresholds = _sidecar_series("blue-green-xgboost")
     assert {s["series"].split("{")[0] for s in tuned_thresholds} == {
@@ -110,8 +126,26 @@ def test_a_delivered_model_alerts_at_its_own_slos_and_a_plain_one_at_the_bluepri
             for name, (severity, models) in fired.items()
         ],
     }]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
-    result = subprocess.run([str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool(tmp_path, tests)
+
+
+def test_the_drift_alert_trusts_each_feature_on_its_own_observed_rows(tmp_path: Path) -> None:
+    """Issue #20 case 8: the guard read the window's rows, so a feature seen in 40 of 2,000 rows alerted on noise.
+
+    One version, window of 2,000 rows: "rare" (PSI 0.9) was observed in 40 of them, "common" (PSI 0.1) in
+    all; the alert stays silent. A second version's "rare" seen in 600 rows with PSI 0.9 fires.
+    """
+    _write_blueprint_rules(tmp_path)
+    quiet = {"namespace": "team-a", "model": "m", "version": "1"}
+    loud = {**quiet, "version": "2"}
+    series = []
+    for labels, rare_rows in ((quiet, 40), (loud, 600)):
+        for feature, psi, rows in (("rare", 0.9, rare_rows), ("common", 0.1, 2000)):
+            featured = _labels({**labels, "feature": feature})
+            series += [{"series": f"{m.FEATURE_DRIFT_PSI}{featured}", "values": f"{psi}x30"},
+                       {"series": f"{m.FEATURE_DRIFT_ROWS}{featured}", "values": f"{rows}x30"}]
+        series.append({"series": f"{m.DRIFT_WINDOW_ROWS}{_labels(labels)}", "values": "2000x30"})
+    tests = [{"interval": "1m", "input_series": series, "alert_rule_test": [
+        {"eval_time": "15m", "alertname": "ShipwayModelFeatureDrift",
+         "exp_alerts": [{"exp_labels": {**loud, "severity": "warning"}}]}]}]
+    _promtool(tmp_path, tests)

@@ -30,8 +30,9 @@ def test_numeric_bins_hold_equal_shares_of_training_data() -> None:
 
 def test_ties_collapse_bins_instead_of_leaving_empty_ones() -> None:
     feature = numeric_feature("flag", np.array([0.0] * 700 + [1.0] * 300), bins=10)
-    assert feature.cuts == (0.0, 1.0)
-    assert feature.proportions == (0.0, 0.7, 0.3)
+    # The top level gets a bin of its own, so a value above 1.0 is not counted as a 1.0.
+    assert feature.cuts == (0.0, 1.0, np.nextafter(1.0, 2.0))
+    assert feature.proportions == (0.0, 0.7, 0.3, 0.0)
 
 
 def test_frame_columns_become_numeric_or_categorical_by_dtype() -> None:
@@ -78,6 +79,34 @@ def test_a_save_that_fails_leaves_the_previous_profile_whole(tmp_path, monkeypat
         new.save(path)
     assert ReferenceProfile.load(path) == old
     assert [p.name for p in tmp_path.iterdir()] == ["profile.json"]
+
+
+def test_a_constant_feature_has_bins_open_on_both_sides() -> None:
+    """Issue #20 case 7: all training values 5.0; before, 100.0 shared 5.0's bin and read PSI 0, KS 0, JS 0."""
+    feature = numeric_feature("x", np.full(1000, 5.0))
+    assert feature.cuts == (5.0, np.nextafter(5.0, 6.0))
+    assert feature.counts == (0, 1000, 0)
+
+
+def test_missing_values_are_counted_once_in_a_bucket_of_their_own() -> None:
+    """Issue #20 case 6: NaN became the category "nan" (None "None") in training, while live nulls were skipped."""
+    frame = pd.DataFrame({"city": ["a", None, "b", np.nan, "a", pd.NA], "x": [1.0, np.nan, 2.0, 3.0, None, 4.0]})
+    city, x = build_profile(frame, categorical=["city"]).features
+    assert city.categories == ("a", "b") and city.counts == (2, 1, 0) and city.missing == 3
+    assert "nan" not in city.categories and "None" not in city.categories
+    assert x.missing == 2 and sum(x.counts) == 4 and x.rows == 6
+    assert x.shares[-1] == pytest.approx(2 / 6)
+
+
+def test_an_old_profile_is_refused_naming_how_to_regenerate_it(tmp_path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps({"format": "shipway.drift/v1", "features": [
+        {"name": "x", "kind": "numeric", "cuts": [0.0], "proportions": [0.5, 0.5], "rows": 10}]}))
+    with pytest.raises(ShipwayError) as error:
+        ReferenceProfile.load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: drift reference profile of the old format 'shipway.drift/v1'")
+    assert "shipway drift profile TRAINING_FILE --output PROFILE" in message
 
 
 def test_load_rejects_other_documents_with_a_clear_message(tmp_path) -> None:

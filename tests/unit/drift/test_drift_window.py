@@ -62,12 +62,13 @@ def test_prediction_drift_is_measured_against_the_training_predictions() -> None
     assert window.statistics().prediction.psi > 1.0
 
 
-def test_columns_with_stray_values_count_what_parses() -> None:
+def test_columns_with_stray_or_missing_values_count_them_missing() -> None:
     window = _window()
     window.add_columns({"x": [0.1, "oops", None, 0.3], "c": ["a", None, "b", "new"]}, rows=4)
     stats = {feature.name: feature for feature in window.statistics().features}
-    assert stats["x"].rows == 2
-    assert stats["c"].rows == 3
+    assert (stats["x"].rows, stats["x"].missing) == (4, 2)
+    assert (stats["c"].rows, stats["c"].missing) == (4, 1)
+    # A feature the requests did not carry is not observed at all: no rows for its own min-rows guard.
     assert stats["y"].rows == 0
     assert np.isnan(stats["y"].psi)
 

@@ -19,7 +19,7 @@ def test_analysis_templates_match_the_profile_and_query_shared_metrics(each_blue
         assert address["value"] == observability.PROMETHEUS_URL
     assert m.REQUEST_ERRORS_TOTAL in queries["error-rate"] and m.REQUESTS_TOTAL in queries["error-rate"]
     assert f"{m.REQUEST_DURATION_SECONDS}_bucket" in queries["latency"]
-    assert m.FEATURE_DRIFT_PSI in queries["drift"] and m.DRIFT_WINDOW_ROWS in queries["drift"]
+    assert m.FEATURE_DRIFT_PSI in queries["drift"] and m.FEATURE_DRIFT_ROWS in queries["drift"]
     assert m.ONLINE_ACCURACY in queries["accuracy"]
 
 

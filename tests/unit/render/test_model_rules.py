@@ -55,7 +55,9 @@ def test_thresholds_and_selectors_reach_the_expressions() -> None:
     on = "on(namespace, model, version)"
     assert exprs["ShipwayModelErrorRateHigh"].startswith(f"{m.error_rate(sel, '1m', by)} > {on}")
     assert exprs["ShipwayModelLatencyP99High"].startswith(f"{m.latency_p99(sel, '1m', by)} > on(")
-    assert exprs["ShipwayModelFeatureDrift"].startswith(f"({m.max_feature_psi(sel, by)} > on(")
+    assert exprs["ShipwayModelFeatureDrift"].startswith(
+        f"max by (namespace, model, version)({m.FEATURE_DRIFT_PSI}{sel} and ({m.FEATURE_DRIFT_ROWS}{sel} >= "
+        f"{on} group_left() (")
     assert exprs["ShipwayModelOnlineAccuracyLow"].startswith(f"{m.online_accuracy(sel, by)} < on(")
     assert all(rule["for"] == "30s" for rule in group["rules"])
 
@@ -69,12 +71,14 @@ def test_each_alert_compares_with_the_models_own_threshold_else_the_default() ->
         "ShipwayModelErrorRateHigh": [(m.SLO_ERROR_RATE, "max", m.REQUESTS_TOTAL, "0.01")],
         "ShipwayModelLatencyP99High": [(m.SLO_LATENCY_P99_SECONDS, "max", m.REQUESTS_TOTAL, "0.2")],
         "ShipwayModelFeatureDrift": [(m.SLO_DRIFT_PSI, "max", m.FEATURE_DRIFT_PSI, "0.3"),
-                                     (m.SLO_DRIFT_MIN_ROWS, "max", m.DRIFT_WINDOW_ROWS, "400")],
+                                     (m.SLO_DRIFT_MIN_ROWS, "max", m.FEATURE_DRIFT_ROWS, "400")],
         "ShipwayModelOnlineAccuracyLow": [(m.SLO_ACCURACY_FLOOR, "min", m.ONLINE_ACCURACY, "0.9")],
     }
     for alert, thresholds in expected.items():
         for gauge, lenient, present, default in thresholds:
-            assert f"on({on}) ({lenient} by ({on}) ({gauge}) or (group by ({on}) ({present}) * {default}))" in (
+            # The per-feature rows guard joins many features to one threshold per version.
+            join = " group_left()" if gauge == m.SLO_DRIFT_MIN_ROWS else ""
+            assert f"on({on}){join} ({lenient} by ({on}) ({gauge}) or (group by ({on}) ({present}) * {default}))" in (
                 exprs[alert]), alert
 
 
@@ -108,8 +112,8 @@ def test_breakers_compare_the_canary_with_stable_by_version() -> None:
         query = resolve_args(queries[name][0], args)
         assert canary in query and stable in query, name
     drift = resolve_args(queries["drift"][0], {**args, "drift-threshold": "0.3", "drift-min-rows": "700"})
-    assert m.max_feature_psi(canary) in drift and stable not in drift
-    assert "- 0.3)" in drift and ">= 700" in drift
+    assert m.max_feature_psi(canary, min_rows="700") in drift and stable not in drift
+    assert "- 0.3)" in drift and f"{m.FEATURE_DRIFT_ROWS}{canary} >= 700" in drift
     with pytest.raises(KeyError, match="canary-version"):
         resolve_args(queries["drift"][0], {"model": "iris", "namespace": "x"})
 

@@ -34,7 +34,7 @@ def test_drift_profile_writes_a_loadable_profile(tmp_path: Path) -> None:
     assert profile.feature_names == ("x", "city")
     assert isinstance(profile.features[1], CategoricalFeature)
     assert profile.prediction is not None
-    assert json.loads(output.read_text())["format"] == "shipway.drift/v1"
+    assert json.loads(output.read_text())["format"] == "shipway.drift/v2"
 
 
 def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path: Path) -> None:

@@ -210,6 +210,11 @@ def test_a_sidecar_watching_named_features_exports_drift_only_for_them() -> None
             drifted = {line.split('feature="')[1].split('"')[0] for line in text.splitlines()
                        if line.startswith(f"{names.FEATURE_DRIFT_PSI}{{")}
             assert drifted == {"f1", "f3"}
+            # Each watched feature's own observed rows (its alert guard) and missing share are exported too.
+            rows = {line.split('feature="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines() if line.startswith(f"{names.FEATURE_DRIFT_ROWS}{{")}
+            assert rows == {"f1": 2.0, "f3": 2.0}
+            assert sum(line.startswith(f"{names.FEATURE_MISSING_SHARE}{{") for line in text.splitlines()) == 2
             assert sample(text, "shipway_model_prediction_drift_psi") is not None
 
     run(scenario)
