@@ -38,7 +38,7 @@ COMMON = {
     "src/fraud_score/predict.py",
     "tests/test_model.py",
 }
-CI_FILES = {"github": {".github/workflows/model.yml"}, "gitlab": {".gitlab-ci.yml"}}
+CI_FILES = {"github": {".github/workflows/model.yml", ".github/workflows/retrain.yml"}, "gitlab": {".gitlab-ci.yml"}}
 # GitHub expressions (${{ ... }}) are copied unrendered and are not leftovers.
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
