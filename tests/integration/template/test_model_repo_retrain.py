@@ -38,7 +38,7 @@ def test_the_github_retrain_workflow_answers_the_trigger_and_walks_the_road(tmp_
     assert data["env"]["SHIPWAY_RETRAIN_EVIDENCE"] == "${{ toJSON(github.event.client_payload) }}"
     pull_request = workflow["jobs"]["promotion-pull-request"]
     assert pull_request["needs"] == "retrain"
-    assert "--body-file ../build/retrain-pr.md" in pull_request["steps"][-1]["run"]
+    assert "--body-file build/retrain-pr.md" in pull_request["steps"][-1]["run"]
     for job in workflow["jobs"].values():
         for step in job["steps"]:
             uses = step.get("uses", "")
