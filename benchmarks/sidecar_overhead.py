@@ -4,11 +4,13 @@ A fast upstream (aiohttp answering a fixed OIP response) runs in one process,
 the real `shipway sidecar` command (with a drift reference, so features are
 parsed and binned) in another, and the load generator here. Latency is
 measured one request at a time; throughput with a fixed number of requests
-over several concurrent connections. Targets: p50 added under 1 ms, and at
-least 80% of direct throughput.
+over several concurrent connections. Targets (issue #15): p50 added under 1 ms,
+and at least 90% of direct throughput.
 
-`--runtime mlserver` puts a real MLServer (sklearn logistic regression, one
-worker) upstream instead, for the figure a model team would see.
+The runtime is a real MLServer (sklearn logistic regression, one worker) by
+default, the figure a model team would see; `--runtime aiohttp` puts a minimal
+aiohttp upstream there instead, which makes the sidecar's share of the work
+far larger than any model server would.
 
 Throughput load comes from `wrk` (C, Debian package `wrk`) when it is installed, so the load
 generator does not take the CPU the servers are measured on; `--pin` (the default on 2+ CPUs)
@@ -18,6 +20,8 @@ the best of each is kept.
 
     python benchmarks/sidecar_overhead.py [--requests 3000] [--concurrency 16] [--runtime aiohttp|mlserver]
         [--load wrk|aiohttp] [--seconds 5] [--rounds 2] [--no-pin]
+
+The machine these figures come from is shared: run it with `nice` and read the figures as such.
 """
 
 from __future__ import annotations
@@ -179,7 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--runtime", choices=("aiohttp", "mlserver"), default="aiohttp")
+    parser.add_argument("--runtime", choices=("aiohttp", "mlserver"), default="mlserver")
     parser.add_argument("--load", choices=("wrk", "aiohttp"), default="wrk" if shutil.which("wrk") else "aiohttp")
     parser.add_argument("--seconds", type=float, default=5.0, help="Length of each wrk run.")
     parser.add_argument("--rounds", type=int, default=2, help="Alternating direct/proxied throughput runs.")
@@ -200,7 +204,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
     profile = build_profile(np.random.default_rng(0).normal(size=(5000, 4))).save(work / "profile.json")
-    upstream_port, sidecar_port, metrics_port = free_port(), free_port(), free_port()
+    upstream_port, sidecar_port, metrics_port, feedback_port = free_port(), free_port(), free_port(), free_port()
     processes = [
         start_mlserver(work, upstream_port, runtime_cpu)
         if options.runtime == "mlserver"
@@ -208,7 +212,8 @@ def main() -> None:
                               preexec_fn=pinned(runtime_cpu)),
         subprocess.Popen(
             [sys.executable, "-c", SIDECAR, "sidecar", "--listen", f"127.0.0.1:{sidecar_port}",
-             "--metrics-listen", f"127.0.0.1:{metrics_port}", "--upstream", f"http://127.0.0.1:{upstream_port}",
+             "--metrics-listen", f"127.0.0.1:{metrics_port}", "--feedback-listen", f"127.0.0.1:{feedback_port}",
+             "--upstream", f"http://127.0.0.1:{upstream_port}",
              "--model", "m", "--version", "bench", "--reference", str(profile)],
             start_new_session=True, stdout=subprocess.DEVNULL, env=child_environment(),
             preexec_fn=pinned(sidecar_cpu),
@@ -216,7 +221,7 @@ def main() -> None:
     ]
     try:
         wait_ready(f"http://127.0.0.1:{upstream_port}/v2/health/ready", 60)
-        wait_ready(f"http://127.0.0.1:{metrics_port}/healthz")
+        wait_ready(f"http://127.0.0.1:{metrics_port}/livez")
         direct = f"http://127.0.0.1:{upstream_port}/v2/models/m/infer"
         proxied = f"http://127.0.0.1:{sidecar_port}/v2/models/m/infer"
         # Warm both paths (connections, caches) before timing.
@@ -248,7 +253,7 @@ def main() -> None:
     print(f"p50 direct {direct_p50 * 1000:.3f} ms, via sidecar {proxied_p50 * 1000:.3f} ms: added {added_ms:.3f} ms"
           f" (target < 1 ms: {'PASS' if added_ms < 1 else 'FAIL'})")
     print(f"throughput direct {direct_rps:.0f}/s, via sidecar {proxied_rps:.0f}/s: ratio {ratio:.2f}"
-          f" (target >= 0.80: {'PASS' if ratio >= 0.8 else 'FAIL'})")
+          f" (target >= 0.90: {'PASS' if ratio >= 0.9 else 'FAIL'})")
 
 
 if __name__ == "__main__":

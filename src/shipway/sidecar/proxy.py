@@ -83,6 +83,7 @@ class Proxy:
         self._session: aiohttp.ClientSession | None = None
         # One thread does all parsing and bookkeeping, in arrival order: the event loop only moves bytes.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidecar-bookkeeping")
+        self._queued: list[tuple[_Exchange, bytes | None, str | None, bytes | None, int]] = []
 
     async def start(self) -> None:
         """Open the upstream session, once."""
@@ -326,9 +327,20 @@ class Proxy:
         request_body, request_bytes = exchange.capture.take() if exchange.capture else (None, 0)
         response_body, response_bytes = (
             exchange.response_capture.take() if exchange.response_capture else (None, 0))
-        encoding = request.headers.get("Content-Encoding")
-        self._worker.submit(self._record, exchange, request_body, encoding, response_body,
-                            request_bytes + response_bytes, seconds)
+        self._queued.append((exchange, request_body, request.headers.get("Content-Encoding"), response_body,
+                             request_bytes + response_bytes))
+        if len(self._queued) == 1:
+            # Handed over on the next loop turn, after the response has been written, and in batches
+            # under load: waking the bookkeeping thread mid-request would make the request wait for it.
+            asyncio.get_running_loop().call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        batch, self._queued = self._queued, []
+        self._worker.submit(self._record_all, batch)
+
+    def _record_all(self, batch: list[tuple[_Exchange, bytes | None, str | None, bytes | None, int]]) -> None:
+        for job in batch:
+            self._record(*job)
 
     def _account_stream(self, exchange: _Exchange, meter: llm.StreamMeter) -> None:
         metrics = self.metrics
@@ -344,7 +356,7 @@ class Proxy:
         metrics.llm_outcomes[outcome].inc()
 
     def _record(self, exchange: _Exchange, request_body: bytes | None, encoding: str | None,
-                response_body: bytes | None, held: int, seconds: float) -> None:
+                response_body: bytes | None, held: int) -> None:
         """Bookkeeping of one exchange, on the bookkeeping thread."""
         try:
             document = exchange.document
