@@ -25,6 +25,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
@@ -51,6 +53,9 @@ INLINE_BYTES = 64 * 1024
 # a POST (inference, generation, model load) may have done its work, and is never repeated.
 REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EVENT_STREAM = "text/event-stream"
+# Marks a request the application handled, so the access log counts only what aiohttp refused itself.
+# (A typed key from aiohttp 3.14 on; older releases take the plain string.)
+_SEEN: Any = web.RequestKey("shipway.sidecar.seen", bool) if hasattr(web, "RequestKey") else "shipway.sidecar.seen"
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class Proxy:
         @web.middleware
         async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                              ) -> web.StreamResponse:
+            request[_SEEN] = True
             try:
                 response = await handler(request)
             except web.HTTPException as error:
@@ -153,6 +159,21 @@ class Proxy:
             return response
 
         return middleware
+
+    def refusals_counter(self, listener: str) -> type[AbstractAccessLogger]:
+        """An access-log class that counts what aiohttp answered itself, before the application saw the request.
+
+        A request line or header aiohttp cannot parse (a raw NUL or CR in the target, an oversized
+        header) is refused with 400 by aiohttp's protocol handler; those answers are the sidecar's too.
+        """
+        metrics = self.metrics
+
+        class RefusalCounter(AbstractAccessLogger):
+            def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+                if _SEEN not in request:
+                    metrics.response(listener, response.status)
+
+        return RefusalCounter
 
     # --- serving --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -66,15 +67,18 @@ async def start(config: SidecarConfig) -> RunningSidecar:
                                 runtime_ready_path=config.runtime_ready_path), observer)
     await proxy.start()
     runners = []
-    for app, host, port in (
-        (proxy.serving_app(), config.listen_host, config.listen_port),
-        (proxy.feedback_app(), config.feedback_host, config.feedback_port),
-        (proxy.metrics_app(), config.metrics_host, config.metrics_port),
+    for app, host, port, listener in (
+        (proxy.serving_app(), config.listen_host, config.listen_port, "serving"),
+        (proxy.feedback_app(), config.feedback_host, config.feedback_port, "feedback"),
+        (proxy.metrics_app(), config.metrics_host, config.metrics_port, None),
     ):
-        # access_log=None: a log line per request would cost more than the proxying itself.
+        # No access log lines: one per request would cost more than the proxying itself. The
+        # access-log hook only counts what aiohttp refused before the application saw it.
         # auto_decompress=False: a gzip-encoded request is forwarded as the gzip bytes it came
         # with, not inflated bytes under a Content-Encoding header that no longer fits them.
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        counting = {} if listener is None else {"access_log": logging.getLogger("shipway.sidecar.access"),
+                                                "access_log_class": proxy.refusals_counter(listener)}
+        runner = web.AppRunner(app, auto_decompress=False, **({"access_log": None} | counting))
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)

@@ -248,3 +248,26 @@ def test_a_failure_inside_the_sidecar_is_a_counted_500_and_serving_goes_on() -> 
             assert sample(text, "shipway_model_requests_total", code="500") == 1
 
     run(scenario)
+
+
+def test_a_request_aiohttp_refuses_to_parse_is_answered_400_and_counted() -> None:
+    """Finding 4: targets with CR/LF/NUL got an uncounted answer; a runtime (uvicorn) refuses them with 400 too."""
+
+    async def scenario() -> None:
+        async with chain() as (_, _, config), aiohttp.ClientSession() as session:
+            for target in (b"/v2/models/m/infer\x00x", b"/v2/models/m/\rinfer"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", config.listen_port)
+                writer.write(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                answer = await reader.read()
+                writer.close()
+                assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:80]
+            text = await metrics_text(session, config.metrics_port)
+            assert sample(text, "shipway_sidecar_responses_total", listener="serving", code="400") == 2
+            # Proxied answers are the runtime's, not the sidecar's: none counted as its own.
+            async with session.get(f"http://127.0.0.1:{config.listen_port}/v2/health/ready") as response:
+                assert response.status == 200
+            text = await metrics_text(session, config.metrics_port)
+            assert sample(text, "shipway_sidecar_responses_total", listener="serving", code="200") is None
+
+    run(scenario)
