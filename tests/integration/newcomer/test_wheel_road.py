@@ -35,10 +35,15 @@ def _ok(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a fresh clone of the tree under test."""
-    work = tmp_path_factory.mktemp("wheel")
-    return build_wheel(fresh_clone(work / "shipway"), work / "dist")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone of the tree under test: the wheel and the blueprints come from the same tree."""
+    return fresh_clone(tmp_path_factory.mktemp("clone") / "shipway")
+
+
+@pytest.fixture(scope="module")
+def wheel(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from that clone."""
+    return build_wheel(clone, tmp_path_factory.mktemp("dist"))
 
 
 def test_the_wheel_carries_the_template_dotfiles_included(wheel: Path) -> None:
@@ -50,11 +55,12 @@ def test_the_wheel_carries_the_template_dotfiles_included(wheel: Path) -> None:
     assert "shipway/templates/model-repo/cookiecutter.json" in names
 
 
-def test_base_install_synthesises_kind_and_names_the_extra_for_the_rest(wheel: Path, tmp_path: Path) -> None:
+def test_base_install_synthesises_kind_and_names_the_extra_for_the_rest(wheel: Path, clone: Path,
+                                                                        tmp_path: Path) -> None:
     bin_dir = new_venv(tmp_path / "venv")
     env = environment(bin_dir, tmp_path / "home")
     _ok([str(bin_dir / "pip"), "install", "--quiet", str(wheel)], tmp_path, env)
-    blueprints = Path(__file__).resolve().parents[3] / "blueprints"
+    blueprints = clone / "blueprints"
     _ok([str(bin_dir / "shipway"), "synth", str(blueprints / "kind-dev.yaml"), "-q"], tmp_path, env)
     assert (tmp_path / "synth.out" / "platform.json").is_file()
     assert "valid" in _ok([str(bin_dir / "shipway"), "validate", str(blueprints / "kind-dev.yaml")], tmp_path, env)
