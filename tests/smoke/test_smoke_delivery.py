@@ -21,7 +21,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,15 @@ class Road:
     environment: str
     namespace: str
     folder: str
+    registry_address: str = ""
+    registry_env: dict[str, str] = field(default_factory=dict)
 
     def promote(self, version: str) -> None:
-        """`shipway promote --push`, then merge the promotion branch into main as its pull request would."""
+        """`shipway promote --push` (the tag resolved to its digest through the runner's registry address),
+        then merge the promotion branch into main as its pull request would."""
         run(["shipway", "promote", str(self.model_yaml), "--gitops-repo", str(self.clone), "--env", self.environment,
-             "--version", version, "--push"], timeout=300)
+             "--version", version, "--push", "--registry-address", self.registry_address, "--plain-http"],
+            timeout=300, env={**os.environ, **self.registry_env})
         git = ["git", "-C", str(self.clone)]
         branch = run([*git, "branch", "--show-current"]).stdout.strip()
         assert branch == f"promote/{self.environment}/{MODEL}-{version}", branch
@@ -135,7 +139,9 @@ def road(cluster: Cluster, blueprint: Any, tmp_path_factory: pytest.TempPathFact
         yield Road(clone=root / "clone", url=f"git://{address.stdout.strip()}/gitops.git",
                    model_yaml=model_repo / "model.yaml", environment=environment,
                    namespace=team.namespace(environment),
-                   folder=f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}")
+                   folder=f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}",
+                   registry_address=registry_address,
+                   registry_env={"SHIPWAY_REGISTRY_USERNAME": user, "SHIPWAY_REGISTRY_PASSWORD": password})
     finally:
         subprocess.run(["docker", "rm", "-f", GIT_CONTAINER], capture_output=True, timeout=60)
 

@@ -83,8 +83,24 @@ def promote(
         "(API base: GITHUB_API_URL, else https://api.github.com)."
     ),
     force: bool = typer.Option(False, "--force", help="Promote to the last environment without the one before."),
+    artifact_digest: Optional[str] = typer.Option(
+        None, "--artifact-digest", help="The version's manifest digest (sha256:...); else the version's tag is "
+        "resolved against the registry (credentials: SHIPWAY_REGISTRY_USERNAME/PASSWORD or a docker config)."
+    ),
+    registry_address: Optional[str] = typer.Option(
+        None, "--registry-address", help="Where this machine reaches the platform registry, when not at the "
+        "address pods use (e.g. through the gateway); the committed reference keeps the pods' address."
+    ),
+    plain_http: bool = typer.Option(
+        False, "--plain-http", envvar="SHIPWAY_PLAIN_HTTP", show_envvar=True,
+        help="Speak HTTP to the registry when resolving the digest (local registries)."
+    ),
 ) -> None:
-    """Commit a model version into the GitOps repo on a branch ready for a pull request."""
+    """Commit a model version into the GitOps repo on a branch ready for a pull request.
+
+    Pods pull the artifact by digest: the version's tag is resolved to its manifest digest now and the
+    digest is committed, so a tag moved later never changes what runs.
+    """
     with guarded():
         import os
 
@@ -105,8 +121,16 @@ def promote(
         report = gate_report
         if report is None and (model.parent / GATE_REPORT_DEFAULT).is_file():
             report = model.parent / GATE_REPORT_DEFAULT
-        done = promote_model(spec, profile, gitops_repo, env, read_gate_report(report, no_gate=no_gate),
-                             push=push or open_pr, force=force, source=source_commit(model.resolve().parent))
+        verdict = read_gate_report(report, no_gate=no_gate)
+        if artifact_digest is None:
+            from shipway.artifacts.auth import resolve_credentials
+            from shipway.delivery.promote import check_gate_verdict, resolve_artifact_digest
+
+            check_gate_verdict(verdict, spec)
+            artifact_digest = resolve_artifact_digest(spec, profile, registry_address, plain_http,
+                                                      resolve_credentials())
+        done = promote_model(spec, profile, gitops_repo, env, verdict, push=push or open_pr, force=force,
+                             source=source_commit(model.resolve().parent), artifact_digest=artifact_digest)
         if not done.changed:
             console.print(f"{spec.name} {spec.version} is already promoted to {env} ({done.folder}); nothing to do",
                           highlight=False, soft_wrap=True)

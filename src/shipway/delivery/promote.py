@@ -21,7 +21,7 @@ import yaml
 from shipway.delivery.errors import PromotionRefused
 from shipway.delivery.placement import Profile
 from shipway.delivery import pull_request
-from shipway.delivery.render import file_name, render
+from shipway.delivery.render import artifact_reference, file_name, render
 from shipway.dora import trailers
 from shipway.files import target_path, write_tree
 from shipway.spec.model import ModelSpec
@@ -131,8 +131,12 @@ def rendered_files(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gate: GateVerdict,
             push: bool = False, force: bool = False, remote: str = "origin",
-            source: trailers.SourceCommit | None = None) -> Promotion:
-    """Render the model into the GitOps clone and commit it on promote/<env>/<model>-<version>."""
+            source: trailers.SourceCommit | None = None, artifact_digest: str | None = None) -> Promotion:
+    """Render the model into the GitOps clone and commit it on promote/<env>/<model>-<version>.
+
+    `artifact_digest` is the manifest digest the version's tag names now (resolve_artifact_digest):
+    the committed pods pull by it, so a tag moved later changes nothing that runs.
+    """
     check_gate_verdict(gate, spec)
     repo = target_path(repo)
     git = Git(repo)
@@ -146,7 +150,7 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
         folder = model_folder(profile, environment, spec)
         _check_previous_environment(git, base, profile, environment, spec, force)
         previous = git.version_at(base, folder, spec.name)
-        objects = render(spec, profile, environment, stable_version=previous)
+        objects = render(spec, profile, environment, stable_version=previous, artifact_digest=artifact_digest)
         files = rendered_files(objects)
         branch = branch_name(environment, spec)
         if git.files_at(base, folder) == files:
@@ -173,6 +177,29 @@ def promote(spec: ModelSpec, profile: Profile, repo: Path, environment: str, gat
             git.restore(was, branch, tip)
             raise
         return Promotion(branch, folder, commit, True, previous, gate, pushed=push, base=revision)
+
+
+def resolve_artifact_digest(spec: ModelSpec, profile: Profile, registry_address: str | None = None,
+                            plain_http: bool = False, credentials: Any = None) -> str:
+    """The manifest digest the version's artifact reference names in the registry now.
+
+    `registry_address` is where this machine reaches the platform's registry when that differs from
+    the address pods use (CI through the gateway); the reference committed keeps the pods' address.
+    """
+    from shipway.artifacts.layout import parse_reference
+    from shipway.artifacts.registry import RegistryClient
+
+    reference = parse_reference(artifact_reference(spec, profile))
+    if reference.digest is not None:
+        return reference.digest
+    if registry_address:
+        reference = type(reference)(registry_address, reference.repository, reference.tag)
+    digest = RegistryClient(reference.registry, plain_http=plain_http, credentials=credentials).manifest_digest(
+        reference)
+    if digest is None:
+        raise PromotionRefused(f"{reference} names nothing in the registry: push {spec.name} {spec.version} "
+                               "first (make push), then promote it")
+    return digest
 
 
 def next_step(repo: Path, done: Promotion, remote: str = "origin") -> str:

@@ -58,8 +58,15 @@ LABEL_TTL_MARGIN = 1.5
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
 
 
-def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: str | None = None) -> list[Obj]:
-    """The model's objects in one environment; stable_version is the version serving there now, if any."""
+def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: str | None = None,
+           artifact_digest: str | None = None) -> list[Obj]:
+    """The model's objects in one environment; stable_version is the version serving there now, if any.
+
+    With `artifact_digest` (promote resolves the version's tag to it), pods pull the artifact by that
+    digest, so moving the tag afterwards never changes what runs.
+    """
+    if artifact_digest is not None:
+        spec = pin_artifact(spec, profile, artifact_digest)
     where = place(spec, profile, environment)
     objects = [rollout(spec, profile, where, stable_version or spec.version)]
     objects += services(spec, where)
@@ -100,6 +107,17 @@ def artifact_reference(spec: ModelSpec, profile: Profile) -> str:
     if spec.artifact_tag is None and "@" not in ref:
         ref = f"{ref}:{spec.version}"
     return ref
+
+
+def pin_artifact(spec: ModelSpec, profile: Profile, digest: str) -> ModelSpec:
+    """The spec with its artifact named by manifest digest instead of tag."""
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise RenderRefused(f"Got artifact digest {digest!r}: expected sha256: and 64 hex digits")
+    repository = artifact_reference(spec, profile).partition("@")[0]
+    name, colon, tag = repository.rpartition(":")
+    if colon and "/" not in tag:
+        repository = name
+    return spec.model_copy(update={"artifact": f"{repository}@{digest}"})
 
 
 # --- the Rollout ------------------------------------------------------------------------

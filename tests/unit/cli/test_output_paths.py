@@ -144,7 +144,7 @@ def test_new_model_init_gitops_and_promote(place: Callable[[str, str], tuple[str
     # The model repo's road: promote from inside it, the GitOps clone named relative to it.
     relative_gitops = os.path.relpath(gitops_at, model) if way != "tilde" else gitops
     _ok(["promote", "model.yaml", "--gitops-repo", relative_gitops, "--env", "staging", "--version", "1.0.0",
-         "--no-gate"])
+         "--no-gate", "--artifact-digest", "sha256:" + "d" * 64])
     files = subprocess.run(["git", "-C", str(gitops_at), "ls-tree", "-r", "--name-only", "HEAD"],
                            capture_output=True, text=True, check=True).stdout
     assert "apps/staging/fraud/churn-basic/rollout-churn-basic.yaml" in files

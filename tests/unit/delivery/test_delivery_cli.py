@@ -62,7 +62,7 @@ def test_init_gitops_then_promote_with_version_and_gate_report(tmp_path: Path, k
     report.write_text(json.dumps({"schema": "shipway.dev/gate-report/v1", "passed": True, "reasons": [],
                                   "model": judged}))
     args = ["promote", str(model_dir / "model.yaml"), "--gitops-repo", str(gitops), "--env", "staging",
-            "--version", "abc1234"]
+            "--artifact-digest", "sha256:" + "d" * 64, "--version", "abc1234"]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "on branch promote/staging/churn-basic-abc1234 (gate: pass)" in done.output

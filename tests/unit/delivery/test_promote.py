@@ -263,7 +263,7 @@ def test_a_promotion_killed_between_steps_leaves_no_trace(repo: Path, kind_profi
     spec_file = Path(__file__).parent / "models" / "canary-sklearn.yaml"
     child = subprocess.Popen(
         [sys.executable, "-m", "shipway", "promote", str(spec_file), "--gitops-repo", str(repo), "--env", "staging",
-         "--platform", str(tmp_path / "platform.json"), "--no-gate"],
+         "--platform", str(tmp_path / "platform.json"), "--no-gate", "--artifact-digest", "sha256:" + "d" * 64],
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

@@ -99,7 +99,7 @@ def clones(tmp_path: Path, kind_profile: dict[str, Any]) -> tuple[Path, Path, Pa
 
 def _promote(model: Path, gitops: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
     return runner.invoke(app, ["promote", str(model / "model.yaml"), "--gitops-repo", str(gitops), "--env",
-                               "staging", "--version", "abc1234", *extra], env=env)
+                               "staging", "--version", "abc1234", "--artifact-digest", "sha256:" + "d" * 64, *extra], env=env)
 
 
 def _remote_branch(origin: Path, branch: str) -> str:

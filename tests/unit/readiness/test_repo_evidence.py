@@ -53,7 +53,7 @@ def _degraded_copy(source: Path, destination: Path) -> Path:
                         .replace("\t$(SHIPWAY) gate $(HOLDOUT)", "\techo skipped gate $(HOLDOUT)")
                         .replace("--production build/production ", ""))
     workflow = repo / ".github" / "workflows" / "model.yml"
-    workflow.write_text(workflow.read_text().replace("${{ secrets.REGISTRY_PASSWORD }}", "hunter2"))
+    workflow.write_text(workflow.read_text().replace("${{ secrets.REGISTRY_PUSH_PASSWORD }}", "hunter2"))
     (repo / "README.md").write_text("# fraud-score\n")
     return repo
 
