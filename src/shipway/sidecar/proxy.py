@@ -186,7 +186,12 @@ class Proxy:
         generation = llm.is_generation(method, request.path)
         headers = forwardable(request.headers)
         capture = Capture(self.budget, self.observer.settings.max_parse_bytes) if inference else None
-        body, document = await self._request_body(request, capture)
+        try:
+            body, document = await self._request_body(request, capture)
+        except web.HTTPException as error:
+            if inference:
+                self.metrics.request(error.status)
+            raise
         if isinstance(body, AsyncIterator) and request.content_length is not None:
             # Streamed as it arrives, with the length it was announced with (not re-chunked).
             headers["Content-Length"] = str(request.content_length)
@@ -219,20 +224,34 @@ class Proxy:
             return None, None
         content = request.content
         head: list[bytes] = []
-        size = 0
-        while size <= INLINE_BYTES:
-            chunk = await content.readany()
-            if not chunk:
-                body = b"".join(head)
-                if capture is None:
-                    return body, None
-                capture.add(body)
-                document = None
-                if not capture.overflowed:
-                    document = self.observer.parse(body, request.headers.get("Content-Encoding"))
-                return body, document
-            head.append(chunk)
-            size += len(chunk)
+        length = request.content_length
+        if length is not None and length <= INLINE_BYTES:
+            # The common case, small and announced: one read.
+            try:
+                head.append(await content.readexactly(length))
+            except asyncio.IncompleteReadError:
+                raise web.HTTPBadRequest(text="the request body ended before its Content-Length") from None
+            at_end = True
+        else:
+            at_end = False
+            size = 0
+            while size <= INLINE_BYTES:
+                chunk = await content.readany()
+                if not chunk:
+                    at_end = True
+                    break
+                head.append(chunk)
+                size += len(chunk)
+        if at_end:
+            body = head[0] if len(head) == 1 else b"".join(head)
+            if capture is None:
+                return body, None
+            capture.add(body)
+            document = None
+            if not capture.overflowed and REQUEST_ID_HEADER not in request.headers:
+                # Read now only for its id; otherwise the bookkeeping thread reads it.
+                document = self.observer.parse(body, request.headers.get("Content-Encoding"))
+            return body, document
 
         async def chunks() -> AsyncIterator[bytes]:
             for chunk in head:

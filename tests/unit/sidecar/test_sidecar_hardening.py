@@ -271,3 +271,19 @@ def test_a_request_aiohttp_refuses_to_parse_is_answered_400_and_counted() -> Non
             assert sample(text, "shipway_sidecar_responses_total", listener="serving", code="200") is None
 
     run(scenario)
+
+
+def test_a_client_leaving_mid_body_is_not_counted_as_a_sidecar_failure() -> None:
+    async def scenario() -> None:
+        async with chain() as (_, _, config), aiohttp.ClientSession() as session:
+            reader, writer = await asyncio.open_connection("127.0.0.1", config.listen_port)
+            writer.write(b"POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"inputs\"")
+            await writer.drain()
+            writer.write_eof()
+            assert await reader.read() == b""  # nobody is left to answer
+            writer.close()
+            text = await metrics_text(session, config.metrics_port)
+            assert sample(text, "shipway_sidecar_responses_total", listener="serving", code="500") is None
+            assert sample(text, "shipway_model_request_errors_total") == 0
+
+    run(scenario)
