@@ -154,12 +154,17 @@ def profile(
     categorical: list[str] = typer.Option([], "--categorical", help="Treat this column as categorical."),
     prediction: Optional[str] = typer.Option(None, "--prediction", help="Column with the model's predictions."),
     bins: int = typer.Option(20, "--bins", help="Quantile bins per numeric feature."),
+    max_psi: float = typer.Option(
+        0.25, "--max-psi", help="Bound on any feature's PSI that `shipway drift check` applies (the platform's default)."
+    ),
 ) -> None:
     """Build a drift reference profile from training features."""
     with guarded():
         from shipway.drift.data import profile_from_file
 
-        built = profile_from_file(data, features, categorical, prediction, bins)
+        if not (max_psi > 0 and max_psi != float("inf")):
+            raise ShipwayError(f"--max-psi must be a positive number, got {max_psi}")
+        built = profile_from_file(data, features, categorical, prediction, bins, max_psi)
         built.save(output)
     console.print(f"profile of {len(built.features)} features: {output}", highlight=False)
 

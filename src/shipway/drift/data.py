@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shipway.drift.profile import DEFAULT_BINS, ReferenceProfile, build_profile
+from shipway.drift.profile import DEFAULT_BINS, DEFAULT_MAX_PSI, ReferenceProfile, build_profile
 from shipway.errors import ShipwayError
 
 
@@ -31,6 +31,7 @@ def profile_from_file(
     categorical: Sequence[str] = (),
     prediction: str | None = None,
     bins: int = DEFAULT_BINS,
+    max_psi: float = DEFAULT_MAX_PSI,
 ) -> ReferenceProfile:
     """Profile a CSV or parquet file: the named features (default: every column but the prediction)."""
     frame = read_frame(path)
@@ -43,4 +44,5 @@ def profile_from_file(
         categorical=categorical,
         predictions=frame[prediction].to_numpy() if prediction else None,
         bins=bins,
+        max_psi=max_psi,
     )

@@ -84,6 +84,21 @@ def test_a_bound_given_on_the_command_line_replaces_the_profiles(app, profile: P
     assert _check(app, str(profile), str(data), "--max-psi", "50").exit_code == 0
 
 
+def test_the_profiles_own_bound_comes_from_drift_profile(app, tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"amount": rng.lognormal(3, 1, 5000), "city": rng.choice(["a", "b", "c"], 5000),
+                  "flag": np.full(5000, 5.0)}).to_csv(train, index=False)
+    profile = tmp_path / "profile.json"
+    made = CliRunner().invoke(app, ["drift", "profile", str(train), "--output", str(profile), "--max-psi", "50"])
+    assert made.exit_code == 0, made.output
+    assert json.loads(profile.read_text())["max_psi"] == 50
+    data = tmp_path / "batch.csv"
+    _batch(rng, missing=0.9).to_csv(data, index=False)
+    result = _check(app, str(profile), str(data), "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.output)["max_psi"] == 50
+
+
 @pytest.mark.parametrize(("arguments", "words"), [
     (("--format", "yaml"), "--format must be table or json, got 'yaml'"),
     (("--max-psi", "0"), "--max-psi must be a positive number, got 0.0"),
