@@ -86,10 +86,9 @@ def args(retraining: Retraining) -> list[str]:
 
 
 def objects(blueprint: Blueprint, namespace: str, image: str, token_secret_data: dict[str, Any]) -> list[Obj]:
-    """ServiceAccount, token Secret, Deployment, Service, NetworkPolicy, ServiceMonitor, RBAC per team namespace."""
+    """ServiceAccount, token Secret, Deployment, Service, NetworkPolicy and ServiceMonitor (team access: below)."""
     retraining = blueprint.observability.retraining
     assert retraining is not None
-    team_namespaces = sorted({ns for team in blueprint.teams for ns in blueprint.namespaces[team.name].values()})
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "retrain-trigger"}
     env = [{"name": TOKEN_KEYS[key], "valueFrom": {"secretKeyRef": {"name": NAME, "key": key}}}
            for key in sorted(token_secret_data)]
@@ -126,13 +125,21 @@ def objects(blueprint: Blueprint, namespace: str, image: str, token_secret_data:
          "metadata": metadata(NAME, namespace, {**labels, "release": "kube-prometheus-stack"}),
          "spec": {"selector": {"matchLabels": labels}, "endpoints": [{"port": "http", "path": "/metrics"}]}},
     ]
-    for team_namespace in team_namespaces:
-        made.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                     "metadata": metadata(NAME, team_namespace, labels),
-                     "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
-                               {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]})
-        made.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                     "metadata": metadata(NAME, team_namespace, labels),
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-                     "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]})
     return made
+
+
+def team_access(team_namespace: str, service_namespace: str) -> list[Obj]:
+    """In one team namespace: the service may read ConfigMaps and create Events there, nothing else.
+
+    Created by the tenancy layer with the namespace it lives in, since team namespaces come after observability.
+    """
+    labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "retrain-trigger"}
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata(NAME, team_namespace, labels),
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+                   {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": metadata(NAME, team_namespace, labels),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+         "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": service_namespace}]},
+    ]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.render import observability, registry
+from shipway.render import observability, registry, retrain
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import (
@@ -304,6 +304,8 @@ def render(blueprint: Blueprint, registry_configs: Mapping[str, Any] | None = No
             layer.objects.append(limit_range(ns))
             layer.objects += network_policies(ns, registry_port)
             layer.objects += rbac(team, ns)
+            if observability.retraining_enabled(blueprint):
+                layer.objects += retrain.team_access(ns, observability.NAMESPACE)
             if registry_configs is not None and team.name in registry_configs:
                 layer.objects.append(registry.pull_secret(ns, registry_configs[team.name]))
     return layer

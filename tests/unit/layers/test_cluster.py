@@ -8,6 +8,7 @@ from layer_support import REPO, synthesised
 
 from shipway import catalog
 from shipway.render.cluster import GKE_NO_DEFAULT_DEVICE_PLUGIN
+from shipway.render.tenancy import TEAM_ROLE
 
 
 def test_eks_network_and_cluster(eks_prod):
@@ -121,7 +122,8 @@ def test_eks_authenticates_by_access_entries_only(eks_prod):
         "policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
         "accessScope": {"type": "cluster"}}
     # Team principals land in the groups the team's RoleBindings bind (finding 10).
-    bindings = {b["metadata"]["namespace"]: b for b in eks_prod.kind("RoleBinding")}
+    bindings = {b["metadata"]["namespace"]: b for b in eks_prod.kind("RoleBinding")
+                if b["roleRef"]["name"] == TEAM_ROLE}
     assert entries["team-fraud-0"]["kubernetesGroups"] == ["fraud-ml-engineers"]
     assert {s["name"] for s in bindings["fraud-prod"]["subjects"]} == {"fraud-ml-engineers"}
     assert entries["karpenter-nodes"]["type"] == "EC2_LINUX"

@@ -81,3 +81,11 @@ def test_managed_control_planes_are_not_scraped(kind_dev, eks_prod, gke_prod):
             component: {"enabled": False} for component in MANAGED_CONTROL_PLANE}
     # kind runs its own control plane, which the stack scrapes.
     assert not set(MANAGED_CONTROL_PLANE) & set(kind_dev.releases["kube-prometheus-stack"]["values"])
+
+
+def test_the_retrain_trigger_token_is_a_secret_input(eks_prod):
+    secret = eks_prod.named("shipway-prod-observability-secret--monitoring--shipway-retrain-trigger")
+    assert secret.inputs["stringData"] == "<secret>"
+    # Team access comes with the team namespaces, in the tenancy layer created after them.
+    role = eks_prod.named("shipway-prod-tenancy-role--fraud-prod--shipway-retrain-trigger")
+    assert eks_prod.parent_type(role) == "shipway:tenancy:Tenancy"

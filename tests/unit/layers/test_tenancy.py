@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shipway.render.tenancy import TEAM_ROLE
+
 
 def test_every_team_env_namespace_has_its_guard_rails(each_blueprint):
     blueprint = each_blueprint.blueprint
@@ -29,7 +31,8 @@ def test_eks_quotas_match_the_blueprint(eks_prod):
 
 
 def test_role_bindings_name_the_team_groups(eks_prod):
-    bindings = {b["metadata"]["namespace"]: b for b in eks_prod.kind("RoleBinding")}
+    bindings = {b["metadata"]["namespace"]: b for b in eks_prod.kind("RoleBinding")
+                if b["roleRef"]["name"] == TEAM_ROLE}
     assert bindings["fraud-prod"]["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "fraud-ml-engineers"}]
 

@@ -12,7 +12,7 @@ import yaml
 
 from shipway.delivery.render import render as render_model
 from shipway.platform.program import secret_keys
-from shipway.render import observability, retrain
+from shipway.render import observability, retrain, tenancy
 from shipway.render.profile import platform_profile
 from shipway.spec import load_blueprint
 from shipway.spec.blueprint import Blueprint
@@ -58,7 +58,12 @@ def test_the_workload_runs_from_the_shipway_image_with_the_security_defaults(eks
 
 
 def test_it_reaches_team_namespaces_only_to_read_configmaps_and_write_events(eks: Blueprint, objects) -> None:
-    roles = {key[1]: obj for key, obj in objects.items() if key[0] == "Role"}
+    # Made by the tenancy layer, with the team namespaces, which come after observability.
+    team_objects = [obj for obj in tenancy.render(eks).objects if obj["metadata"]["name"] == retrain.NAME]
+    roles = {obj["metadata"]["namespace"]: obj for obj in team_objects if obj["kind"] == "Role"}
+    bindings = [obj for obj in team_objects if obj["kind"] == "RoleBinding"]
+    assert len(bindings) == len(roles) and all(binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": retrain.NAME, "namespace": "monitoring"}] for binding in bindings)
     teams = {ns for team in eks.teams for ns in eks.namespaces[team.name].values()}
     assert set(roles) == teams
     for role in roles.values():
