@@ -125,3 +125,21 @@ def test_cli_writes_each_format_and_refuses_bad_input(gitops: Path, tmp_path: Pa
 @pytest.mark.parametrize(("text", "seconds"), [("90d", 90 * DAY), ("12w", 84 * DAY), ("1d12h", 36 * HOUR)])
 def test_window_lengths(text: str, seconds: float) -> None:
     assert parse_window(text) == seconds
+
+
+def test_a_promotion_pinned_by_digest_records_the_digest(tmp_path: Path) -> None:
+    """promote's artifact_digest (the tag resolved against the registry) reaches Shipway-Artifact-Digest."""
+    import json as json_module
+
+    from shipway.delivery.gitops_repo import init_gitops
+    from shipway.delivery.promote import GateVerdict, promote
+
+    repo = tmp_path / "gitops"
+    init_gitops(repo, known.profile(), json_module.dumps(known.profile()))
+    digest = "sha256:" + "ab" * 32
+    done = promote(known.spec("churn", "fraud", "2.0.0"), known.profile(), repo, "staging",
+                   GateVerdict("pass", "gate-report.json", model="churn", version="2.0.0"), artifact_digest=digest)
+    message = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%(trailers:only=true)", done.commit],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"{trailers.ARTIFACT_DIGEST}: {digest}" in message
+    assert f"/fraud/churn@{digest}" in message
