@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -129,13 +130,11 @@ def test_window_lengths(text: str, seconds: float) -> None:
 
 def test_a_promotion_pinned_by_digest_records_the_digest(tmp_path: Path) -> None:
     """promote's artifact_digest (the tag resolved against the registry) reaches Shipway-Artifact-Digest."""
-    import json as json_module
-
     from shipway.delivery.gitops_repo import init_gitops
     from shipway.delivery.promote import GateVerdict, promote
 
     repo = tmp_path / "gitops"
-    init_gitops(repo, known.profile(), json_module.dumps(known.profile()))
+    init_gitops(repo, known.profile(), json.dumps(known.profile()))
     digest = "sha256:" + "ab" * 32
     done = promote(known.spec("churn", "fraud", "2.0.0"), known.profile(), repo, "staging",
                    GateVerdict("pass", "gate-report.json", model="churn", version="2.0.0"), artifact_digest=digest)
@@ -143,3 +142,27 @@ def test_a_promotion_pinned_by_digest_records_the_digest(tmp_path: Path) -> None
                              capture_output=True, text=True, check=True).stdout
     assert f"{trailers.ARTIFACT_DIGEST}: {digest}" in message
     assert f"/fraud/churn@{digest}" in message
+
+
+def test_the_cli_records_the_model_repos_commit_and_its_time(tmp_path: Path) -> None:
+    """`shipway promote` takes the source commit and its committer time from the model repo model.yaml is in."""
+    runner = CliRunner()
+    platform = tmp_path / "platform.json"
+    platform.write_text(json.dumps(known.profile()))
+    assert runner.invoke(app, ["init-gitops", str(tmp_path / "gitops"), "--platform", str(platform)]).exit_code == 0
+    model_repo = tmp_path / "model"
+    model_repo.mkdir()
+    (model_repo / "model.yaml").write_text("name: churn\nteam: fraud\nversion: 1.0.0\nruntime: sklearn\n")
+    stamp = {"GIT_COMMITTER_DATE": "2026-02-03T04:05:06+00:00", "GIT_AUTHOR_DATE": "2026-02-03T04:05:06+00:00"}
+    for args in (["init", "--quiet"], ["add", "model.yaml"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit",
+                                                              "--quiet", "-m", "model"]):
+        subprocess.run(["git", "-C", str(model_repo), *args], check=True, env={**os.environ, **stamp})
+    head = subprocess.run(["git", "-C", str(model_repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    done = runner.invoke(app, ["promote", str(model_repo / "model.yaml"), "--gitops-repo", str(tmp_path / "gitops"),
+                               "--env", "staging", "--no-gate", "--artifact-digest", "sha256:" + "e" * 64])
+    assert done.exit_code == 0, done.output
+    message = subprocess.run(["git", "-C", str(tmp_path / "gitops"), "log", "-1", "--format=%(trailers:only=true)",
+                              "promote/staging/churn-1.0.0"], capture_output=True, text=True, check=True).stdout
+    assert f"{trailers.SOURCE_COMMIT}: {head}" in message
+    assert f"{trailers.SOURCE_TIME}: 2026-02-03T04:05:06+00:00" in message

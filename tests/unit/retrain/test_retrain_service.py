@@ -118,6 +118,8 @@ def test_github_dispatch_once_per_cooldown_after_retries() -> None:
     assert sent["path"] == "/repos/acme/churn/dispatches" and sent["auth"] == "Bearer gh"
     assert sent["event_type"] == "shipway-retrain"
     payload = sent["client_payload"]
+    # GitHub accepts at most 10 top-level client_payload properties (REST docs, repos/dispatches).
+    assert len(payload) <= 10
     assert payload["versions"] == ["2", "3"] and payload["signal"] == "drift"
     assert payload["figures"]["2"]["value"] == "0.41" and payload["window"]["from"] == "2026-03-01T10:00:00Z"
     assert _sample(service, names.TRIGGERS_TOTAL, namespace="fraud-prod", model="churn", provider="github",
