@@ -150,6 +150,10 @@ def test_eks_managed_add_ons(eks_prod):
 
 
 def test_eks_endpoint_is_reachable_by_default(eks_prod):
+    from shipway.spec.blueprint import EksNetwork
+
+    # `pulumi up` installs the platform through this endpoint right after creating the cluster.
+    assert EksNetwork().public_endpoint is True
     [cluster] = eks_prod.of_type("eks:index:Cluster")
     assert cluster.inputs["endpointPublicAccess"] is True and cluster.inputs["endpointPrivateAccess"] is True
     assert cluster.inputs["publicAccessCidrs"] == ["0.0.0.0/0"]
