@@ -97,9 +97,11 @@ def mirror_command(
 ) -> None:
     """Copy images to a mirror with every digest kept: an index with all its platforms, manifests byte for byte.
 
-    The mirror's copy of REGISTRY/PATH:TAG is HOST/PREFIX/REGISTRY/PATH:TAG. Mirror credentials come from
-    SHIPWAY_REGISTRY_USERNAME and SHIPWAY_REGISTRY_PASSWORD or a docker config; sources are read
-    anonymously or with the docker config's credentials.
+    The mirror's copy of REGISTRY/PATH:TAG is HOST/PREFIX/REGISTRY/PATH:TAG.
+
+    Mirror credentials: SHIPWAY_REGISTRY_USERNAME and SHIPWAY_REGISTRY_PASSWORD, or a docker config.
+
+    Sources are read anonymously, or with the docker config's credentials.
     """
     with guarded():
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
