@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shipway import catalog
+
 GIB = 1024**3
 
 
@@ -42,9 +44,12 @@ def _go_arch(arch: str) -> str:
 
 
 # The one table of minimums. Pulumi matches the SDK floor in pyproject; kubectl
-# stays within one minor of the kind node image; kind 0.24 is the first release
-# whose default node image is Kubernetes 1.31; helm is only for inspecting
-# releases by hand, because Pulumi's helm.v3.Release embeds Helm itself.
+# stays within one minor of the catalog's Kubernetes version (kubectl's version
+# skew policy); kind is the release the catalog's node image was built for; helm
+# is only for inspecting releases by hand, because Pulumi's helm.v3.Release
+# embeds Helm itself.
+_MINOR = int(catalog.KUBERNETES_VERSION.split(".")[1])
+_KIND_MAJOR, _KIND_MINOR, _KIND_PATCH = (int(part) for part in catalog.KIND_VERSION.removeprefix("v").split("."))
 TOOLS: tuple[ToolRequirement, ...] = (
     ToolRequirement(
         name="pulumi",
@@ -56,18 +61,19 @@ TOOLS: tuple[ToolRequirement, ...] = (
     ),
     ToolRequirement(
         name="kubectl",
-        minimum=(1, 29, 0),
+        minimum=(1, _MINOR - 1, 0),
         version_command="kubectl version --client -o json",
         purpose="talks to the cluster",
         install_linux=(
-            'curl -fsSLo kubectl "https://dl.k8s.io/release/v1.31.0/bin/{system}/{arch}/kubectl"'
+            f'curl -fsSLo kubectl "https://dl.k8s.io/release/v{catalog.KUBERNETES_VERSION}.0'
+            '/bin/{system}/{arch}/kubectl"'
             " && sudo install -m 0755 kubectl /usr/local/bin/kubectl"
         ),
         install_darwin="brew install kubectl",
     ),
     ToolRequirement(
         name="kind",
-        minimum=(0, 24, 0),
+        minimum=(_KIND_MAJOR, _KIND_MINOR, _KIND_PATCH),
         version_command="kind version",
         purpose="creates the local dev cluster from `shipway kind-config`",
         install_linux=(
