@@ -323,6 +323,8 @@ def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
                                          plain_http=plain_http,
                                          credentials_secret=spec.artifact_credentials_secret,
                                          docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None))
+    # No blob larger than the model volume is even started: the volume's sizeLimit is the cap.
+    container["command"] = [*container["command"], "--max-blob-size", spec.resources.model_storage]
     container["env"] = [*container.get("env", []), {"name": "HOME", "value": "/tmp"}]
     container["volumeMounts"] = [*container["volumeMounts"], {"name": "fetch-tmp", "mountPath": "/tmp"}]
     if auth_secret is not None:

@@ -97,3 +97,22 @@ def test_plain_http_comes_from_the_environment_too(app, registry, tmp_path: Path
     pushed = runner.invoke(app, ["model", "push", model, ref], env={"SHIPWAY_PLAIN_HTTP": "1"})
     assert pushed.exit_code == 0, pushed.output
     assert runner.invoke(app, ["model", "exists", ref], env={"SHIPWAY_PLAIN_HTTP": "1"}).exit_code == 0
+
+
+def test_a_second_pod_on_the_node_pulls_through_the_cache_without_a_download(app, registry, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ref = registry.ref("team/iris", "1.0.0")
+    model = _model(tmp_path / "model")
+    (model / "weights.bin").write_bytes(bytes(range(256)) * (80 * 1024))  # 20 MiB: a layer of its own
+    assert runner.invoke(app, ["model", "push", str(model), ref, "--plain-http"]).exit_code == 0
+    cache = tmp_path / "node-cache"
+    first = runner.invoke(app, ["model", "pull", ref, str(tmp_path / "pod-1" / "model"), "--plain-http",
+                                "--cache", str(cache)])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["model", "pull", ref, str(tmp_path / "pod-2" / "model"), "--plain-http",
+                                 "--cache", str(cache)])
+    assert second.exit_code == 0, second.output
+    assert " 0 B in " in second.output, second.output
+    weights = [tmp_path / pod / "model" / "weights.bin" for pod in ("pod-1", "pod-2")]
+    assert weights[0].read_bytes() == weights[1].read_bytes() == (model / "weights.bin").read_bytes()
+    assert weights[0].stat().st_ino == weights[1].stat().st_ino

@@ -74,10 +74,12 @@ def test_every_object_carries_the_stable_labels(case: str) -> None:
 def test_the_init_container_is_the_artifact_layouts_pull_with_digest_checks(kind_profile: dict) -> None:
     fetch = _pod("canary-sklearn")["initContainers"][0]
     ref = "oci://zot.shipway-registry.svc.cluster.local:5000/fraud/churn:1.2.0"
-    assert fetch["command"] == init_container_args(ref, "/models", "model", plain_http=True,
-                                                   docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json")
+    assert fetch["command"] == [*init_container_args(ref, "/models", "model", plain_http=True,
+                                                     docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json"),
+                                "--max-blob-size", "10Gi"]
     assert {"name": "model", "mountPath": "/models"} in fetch["volumeMounts"]
     model_volume = next(v for v in _pod("canary-sklearn")["volumes"] if v["name"] == "model")
+    # Issue #16 finding 2: a blob larger than the volume it lands in is refused before a byte is fetched.
     assert model_volume == {"name": "model", "emptyDir": {"sizeLimit": "10Gi"}}
 
 

@@ -1,0 +1,135 @@
+"""The node's model cache: verified blobs by digest, one download per node, bounded by eviction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipway.artifacts.cache import NodeCache
+from shipway.artifacts.errors import DigestMismatchError
+from shipway.artifacts.layout import MARKER_FILE
+
+
+def _digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+class _Client:
+    """Streams `blobs` as RegistryClient.pull_blob does: verify while writing, delete on mismatch."""
+
+    def __init__(self, blobs: dict[str, bytes], delay_s: float = 0.0, corrupt: bool = False) -> None:
+        self.blobs, self.delay_s, self.corrupt = blobs, delay_s, corrupt
+        self.downloads: list[str] = []
+        self.lock = threading.Lock()
+
+    def pull_blob(self, _ref: Any, digest: str, size: int, target: Path, done: Any) -> None:
+        with self.lock:
+            self.downloads.append(digest)
+        time.sleep(self.delay_s)
+        data = b"tampered" if self.corrupt else self.blobs[digest]
+        target.write_bytes(data)
+        if _digest(data) != digest or len(data) != size:
+            target.unlink()
+            raise DigestMismatchError(f"blob {digest} is corrupt")
+        done(size)
+
+
+def _fetch(cache: NodeCache, client: _Client, data: bytes, target: Path) -> bool:
+    return cache.fetch(client, None, _digest(data), len(data), target, lambda _: None)  # type: ignore[arg-type]
+
+
+def test_a_blob_on_the_node_is_linked_not_downloaded(tmp_path: Path) -> None:
+    data = os.urandom(4096)
+    cache, client = NodeCache(tmp_path / "cache", 1 << 30), _Client({_digest(data): data})
+    assert _fetch(cache, client, data, tmp_path / "first") is True
+    assert _fetch(cache, client, data, tmp_path / "second") is False
+    assert client.downloads == [_digest(data)]
+    assert (tmp_path / "second").read_bytes() == data
+    # One copy on disk, read-only: the pods' files are links to the verified blob.
+    assert (tmp_path / "second").stat().st_ino == cache.blob_path(_digest(data)).stat().st_ino
+    assert cache.blob_path(_digest(data)).stat().st_mode & 0o222 == 0
+
+
+def test_concurrent_pods_on_one_node_download_once(tmp_path: Path) -> None:
+    data = os.urandom(64 << 10)
+    client = _Client({_digest(data): data}, delay_s=0.3)
+    results: list[bool] = []
+
+    def pod(index: int) -> None:
+        cache = NodeCache(tmp_path / "cache", 1 << 30)
+        results.append(_fetch(cache, client, data, tmp_path / f"pod-{index}"))
+
+    pods = [threading.Thread(target=pod, args=(index,)) for index in range(4)]
+    for thread in pods:
+        thread.start()
+    for thread in pods:
+        thread.join(10)
+    assert client.downloads == [_digest(data)]
+    assert sorted(results) == [False, False, False, True]
+    assert all((tmp_path / f"pod-{index}").read_bytes() == data for index in range(4))
+
+
+def test_the_cache_never_holds_or_serves_an_unverified_blob(tmp_path: Path) -> None:
+    data = os.urandom(4096)
+    cache = NodeCache(tmp_path / "cache", 1 << 30)
+    with pytest.raises(DigestMismatchError):
+        _fetch(cache, _Client({}, corrupt=True), data, tmp_path / "pod")
+    assert list(cache.blobs.iterdir()) == [] and list(cache.incoming.iterdir()) == []
+    assert not (tmp_path / "pod").exists()
+    # A blob file of the wrong size (a damaged disk, a half-written copy) is fetched again, not served.
+    cache.blob_path(_digest(data)).write_bytes(data[:100])
+    client = _Client({_digest(data): data})
+    assert _fetch(cache, client, data, tmp_path / "pod") is True
+    assert (tmp_path / "pod").read_bytes() == data
+
+
+def test_what_a_killed_download_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    data = os.urandom(4096)
+    cache = NodeCache(tmp_path / "cache", 1 << 30)
+    leftover = cache.incoming / f"{cache.blob_path(_digest(data)).name}.dead0001"
+    leftover.write_bytes(b"x" * 1000)
+    _fetch(cache, _Client({_digest(data): data}), data, tmp_path / "pod")
+    assert list(cache.incoming.iterdir()) == []
+
+
+def _model(cache: NodeCache, client: _Client, data: bytes, name: str, age_s: float) -> Path:
+    folder = cache.models / name
+    folder.mkdir()
+    _fetch(cache, client, data, folder / "weights.bin")
+    (folder / MARKER_FILE).write_text("{}")
+    used = time.time() - age_s
+    os.utime(folder / MARKER_FILE, (used, used))
+    return folder
+
+
+def test_eviction_keeps_the_cache_under_its_bound_least_recently_used_first(tmp_path: Path) -> None:
+    blobs = [os.urandom(100_000) for _ in range(4)]
+    client = _Client({_digest(blob): blob for blob in blobs})
+    cache = NodeCache(tmp_path / "cache", max_bytes=330_000, keep_recent_s=60)
+    oldest = _model(cache, client, blobs[0], "sha256-a", age_s=3000)
+    older = _model(cache, client, blobs[1], "sha256-b", age_s=2000)
+    recent = _model(cache, client, blobs[2], "sha256-c", age_s=10)
+    # A fourth model needs room: the least recently used goes, the recently used ones stay.
+    _fetch(cache, client, blobs[3], tmp_path / "pod")
+    assert not oldest.exists() and older.exists() and recent.exists()
+    assert not cache.blob_path(_digest(blobs[0])).exists()
+    assert cache.size() <= 330_000
+
+
+def test_a_model_a_pull_is_using_is_not_evicted(tmp_path: Path) -> None:
+    from shipway.artifacts.locking import exclusive
+
+    blobs = [os.urandom(100_000) for _ in range(3)]
+    client = _Client({_digest(blob): blob for blob in blobs})
+    cache = NodeCache(tmp_path / "cache", max_bytes=250_000, keep_recent_s=0)
+    busy = _model(cache, client, blobs[0], "sha256-busy", age_s=5000)
+    idle = _model(cache, client, blobs[1], "sha256-idle", age_s=100)
+    with exclusive(cache.models / ".sha256-busy.lock"):
+        _fetch(cache, client, blobs[2], tmp_path / "pod")
+    assert busy.exists() and not idle.exists()
