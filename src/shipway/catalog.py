@@ -43,13 +43,17 @@ KARPENTER_CRD = Chart("karpenter-crd", "oci://public.ecr.aws/karpenter", "1.14.1
 KARPENTER = Chart("karpenter", "oci://public.ecr.aws/karpenter", "1.14.1")
 CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0")
 METRICS_SERVER = Chart("metrics-server", "https://kubernetes-sigs.github.io/metrics-server", "3.13.1")
+# Envoy Gateway; its in-tree `crds` subchart installs the Gateway API CRDs (experimental channel) at
+# GATEWAY_API_VERSION, so the Gateway API needs no release of its own.
+ENVOY_GATEWAY = Chart("gateway-helm", "oci://docker.io/envoyproxy", "v1.9.0")
+EXTERNAL_DNS = Chart("external-dns", "https://kubernetes-sigs.github.io/external-dns", "1.21.1")
 
 CHARTS: dict[str, Chart] = {
     chart.name: chart
     for chart in (
         ARGO_CD, ARGO_ROLLOUTS, KUBE_PROMETHEUS_STACK, GPU_OPERATOR, NVIDIA_DEVICE_PLUGIN, DCGM_EXPORTER,
         FAKE_GPU_OPERATOR, ZOT, KSERVE_CRD, KSERVE, CERT_MANAGER, KARPENTER_CRD, KARPENTER, CLUSTER_AUTOSCALER,
-        METRICS_SERVER,
+        METRICS_SERVER, ENVOY_GATEWAY, EXTERNAL_DNS,
     )
 }
 
@@ -61,6 +65,15 @@ KUBERNETES_VERSION = "1.35"
 # and its node image for that minor, by digest as kind's release notes require.
 KIND_VERSION = "v0.33.0"
 KIND_NODE_IMAGE = "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
+
+# The Gateway API release whose CRDs ENVOY_GATEWAY installs; a test holds the chart to it.
+GATEWAY_API_VERSION = "v1.6.1"
+
+# Argo Rollouts' Gateway API traffic router (argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi): the name
+# Rollouts look it up by, and the image an init container copies its binary from (upstream publishes no checksum
+# for the release binaries, so it is not downloaded at controller start).
+ROLLOUTS_GATEWAY_PLUGIN = "argoproj-labs/gatewayAPI"
+ROLLOUTS_GATEWAY_PLUGIN_IMAGE = "ghcr.io/argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi:v0.15.0"
 
 # The Shipway image: the sidecar, the artifact-pull init container and the platform's Shipway services
 # run from it. The release workflow builds and signs the image first, then writes its digest into

@@ -70,6 +70,7 @@ def render(spec: ModelSpec, profile: Profile, environment: str, stable_version: 
     where = place(spec, profile, environment)
     objects = [rollout(spec, profile, where, stable_version or spec.version)]
     objects += services(spec, where)
+    objects += routes(spec, profile, where)
     # No per-model PrometheusRule: the platform's shipway-model-slo rules alert on every model at the
     # thresholds its sidecar exports (sidecar_slo_args), so a second rule here would alert twice.
     objects += [service_monitor(spec, profile, where), disruption_budget(spec, where)]
@@ -177,7 +178,11 @@ def strategy(spec: ModelSpec, profile: Profile, where: Placement, stable_version
         options = spec.rollout if isinstance(spec.rollout, CanaryRollout) else CanaryRollout(strategy="canary")
         steps = options.steps or [_step(item) for item in profile["rollouts"]["canarySteps"]]
         canary["canaryService"] = f"{spec.name}-canary"
-        canary["stableService"] = spec.name
+        canary["stableService"] = f"{spec.name}-stable"
+        if gateway_on(profile):
+            # Each setWeight sets the route's canary and stable backend weights to exactly the step's share.
+            canary["trafficRouting"] = {"plugins": {catalog.ROLLOUTS_GATEWAY_PLUGIN: {
+                "httpRoute": spec.name, "namespace": where.namespace}}}
         canary["steps"] = [item for step in steps for item in ({"setWeight": step.weight},
                                                                 {"pause": {"duration": step.pause}})]
         if options.analysis:
@@ -500,8 +505,13 @@ def _copy(value: Obj) -> Obj:
 
 
 def services(spec: ModelSpec, where: Placement) -> list[Obj]:
-    """The traffic Services of the strategy, and a headless Service Prometheus scrapes every pod through."""
-    roles = {"canary": [("stable", spec.name), ("canary", f"{spec.name}-canary")],
+    """The traffic Services of the strategy, and a headless Service Prometheus scrapes every pod through.
+
+    A canary has three: stable and canary, whose selectors Argo Rollouts pins to their ReplicaSets (the
+    route's two weighted backends), and the client Service `<model>`, which selects both. Without a
+    gateway, in-cluster clients reach the canary through it, in proportion to its pods.
+    """
+    roles = {"canary": [("client", spec.name), ("stable", f"{spec.name}-stable"), ("canary", f"{spec.name}-canary")],
              "blue-green": [("active", spec.name), ("preview", f"{spec.name}-preview")]}.get(
         where.strategy, [("stable", spec.name)])
     objects = [_service(spec, where, name, role, {"name": "http", "port": SERVICE_PORT, "targetPort": "http"})
@@ -577,6 +587,70 @@ def autoscaler(spec: ModelSpec, where: Placement) -> Obj:
             "metrics": [{"type": "ContainerResource", "containerResource": {
                 "name": "cpu", "container": "runtime",
                 "target": {"type": "Utilization", "averageUtilization": spec.replicas.target_cpu_utilization}}}],
+        },
+    }
+
+
+def gateway_on(profile: Profile) -> bool:
+    """Whether the platform routes models through its shared Gateway (profiles older than the gateway do not)."""
+    return bool(profile.get("gateway", {}).get("enabled", False))
+
+
+def route_timeout(where: Placement) -> str:
+    """How long the gateway waits for a whole response: LLM completions stream for minutes."""
+    return "600s" if where.runtime.protocol == "openai" else "60s"
+
+
+def routes(spec: ModelSpec, profile: Profile, where: Placement) -> list[Obj]:
+    """The model's HTTPRoutes on the shared Gateway: one per environment, plus a preview route for blue-green.
+
+    A canary's route carries both backends, stable at 100 and canary at 0; Argo Rollouts' Gateway API
+    plugin sets their weights at each step. Blue-green's route points at the active Service, which Argo
+    Rollouts switches to the new pods at promotion, so the route switches with it.
+    """
+    if not gateway_on(profile):
+        return []
+    if where.strategy == "canary":
+        backends = [(f"{spec.name}-stable", 100), (f"{spec.name}-canary", 0)]
+        found = [_route(spec, profile, where, spec.name, spec.name, backends)]
+    else:
+        found = [_route(spec, profile, where, spec.name, spec.name, [(spec.name, None)])]
+    if where.strategy == "blue-green":
+        preview = f"{spec.name}-preview"
+        found.append(_route(spec, profile, where, preview, preview, [(preview, None)]))
+    return found
+
+
+def _route(spec: ModelSpec, profile: Profile, where: Placement, name: str, host_name: str,
+           backends: list[tuple[str, int | None]]) -> Obj:
+    gateway = profile["gateway"]
+    scheme = gateway["routes"].get(spec.team, {}).get(where.environment)
+    if scheme is None:
+        raise RenderRefused(f'the platform\'s gateway has no listener for team "{spec.team}" in '
+                            f'"{where.environment}"; the platform profile is stale, run `shipway synth` again')
+    host = scheme["host"].replace("{model}", host_name)
+    path = scheme["path"].replace("{model}", host_name)
+    if any(len(label) > 63 for label in host.split(".")):
+        raise RenderRefused(f'route host "{host}" has a name longer than 63 characters; shorten the model name')
+    rule: Obj = {
+        "matches": [{"path": {"type": "PathPrefix", "value": path}}],
+        "backendRefs": [{"group": "", "kind": "Service", "name": backend, "port": SERVICE_PORT,
+                         **({"weight": weight} if weight is not None else {})} for backend, weight in backends],
+        "timeouts": {"request": route_timeout(where)},
+    }
+    if path != "/":
+        # The model serves at its root (/v2/..., /v1/...); the route's prefix is the gateway's business.
+        rule["filters"] = [{"type": "URLRewrite",
+                            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": metadata(name, where.namespace, labels(spec)),
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway["name"],
+                            "namespace": gateway["namespace"], "sectionName": scheme["listener"]}],
+            "hostnames": [host],
+            "rules": [rule],
         },
     }
 

@@ -10,6 +10,7 @@ import pulumi
 from shipway.platform.cluster import Cluster, ClusterArgs
 from shipway.platform.layers import (
     REGISTRY_DOCKER_CONFIG,
+    Gateway,
     GitOps,
     GpuStack,
     LayerArgs,
@@ -24,8 +25,9 @@ from shipway.render.profile import platform_profile
 from shipway.spec.blueprint import Blueprint, ExternalRegistry
 
 # Creation order. Observability comes before the GPU stack, registry and GitOps because their
-# charts create ServiceMonitors, which need the Prometheus operator's CRDs.
-LAYERS = ("cluster", "nodepools", "observability", "gpu", "registry", "gitops", "serving", "tenancy")
+# charts create ServiceMonitors, which need the Prometheus operator's CRDs. The gateway comes after the
+# registry (it routes to zot) and before serving (KServe needs its cert-manager).
+LAYERS = ("cluster", "nodepools", "observability", "gpu", "registry", "gateway", "gitops", "serving", "tenancy")
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,15 @@ class Platform(pulumi.ComponentResource):
         observability = Observability(f"{name}-observability", layer_args, after(pools))
         gpu = GpuStack(f"{name}-gpu", layer_args, after(pools, observability))
         registry = Registry(f"{name}-registry", layer_args, after(pools, observability))
+        gateway = Gateway(f"{name}-gateway", layer_args, after(pools, observability, registry))
         gitops = GitOps(f"{name}-gitops", layer_args, after(pools, observability))
-        serving = Serving(f"{name}-serving", layer_args, after(gpu, observability, registry))
+        serving = Serving(f"{name}-serving", layer_args, after(gpu, observability, registry, gateway))
         # Tenancy creates the team namespaces, so the registry's pull secret is created there too.
         team_configs = {f"{REGISTRY_DOCKER_CONFIG}/{team}": config for team, config in registry.team_docker_configs.items()}
         tenancy_args = LayerArgs(blueprint, {**args.secrets, **team_configs})
-        tenancy = Tenancy(f"{name}-tenancy", tenancy_args, after(gitops, serving, registry))
-        self.layers = {"cluster": cluster, "nodepools": pools, "gpu": gpu, "registry": registry, "gitops": gitops,
+        tenancy = Tenancy(f"{name}-tenancy", tenancy_args, after(gitops, serving, registry, gateway))
+        self.layers = {"cluster": cluster, "nodepools": pools, "gpu": gpu, "registry": registry, "gateway": gateway,
+                       "gitops": gitops,
                        "observability": observability, "serving": serving, "tenancy": tenancy}
         self.kubeconfig = cluster.kubeconfig
         self.registry_url = registry.url

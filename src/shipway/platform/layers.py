@@ -11,7 +11,7 @@ import pulumi_random as random
 
 from shipway.platform.kube import apply_layer, upstream
 from shipway.render import cluster as render_cluster
-from shipway.render import gitops, gpu, nodepools, observability, registry, serving, tenancy
+from shipway.render import gateway, gitops, gpu, nodepools, observability, registry, serving, tenancy
 from shipway.render.common import Obj, config_map, platform_namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import Blueprint, ExternalRegistry
@@ -167,6 +167,15 @@ def _credentials_by_team(teams: list[str], passwords: dict[str, str]) -> dict[st
     makers = {"pull": registry.pull_identity, "push": registry.push_identity}
     return {team: {kind: {"username": make(team).username, "password": passwords[f"{team}/{kind}"]}
                    for kind, make in makers.items()} for team in teams}
+
+
+class Gateway(_Layer):
+    """cert-manager, Envoy Gateway with the Gateway API CRDs, the shared Gateway, its certificates, external-dns."""
+
+    TYPE = "shipway:gateway:Gateway"
+
+    def render(self, name: str, args: LayerArgs) -> LayerRender:
+        return gateway.render(args.blueprint)
 
 
 class GitOps(_Layer):

@@ -7,13 +7,12 @@ import math
 import yaml
 
 from shipway import catalog
-from shipway.render import gpu, registry
+from shipway.render import gateway, gpu, registry
 from shipway.render.common import Obj
 from shipway.spec.blueprint import Blueprint, EksCluster, GkeCluster, KindCluster, NodePool, Taint, TimeSlicing
 from shipway.spec.gpus import GPU_MODELS
 
 MIRROR_HOST = "localhost:5001"
-INGRESS_READY_LABEL = "ingress-ready"
 GKE_NO_DEFAULT_DEVICE_PLUGIN = "gke-no-default-nvidia-gpu-device-plugin"
 
 
@@ -66,18 +65,21 @@ def _kubelet_patch(labels: dict[str, str], taints: list[Taint]) -> str:
 
 
 def kind_config(blueprint: Blueprint) -> Obj:
-    """The kind cluster config: a control plane with ingress ports, one worker per pool."""
+    """The kind cluster config: a control plane mapping the Gateway's ports to 127.0.0.1, one worker per pool.
+
+    The Envoy proxies' Service is a NodePort (gateway.KIND_NODE_PORTS), which every node answers on, so
+    mapping those ports of the control-plane node reaches the Gateway wherever its pods run.
+    """
     cluster = blueprint.cluster
     if not isinstance(cluster, KindCluster):
         raise ValueError(f"kind-config needs a kind cluster, the blueprint has {cluster.kind}")
     control_plane: Obj = {
         "role": "control-plane",
         "image": catalog.KIND_NODE_IMAGE,
-        "kubeadmConfigPatches": [yaml.safe_dump({"kind": "InitConfiguration", "nodeRegistration": {
-            "kubeletExtraArgs": {"node-labels": f"{INGRESS_READY_LABEL}=true"}}}, sort_keys=True)],
         "extraPortMappings": [
-            {"containerPort": 80, "hostPort": cluster.http_port, "listenAddress": "127.0.0.1", "protocol": "TCP"},
-            {"containerPort": 443, "hostPort": cluster.https_port, "listenAddress": "127.0.0.1", "protocol": "TCP"},
+            {"containerPort": gateway.KIND_NODE_PORTS[port], "hostPort": host_port, "listenAddress": "127.0.0.1",
+             "protocol": "TCP"}
+            for port, host_port in ((gateway.HTTP_PORT, cluster.http_port), (gateway.HTTPS_PORT, cluster.https_port))
         ],
     }
     workers = [{"role": "worker", "image": catalog.KIND_NODE_IMAGE,

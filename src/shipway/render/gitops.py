@@ -19,8 +19,12 @@ MODEL_KINDS = (
     ("argoproj.io", "Rollout"), ("argoproj.io", "AnalysisTemplate"), ("", "Service"), ("", "ConfigMap"),
     ("", "ServiceAccount"), ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"),
     ("policy", "PodDisruptionBudget"), ("autoscaling", "HorizontalPodAutoscaler"),
-    ("serving.kserve.io", "InferenceService"),
+    ("serving.kserve.io", "InferenceService"), ("gateway.networking.k8s.io", "HTTPRoute"),
 )
+# Argo Rollouts' Gateway API plugin sets a canary route's backend weights at each step; Argo CD must leave
+# them alone, or self-heal would put the weights from git back mid-rollout.
+ROUTE_WEIGHTS_IGNORED = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                         "jqPathExpressions": [".spec.rules[].backendRefs[].weight"]}
 
 
 def argocd_values(blueprint: Blueprint) -> Obj:
@@ -82,7 +86,7 @@ def application_set(blueprint: Blueprint) -> Obj:
     """
     gitops = blueprint.gitops
     root = gitops.path
-    sync: Obj = {"syncOptions": ["CreateNamespace=false", "ServerSideApply=true"]}
+    sync: Obj = {"syncOptions": ["CreateNamespace=false", "ServerSideApply=true", "RespectIgnoreDifferences=true"]}
     if gitops.sync_policy.automated:
         sync["automated"] = {"prune": gitops.sync_policy.prune, "selfHeal": gitops.sync_policy.self_heal}
     env_segment = root.count("/") + 1
@@ -115,6 +119,7 @@ def application_set(blueprint: Blueprint) -> Obj:
                                "path": "{{ .path.path }}"},
                     "destination": {"server": IN_CLUSTER, "namespace": f"{{{{ {team} }}}}-{{{{ {env} }}}}"},
                     "syncPolicy": sync,
+                    "ignoreDifferences": [ROUTE_WEIGHTS_IGNORED],
                 },
             },
         },

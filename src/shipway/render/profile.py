@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 from shipway import catalog
-from shipway.render import observability, registry, serving, tenancy
+from shipway.render import gateway, observability, registry, serving, tenancy
 from shipway.render.common import Obj
 from shipway.spec.blueprint import Blueprint
 
 PROFILE_VERSION = "shipway.dev/platform-profile/v1"
 
 
+def gateway_profile(blueprint: Blueprint) -> Obj:
+    """Where model routes attach: the Gateway, and per team and environment its listener and host/path scheme."""
+    if not blueprint.gateway.enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "name": gateway.GATEWAY,
+        "namespace": gateway.NAMESPACE,
+        "routes": {team.name: {env: {"listener": gateway.team_listener(team.name, env),
+                                     "host": blueprint.route_host(team.name, env),
+                                     "path": blueprint.route_path()}
+                               for env in blueprint.team_environments(team)}
+                   for team in blueprint.teams},
+    }
+
+
 def platform_profile(blueprint: Blueprint) -> Obj:
-    """Registry, environments, team namespaces, runtimes, analysis templates, Prometheus, SLOs."""
+    """Registry, environments, team namespaces, gateway, runtimes, analysis templates, Prometheus, SLOs."""
     slo = blueprint.observability.slo
+    registry_profile: Obj = {"url": registry.url(blueprint), "type": blueprint.registry.type,
+                             "pullSecret": registry.PULL_SECRET}
+    if blueprint.gateway.enabled and blueprint.registry.type == "zot":
+        # CI pushes over TLS through the Gateway; pods keep pulling in-cluster from `url`.
+        registry_profile["pushUrl"] = blueprint.registry_host
     return {
         "apiVersion": PROFILE_VERSION,
         "name": blueprint.metadata.name,
         "cluster": blueprint.cluster.kind,
         "environments": list(blueprint.metadata.environments),
-        "registry": {"url": registry.url(blueprint), "type": blueprint.registry.type,
-                     "pullSecret": registry.PULL_SECRET},
+        "registry": registry_profile,
+        "gateway": gateway_profile(blueprint),
         "gitops": {"enabled": blueprint.gitops.enabled, "repoUrl": blueprint.gitops.repo_url,
                    "revision": blueprint.gitops.revision, "path": blueprint.gitops.path},
         "teams": {

@@ -19,22 +19,43 @@ from shipway.spec.blueprint import Blueprint, Runtime
 
 NAMESPACE = "argo-rollouts"
 KSERVE_NAMESPACE = "kserve"
-CERT_MANAGER_NAMESPACE = "cert-manager"
+PLUGIN_VOLUME = "gatewayapi-plugin"
+PLUGIN_DIR = "/plugins"
+PLUGIN_BINARY = "rollouts-plugin-trafficrouter-gatewayapi"
 RUNTIME_CATALOG = "shipway-runtime-catalog"
 ANALYSIS_TEMPLATE_PREFIX = "shipway-model"
 # The circuit breakers, by what they watch: the ClusterAnalysisTemplate names models reference.
 ANALYSIS_TEMPLATES = {breaker: f"{ANALYSIS_TEMPLATE_PREFIX}-{breaker}" for breaker in model_rules.breaker_queries()}
 
 
-def rollouts_values() -> Obj:
-    """Values for the argo-rollouts chart: metrics scraped by the Prometheus stack."""
+def rollouts_values(blueprint: Blueprint) -> Obj:
+    """Values for the argo-rollouts chart: metrics scraped by the Prometheus stack, and with the gateway on,
+    the Gateway API traffic router, so each canary step sets the model's HTTPRoute weights.
+
+    The plugin binary is copied from its image by an init container into a volume the controller reads; the
+    chart's default providerRBAC already lets the controller update HTTPRoutes.
+    """
+    controller: Obj = {
+        "replicas": 2,
+        "metrics": {"enabled": True, "serviceMonitor": {"enabled": True,
+                                                          "additionalLabels": {"release": PROMETHEUS_RELEASE}}},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    }
+    if blueprint.gateway.enabled:
+        controller["initContainers"] = [{
+            "name": "gatewayapi-plugin",
+            "image": catalog.ROLLOUTS_GATEWAY_PLUGIN_IMAGE,
+            "command": ["cp", f"/bin/{PLUGIN_BINARY}", f"{PLUGIN_DIR}/{PLUGIN_BINARY}"],
+            "securityContext": RESTRICTED_CONTAINER_SECURITY,
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+            "volumeMounts": [{"name": PLUGIN_VOLUME, "mountPath": PLUGIN_DIR}],
+        }]
+        controller["volumes"] = [{"name": PLUGIN_VOLUME, "emptyDir": {"sizeLimit": "256Mi"}}]
+        controller["volumeMounts"] = [{"name": PLUGIN_VOLUME, "mountPath": PLUGIN_DIR, "readOnly": True}]
+        controller["trafficRouterPlugins"] = [{"name": catalog.ROLLOUTS_GATEWAY_PLUGIN,
+                                               "location": f"file://{PLUGIN_DIR}/{PLUGIN_BINARY}"}]
     return {
-        "controller": {
-            "replicas": 2,
-            "metrics": {"enabled": True, "serviceMonitor": {"enabled": True,
-                                                              "additionalLabels": {"release": PROMETHEUS_RELEASE}}},
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        },
+        "controller": controller,
         "containerSecurityContext": RESTRICTED_CONTAINER_SECURITY,
         "dashboard": {"enabled": False},
     }
@@ -81,9 +102,9 @@ def cluster_serving_runtime(name: str, runtime: Runtime) -> Obj:
 
 
 def kserve_releases() -> list[Release]:
-    """cert-manager, KServe CRDs and the KServe controller (raw deployment mode, no Knative)."""
+    """KServe CRDs and the KServe controller (raw deployment mode, no Knative); the gateway layer installs
+    the cert-manager its webhooks need."""
     return [
-        Release("cert-manager", catalog.CERT_MANAGER, CERT_MANAGER_NAMESPACE, {"crds": {"enabled": True}}),
         Release("kserve-crd", catalog.KSERVE_CRD, KSERVE_NAMESPACE, {}),
         Release("kserve", catalog.KSERVE, KSERVE_NAMESPACE,
                 {"kserve": {"controller": {"deploymentMode": "RawDeployment"}}}),
@@ -94,11 +115,11 @@ def render(blueprint: Blueprint) -> LayerRender:
     """Argo Rollouts, the runtime catalog, and KServe with its runtimes when enabled."""
     layer = LayerRender(namespaces=[platform_namespace(NAMESPACE)])
     if blueprint.serving.rollouts:
-        layer.releases.append(Release("argo-rollouts", catalog.ARGO_ROLLOUTS, NAMESPACE, rollouts_values()))
+        layer.releases.append(Release("argo-rollouts", catalog.ARGO_ROLLOUTS, NAMESPACE, rollouts_values(blueprint)))
         layer.objects += analysis_templates(blueprint)
     layer.objects.append(runtime_catalog(blueprint))
     if blueprint.serving.kserve:
-        layer.namespaces += [platform_namespace(CERT_MANAGER_NAMESPACE), platform_namespace(KSERVE_NAMESPACE)]
+        layer.namespaces.append(platform_namespace(KSERVE_NAMESPACE))
         layer.releases += kserve_releases()
         layer.objects += [cluster_serving_runtime(name, runtime)
                           for name, runtime in sorted(blueprint.serving.runtime_catalog.items())

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.render import observability, registry, retrain
+from shipway.render import gateway, observability, registry, retrain
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import (
@@ -21,7 +21,6 @@ from shipway.spec.blueprint import (
 from shipway.spec.gpus import GPU_MODELS
 from shipway.spec.model import SIDECAR_PORT
 
-INGRESS_NAMESPACES = ("ingress-nginx", "gateway-system", "istio-system")
 SERVING_PRIORITY = "shipway-serving"
 BATCH_PRIORITY = "shipway-batch"
 TEAM_ROLE = "shipway-model-deployer"
@@ -106,9 +105,10 @@ def external_registry_port(blueprint: Blueprint) -> int | None:
     return int(host.rpartition(":")[2]) if ":" in host else HTTPS_PORT
 
 
-def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
-    """Default deny, then DNS and the registry out, Prometheus and the ingress path in, and traffic inside.
+def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool = True) -> list[Obj]:
+    """Default deny, then DNS and the registry out, Prometheus and the gateway in, and traffic inside.
 
+    The gateway's proxies (in its namespace) reach model servers on the sidecar's serving port only.
     With an external registry (`registry_port` set), the init container's pull also needs egress on that
     port to addresses outside the private ranges; the in-cluster zot is reached through its namespace.
     """
@@ -117,20 +117,21 @@ def network_policies(ns: str, registry_port: int | None = None) -> list[Obj]:
 
     policies = [
         *_base_policies(ns),
-        # Only the serving port: the sidecar's feedback port (labels, which move a canary's fate) is
-        # reached from the team's own namespace alone, through allow-same-namespace.
-        policy("allow-ingress-path", {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "model-server"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [_from_namespace(name) for name in INGRESS_NAMESPACES],
-                         "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]}],
-        }),
         policy("allow-registry", {
             "podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [_from_namespace(registry.NAMESPACE)],
                         "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}],
         }),
     ]
+    if gateway_on:
+        # Only the serving port: the sidecar's feedback port (labels, which move a canary's fate) is
+        # reached from the team's own namespace alone, through allow-same-namespace.
+        policies.append(policy("allow-gateway", {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "model-server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_from_namespace(gateway.NAMESPACE)],
+                         "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]}],
+        }))
     if registry_port is not None:
         policies.append(policy("allow-external-registry", {
             "podSelector": {}, "policyTypes": ["Egress"],
@@ -153,12 +154,22 @@ class PlatformFlows:
     kube_api: bool = True
     https_out: bool = False
     ssh_out: bool = False
+    http_out: bool = False
     scrape_everything: bool = False
     egress_namespaces: tuple[str, ...] = ()
+    egress_to_teams: tuple[int, ...] = ()
     ingress_ports: tuple[int, ...] = ()
+    ingress_namespaces: tuple[str, ...] = ()
     ingress_from_teams: bool = False
     ingress_from_anywhere: bool = False
     webhook_port: int | None = None
+
+
+# Envoy Gateway runs each listener port below 1024 on container port +10000 (80 -> 10080, 443 -> 10443).
+ENVOY_CONTAINER_PORTS = tuple(port + 10000 for port in (gateway.HTTP_PORT, gateway.HTTPS_PORT))
+# Envoy Gateway's topology-injector webhook (gateway-helm templates/envoy-proxy-topology-injector-webhook.yaml).
+ENVOY_GATEWAY_WEBHOOK_PORT = 9443
+TEAM_NAMESPACES = {"namespaceSelector": {"matchExpressions": [{"key": "shipway.dev/team", "operator": "Exists"}]}}
 
 
 def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
@@ -168,8 +179,10 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
     obs = observability.NAMESPACE
     flows = [PlatformFlows(serving.NAMESPACE, https_out=True, egress_namespaces=(obs,))]
     if blueprint.observability.enabled:
-        # Prometheus scrapes every namespace and the nodes; Alertmanager calls receivers outside.
+        # Prometheus scrapes every namespace and the nodes; Alertmanager calls receivers outside; Argo
+        # Rollouts' analysis queries Prometheus.
         flows.append(PlatformFlows(obs, https_out=True, scrape_everything=True, ingress_ports=(3000, 9090, 9093),
+                                   ingress_namespaces=(serving.NAMESPACE,),
                                    webhook_port=WEBHOOK_PORTS["observability"]))
     if isinstance(blueprint.registry, ZotRegistry):
         # Model pods of every team and CI through the gateway pull and push; on kind the nodes' image
@@ -179,9 +192,20 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
                                    ingress_from_anywhere=blueprint.cluster.kind == "kind"))
     if blueprint.gitops.enabled:
         flows.append(PlatformFlows(gitops.NAMESPACE, https_out=True, ssh_out=True, ingress_ports=(8080,)))
-    if blueprint.serving.kserve:
-        flows.append(PlatformFlows(serving.CERT_MANAGER_NAMESPACE, https_out=True,
+    if gateway.needs_cert_manager(blueprint):
+        # ACME over HTTPS; the HTTP-01 self-check fetches the challenge from the gateway's public address.
+        flows.append(PlatformFlows(gateway.CERT_MANAGER_NAMESPACE, https_out=True, http_out=blueprint.gateway.enabled,
                                    webhook_port=WEBHOOK_PORTS["cert-manager"]))
+    if blueprint.gateway.enabled:
+        # The proxies take traffic from anywhere (load balancer or NodePort) and reach model servers on the
+        # sidecar's serving port and zot; the controller watches the API and serves its webhook.
+        registry_namespaces = (registry.NAMESPACE,) if isinstance(blueprint.registry, ZotRegistry) else ()
+        flows.append(PlatformFlows(gateway.NAMESPACE, egress_namespaces=registry_namespaces,
+                                   egress_to_teams=(SIDECAR_PORT,), ingress_ports=ENVOY_CONTAINER_PORTS,
+                                   ingress_from_anywhere=True, webhook_port=ENVOY_GATEWAY_WEBHOOK_PORT))
+        if blueprint.gateway.external_dns is not None:
+            flows.append(PlatformFlows(gateway.EXTERNAL_DNS_NAMESPACE, https_out=True))
+    if blueprint.serving.kserve:
         flows.append(PlatformFlows(serving.KSERVE_NAMESPACE, webhook_port=WEBHOOK_PORTS["kserve"]))
     return flows
 
@@ -202,21 +226,30 @@ def platform_network_policies(blueprint: Blueprint) -> list[Obj]:
             egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]})
         if flows.ssh_out:
             egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": 22}]})
+        if flows.http_out:
+            egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": 80}]})
         if flows.scrape_everything:
             egress.append({"to": [{"namespaceSelector": {}}]})
             egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES],
                            "ports": [{"protocol": "TCP", "port": port} for port in (9100, 10249, 10250)]})
         if flows.egress_namespaces:
             egress.append({"to": [_from_namespace(name) for name in flows.egress_namespaces]})
+        if flows.egress_to_teams:
+            egress.append({"to": [TEAM_NAMESPACES],
+                           "ports": [{"protocol": "TCP", "port": p} for p in flows.egress_to_teams]})
         if flows.ingress_ports:
-            sources = [_from_namespace(name) for name in INGRESS_NAMESPACES]
+            # The gateway's proxies are the one way in from outside the cluster.
+            sources = [_from_namespace(name) for name in flows.ingress_namespaces]
+            if blueprint.gateway.enabled:
+                sources.append(_from_namespace(gateway.NAMESPACE))
             if flows.ingress_from_teams:
-                sources.append({"namespaceSelector": {"matchExpressions": [
-                    {"key": "shipway.dev/team", "operator": "Exists"}]}})
+                sources.append(TEAM_NAMESPACES)
             rule: Obj = {"ports": [{"protocol": "TCP", "port": p} for p in flows.ingress_ports]}
             if not flows.ingress_from_anywhere:
                 rule["from"] = sources
-            ingress.append(rule)
+            # An empty `from` would admit everyone: with no source, the ports stay closed.
+            if flows.ingress_from_anywhere or sources:
+                ingress.append(rule)
         if flows.webhook_port is not None:
             ingress.append({"ports": [{"protocol": "TCP", "port": flows.webhook_port}]})
         objects += _base_policies(ns)
@@ -302,7 +335,7 @@ def render(blueprint: Blueprint, registry_configs: Mapping[str, Any] | None = No
             layer.namespaces.append(namespace(ns, {"shipway.dev/team": team.name, "shipway.dev/environment": env}))
             layer.objects.append(resource_quota(team, ns, resources))
             layer.objects.append(limit_range(ns))
-            layer.objects += network_policies(ns, registry_port)
+            layer.objects += network_policies(ns, registry_port, blueprint.gateway.enabled)
             layer.objects += rbac(team, ns)
             if observability.retraining_enabled(blueprint):
                 layer.objects += retrain.team_access(ns, observability.NAMESPACE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -63,8 +64,8 @@ class KindCluster(Spec):
     kind: Literal["kind"] = Field(description="Cluster variant.")
     name: DnsLabel | None = Field(None, description="kind cluster name; defaults to metadata.name.")
     context: str | None = Field(None, description="kubeconfig context; defaults to kind-<name>.")
-    http_port: int = Field(8080, ge=1, le=65535, description="Host port mapped to the ingress HTTP port.")
-    https_port: int = Field(8443, ge=1, le=65535, description="Host port mapped to the ingress HTTPS port.")
+    http_port: int = Field(8080, ge=1, le=65535, description="Port on 127.0.0.1 that reaches the Gateway's HTTP listener.")
+    https_port: int = Field(8443, ge=1, le=65535, description="Port on 127.0.0.1 that reaches the Gateway's HTTPS listeners.")
 
 
 class ExistingCluster(Spec):
@@ -360,7 +361,9 @@ class ZotRegistry(Spec):
     type: Literal["zot"] = Field(description="Registry variant.")
     storage_size: Quantity = Field("200Gi", description="Persistent volume size; model artifacts run to gigabytes.")
     storage_class: str | None = Field(None, description="StorageClass; the cluster default when absent.")
-    max_blob_size: Quantity = Field("32Gi", description="Largest single blob (model file) the ingress admits.")
+    max_blob_size: Quantity = Field("32Gi", description=(
+        "Largest single blob (model file) CI pushes through the gateway; its upload timeouts are sized "
+        "to carry it at 8 MiB/s."))
     dedupe: bool = Field(True, description="Store identical blobs once across repositories.")
     values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
 
@@ -374,6 +377,66 @@ class ExternalRegistry(Spec):
 
 
 Registry = Annotated[ZotRegistry | ExternalRegistry, Field(discriminator="type")]
+
+
+# --- gateway ----------------------------------------------------------------------------
+
+HOST_PLACEHOLDERS = ("model", "team", "env", "domain")
+# A Gateway takes at most 64 listeners (Gateway API v1 Gateway.spec.listeners maxItems).
+MAX_LISTENERS = 64
+
+
+class SelfSignedIssuer(Spec):
+    """A private CA made by cert-manager in the cluster: for kind and test platforms."""
+
+    type: Literal["self-signed"] = Field(description="Issuer variant.")
+
+
+class AcmeIssuer(Spec):
+    """An ACME CA (Let's Encrypt by default), solving DNS-01 or HTTP-01 challenges."""
+
+    type: Literal["acme"] = Field(description="Issuer variant.")
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Account e-mail the CA writes to.")
+    server: str = Field("https://acme-v02.api.letsencrypt.org/directory", pattern=r"^https://[^\s]+$",
+                        description="ACME directory URL (Let's Encrypt staging for trials).")
+    solver: Literal["dns01", "http01"] = Field(
+        "dns01", description="dns01 proves control through DNS records and can issue the wildcard certificates "
+                             "a {model} host needs; http01 answers on port 80 through the Gateway, one name each.")
+    dns01: Values = Field(default_factory=dict, description=(
+        "cert-manager's DNS-01 provider block for dns01, e.g. {route53: {region: eu-west-1}} or "
+        "{cloudDNS: {project: my-project}}."))
+
+
+Issuer = Annotated[SelfSignedIssuer | AcmeIssuer, Field(discriminator="type")]
+
+
+class ExternalDns(Spec):
+    """external-dns publishing the Gateway's route hostnames in a DNS zone."""
+
+    provider: str = Field(min_length=1, description="external-dns provider, e.g. aws or google.")
+    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
+
+
+class Gateway(Spec):
+    """One shared Gateway (Envoy Gateway, TLS from cert-manager) through which models and the registry are reached."""
+
+    enabled: bool = Field(True, description="Install the Gateway API CRDs, Envoy Gateway, cert-manager and the "
+                                            "shared Gateway; models then get an HTTPRoute per environment.")
+    domain: str | None = Field(
+        None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="DNS domain of every route; defaults to <metadata.name>.localhost on kind and "
+                    "<metadata.name>.internal elsewhere. An ACME issuer needs one set.")
+    host: str = Field("{model}.{team}.{env}.{domain}", description=(
+        "Host of each model's route. Placeholders: {model}, {team}, {env}, {domain}; {team} and {env} must "
+        "appear, and {model} here or in `path`. A {model} host is a wildcard per team and environment."))
+    path: str = Field("/", pattern=r"^/[^\s]*$", description=(
+        "Path prefix of each model's route, e.g. /{model}; the prefix is stripped before the model sees it."))
+    registry_host: str = Field("registry.{domain}", description="Host CI pushes to the in-cluster zot through.")
+    issuer: Issuer = Field(default_factory=lambda: SelfSignedIssuer(type="self-signed"),
+                           description="Where the listeners' certificates come from.")
+    external_dns: ExternalDns | None = Field(None, description="Publish route hostnames with external-dns.")
+    values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's, "
+                                                             "into the Envoy Gateway release.")
 
 
 # --- GitOps -----------------------------------------------------------------------------
@@ -595,6 +658,7 @@ class Blueprint(Spec):
     node_pools: list[NodePool] = Field(default_factory=list, description="Node pools, GPU pools included.")
     gpu_stack: GpuStack = Field(default_factory=GpuStack, description="How GPUs reach pods.")
     registry: Registry = Field(default_factory=lambda: ZotRegistry(type="zot"), description="OCI registry.")
+    gateway: Gateway = Field(default_factory=Gateway, description="The shared Gateway models are reached through.")
     gitops: GitOps = Field(default_factory=GitOps, description="Argo CD and the GitOps repo.")
     observability: Observability = Field(default_factory=Observability, description="Metrics, alerts, dashboards.")
     serving: Serving = Field(default_factory=Serving, description="Serving runtime and rollouts.")
@@ -705,6 +769,7 @@ class Blueprint(Spec):
         problems += self._access_rules()
         problems += self._gpu_rules()
         problems += self._tenancy_rules()
+        problems += self._gateway_rules()
         if self.gitops.enabled and not self.gitops.repo_url:
             problems.append(Located(("gitops", "repoUrl"), "gitops is enabled but has no repoUrl",
                                     "set gitops.repoUrl to the GitOps repo, or gitops.enabled: false"))
@@ -829,6 +894,78 @@ class Blueprint(Spec):
                                             f"use zones like {cluster.region}-a"))
         return problems
 
+    @property
+    def gateway_domain(self) -> str:
+        """The domain routes live under: the blueprint's, else <name>.localhost on kind and <name>.internal
+        elsewhere (both reserved for private use, so resolved by /etc/hosts or private DNS)."""
+        if self.gateway.domain is not None:
+            return self.gateway.domain
+        return f"{self.metadata.name}.{'localhost' if self.cluster.kind == 'kind' else 'internal'}"
+
+    def route_host(self, team: str, env: str, model: str = "{model}") -> str:
+        """The host of a model's route; left as {model} it is the listener's, with {model} as *."""
+        return self.gateway.host.format(model=model, team=team, env=env, domain=self.gateway_domain)
+
+    def route_path(self, model: str = "{model}") -> str:
+        """The path prefix of a model's route."""
+        return self.gateway.path.format(model=model)
+
+    @property
+    def registry_host(self) -> str:
+        """The host CI pushes to zot through."""
+        return self.gateway.registry_host.format(domain=self.gateway_domain)
+
+    def _gateway_rules(self) -> list[Located]:
+        gateway = self.gateway
+        if not gateway.enabled:
+            return []
+        problems: list[Located] = []
+        if isinstance(gateway.issuer, AcmeIssuer) and gateway.domain is None:
+            problems.append(Located(("gateway", "domain"), f'an ACME issuer cannot certify the default domain '
+                                    f'"{self.gateway_domain}", which is not in public DNS',
+                                    "set gateway.domain to a domain you control"))
+        for field, template, allowed in (("host", gateway.host, HOST_PLACEHOLDERS),
+                                         ("path", gateway.path, ("model",)),
+                                         ("registryHost", gateway.registry_host, ("domain",))):
+            unknown = sorted(set(re.findall(r"{([^{}]*)}", template)) - set(allowed))
+            if unknown:
+                problems.append(Located(("gateway", field), f'"{template}" names {", ".join(unknown)}',
+                                        f"use only {', '.join('{' + name + '}' for name in allowed)}"))
+        if problems:
+            return problems
+        for placeholder in ("{team}", "{env}"):
+            if placeholder not in gateway.host:
+                problems.append(Located(("gateway", "host"), f'"{gateway.host}" has no {placeholder}, so teams or '
+                                        "environments would share one listener and see each other's routes",
+                                        'write it like "{model}.{team}.{env}.{domain}"'))
+        in_host, in_path = gateway.host.count("{model}"), gateway.path.count("{model}")
+        if in_host + in_path != 1:
+            problems.append(Located(("gateway", "host"), f'{{model}} appears {in_host + in_path} times in host '
+                                    f'"{gateway.host}" and path "{gateway.path}"', "name {model} exactly once"))
+        elif in_host and not gateway.host.startswith("{model}."):
+            problems.append(Located(("gateway", "host"), f'"{gateway.host}" has {{model}} inside a name, which a '
+                                    "listener's wildcard cannot match", 'start the host with "{model}."'))
+        elif in_host and isinstance(gateway.issuer, AcmeIssuer) and gateway.issuer.solver == "http01":
+            problems.append(Located(("gateway", "issuer", "solver"), "a {model} host needs wildcard certificates, "
+                                    "which ACME issues only through DNS-01",
+                                    'use solver: dns01, or put {model} in the path, e.g. path: "/{model}"'))
+        if isinstance(gateway.issuer, AcmeIssuer) and gateway.issuer.solver == "dns01" and not gateway.issuer.dns01:
+            problems.append(Located(("gateway", "issuer", "dns01"), "solver dns01 has no DNS provider",
+                                    "set dns01, e.g. {route53: {region: eu-west-1}} or {cloudDNS: {project: p}}"))
+        hosts = [self.registry_host] + [self.route_host(team.name, env, "x") for team in self.teams
+                                        for env in self.team_environments(team)]
+        for host in hosts:
+            labels = host.split(".")
+            if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+                problems.append(Located(("gateway", "host"), f'"{host}" is not a valid DNS name',
+                                        "use lowercase letters, digits, '-' and '.', at most 253 characters"))
+        listeners = 2 + sum(len(self.team_environments(team)) for team in self.teams)
+        if listeners > MAX_LISTENERS:
+            problems.append(Located(("teams",), f"the shared Gateway would need {listeners} listeners (one per team "
+                                    f"and environment, plus HTTP and the registry); a Gateway takes {MAX_LISTENERS}",
+                                    "use fewer teams or environments"))
+        return problems
+
     def pool_zones(self, pool: NodePool) -> list[str]:
         """The GKE zones a pool's nodes run in."""
         if pool.zones is not None:
@@ -913,6 +1050,9 @@ class Blueprint(Spec):
                     f'team "{team.name}" has a GPU quota of {team.quota.gpus}, but its pools hold at most {capacity}',
                     "lower quota.gpus, or raise the GPU pools' maxSize"))
         return problems
+
+
+_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def _unique_names(items: list[Any], field: str, noun: str) -> list[Located]:

@@ -39,7 +39,7 @@ def test_validate_valid_blueprint_json() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["valid"] is True
-    assert set(report["resourcesByLayer"]) == {"cluster", "nodepools", "observability", "gpu", "registry", "gitops",
+    assert set(report["resourcesByLayer"]) == {"cluster", "nodepools", "observability", "gpu", "registry", "gateway", "gitops",
                                                "serving", "tenancy"}
 
 

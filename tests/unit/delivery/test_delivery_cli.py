@@ -31,8 +31,9 @@ def test_render_writes_one_file_per_object(tmp_path: Path, kind_profile: dict) -
     result = runner.invoke(app, ["render", str(MODELS / "canary-sklearn.yaml"), "--platform", platform,
                                  "--env", "staging", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "rendered churn 1.2.0 for staging: 8 objects" in result.output
+    assert "rendered churn 1.2.0 for staging: 10 objects" in result.output
     assert (tmp_path / "out" / "rollout-churn.yaml").is_file()
+    assert (tmp_path / "out" / "httproute-churn.yaml").is_file()
 
 
 def test_render_refusals_and_bad_specs_exit_2(tmp_path: Path, kind_profile: dict) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import jsonschema
 import kubernetes_validate
 import pytest
 
+from crd_support import crd_errors, is_core
 from delivery_cases import CASES, ROOT, model, profile_of
 from shipway import catalog
 from shipway.delivery.promote import rendered_files
@@ -40,16 +39,11 @@ def test_rendering_is_deterministic(case: str) -> None:
     assert rendered_files(_rendered(case)) == rendered_files(_rendered(case))
 
 
-def _is_core(api_version: str) -> bool:
-    group = api_version.rpartition("/")[0]
-    return not group or "." not in group or group.endswith("k8s.io")
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_core_objects_pass_strict_validation(case: str) -> None:
     checked = set()
     for obj in _rendered(case):
-        if _is_core(obj["apiVersion"]):
+        if is_core(obj["apiVersion"]):
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
             checked.add(obj["kind"])
     assert {"Service", "PodDisruptionBudget"} <= checked
@@ -68,11 +62,9 @@ def test_rollout_pod_template_passes_strict_validation_as_a_deployment(case: str
 def test_custom_resources_pass_their_crd_schema(case: str, crd_schemas: Path) -> None:
     checked = set()
     for obj in _rendered(case):
-        if _is_core(obj["apiVersion"]):
+        if is_core(obj["apiVersion"]):
             continue
-        group, _, version = obj["apiVersion"].rpartition("/")
-        schema_file = crd_schemas / group / f"{obj['kind'].lower()}_{version}.json"
-        assert schema_file.is_file(), f"no schema for {obj['apiVersion']} {obj['kind']}"
-        jsonschema.Draft7Validator(json.loads(schema_file.read_text())).validate(obj)
+        errors = crd_errors(obj)
+        assert not errors, (obj["kind"], obj["metadata"]["name"], errors)
         checked.add(obj["kind"])
-    assert checked == {"Rollout", "ServiceMonitor"}
+    assert checked == {"Rollout", "ServiceMonitor", "HTTPRoute"}

@@ -58,9 +58,9 @@ def test_promotion_commits_the_rendered_folder_on_a_branch(repo: Path, kind_prof
     assert _git(repo, "rev-parse", "HEAD").strip() == done.commit
     folder = repo / "apps" / "staging" / "fraud" / "churn"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "horizontalpodautoscaler-churn.yaml", "poddisruptionbudget-churn.yaml",
-        "rollout-churn.yaml", "service-churn-canary.yaml",
-        "service-churn-feedback.yaml", "service-churn-metrics.yaml", "service-churn.yaml", "servicemonitor-churn.yaml"]
+        "horizontalpodautoscaler-churn.yaml", "httproute-churn.yaml",
+        "poddisruptionbudget-churn.yaml", "rollout-churn.yaml", "service-churn-canary.yaml", "service-churn-feedback.yaml",
+        "service-churn-metrics.yaml", "service-churn-stable.yaml", "service-churn.yaml", "servicemonitor-churn.yaml"]
     rollout = yaml.safe_load((folder / "rollout-churn.yaml").read_text())
     assert rollout["metadata"]["labels"]["shipway.dev/version"] == "1.2.0"
     message = _git(repo, "log", "-1", "--format=%B")

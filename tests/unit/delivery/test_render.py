@@ -135,7 +135,7 @@ def test_the_sidecar_serves_the_traffic_port_in_front_of_the_runtime() -> None:
                                                                          "feedback": 9092}
     assert command[command.index("--feedback-listen") + 1] == "0.0.0.0:9092"
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
-    assert set(services) == {"churn", "churn-canary", "churn-metrics", "churn-feedback"}
+    assert set(services) == {"churn", "churn-stable", "churn-canary", "churn-metrics", "churn-feedback"}
     assert services["churn-feedback"]["spec"]["ports"][0]["targetPort"] == "feedback"
     assert services["churn"]["spec"]["ports"][0]["targetPort"] == "http"
     monitor = next(o for o in objects if o["kind"] == "ServiceMonitor")

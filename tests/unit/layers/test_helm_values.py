@@ -1,7 +1,9 @@
 """Pins every Helm value path Shipway sets, per chart, as checked against each chart's documented values.
 
 Where each path was checked (chart values.yaml or generated README key table, in the chart's repository):
-argo-cd: argoproj/argo-helm charts/argo-cd README; argo-rollouts: argoproj/argo-helm charts/argo-rollouts/values.yaml;
+argo-cd: argoproj/argo-helm charts/argo-cd README; argo-rollouts: argoproj/argo-helm charts/argo-rollouts/values.yaml
+(trafficRouterPlugins, initContainers, volumes, volumeMounts as ../shared/charts/ARGO-ROLLOUTS-GATEWAYAPI-PLUGIN.md
+shows); cert-manager and external-dns: values.yaml of the charts at their pins in ../shared/charts;
 kube-prometheus-stack: prometheus-community/helm-charts (prometheusSpec) and grafana/helm-charts (sidecar);
 gpu-operator: NVIDIA/gpu-operator deployments/gpu-operator/values.yaml; nvidia-device-plugin: NVIDIA/k8s-device-plugin
 deployments/helm/nvidia-device-plugin/values.yaml; dcgm-exporter: NVIDIA/dcgm-exporter deployment/values.yaml;
@@ -37,7 +39,8 @@ DOCUMENTED: dict[str, set[str]] = {
     "argo-rollouts": {
         "controller.replicas", "controller.metrics.enabled", "controller.metrics.serviceMonitor.enabled",
         "controller.metrics.serviceMonitor.additionalLabels", "controller.resources", "containerSecurityContext",
-        "dashboard.enabled",
+        "dashboard.enabled", "controller.initContainers", "controller.volumes", "controller.volumeMounts",
+        "controller.trafficRouterPlugins",
     },
     "kube-prometheus-stack": {
         "prometheus.prometheusSpec.retention", "prometheus.prometheusSpec.storageSpec",
@@ -72,7 +75,9 @@ DOCUMENTED: dict[str, set[str]] = {
         "metrics.serviceMonitor.enabled", "podSecurityContext", "securityContext", "resources",
     },
     "fake-gpu-operator": {"topology.nodePoolLabelKey", "topology.nodePools", "statusExporter.serviceMonitor.enabled"},
-    "cert-manager": {"crds.enabled"},
+    "cert-manager": {"crds.enabled", "config.apiVersion", "config.kind", "config.enableGatewayAPI"},
+    "gateway-helm": set(),
+    "external-dns": {"provider.name", "sources", "domainFilters", "policy", "registry", "txtOwnerId"},
     "kserve-crd": set(),
     "kserve": {"kserve.controller.deploymentMode"},
     # aws/karpenter-provider-aws charts/karpenter/values.yaml at v1.14.1 (shared/charts/karpenter-1.14.1).

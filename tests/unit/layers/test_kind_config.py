@@ -6,7 +6,7 @@ import pytest
 import yaml
 from layer_support import REPO
 
-from shipway.render import cluster, registry
+from shipway.render import cluster, gateway, registry
 from shipway.spec import load_blueprint
 
 
@@ -15,7 +15,9 @@ def test_kind_dev_config():
     config = cluster.kind_config(blueprint)
     control, *workers = config["nodes"]
     assert control["role"] == "control-plane"
-    assert {(m["containerPort"], m["hostPort"]) for m in control["extraPortMappings"]} == {(80, 8080), (443, 8443)}
+    # The Envoy Service's NodePorts, which every node answers on, reach 127.0.0.1:8080 and :8443.
+    assert {(m["containerPort"], m["hostPort"], m["listenAddress"]) for m in control["extraPortMappings"]} == {
+        (gateway.KIND_NODE_PORTS[80], 8080, "127.0.0.1"), (gateway.KIND_NODE_PORTS[443], 8443, "127.0.0.1")}
     pools = [w["labels"]["shipway.dev/pool"] for w in workers]
     assert pools == ["system", "gpu-small", "gpu-large"]
     for worker in workers[1:]:

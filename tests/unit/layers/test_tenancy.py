@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from shipway.render import gateway
 from shipway.render.tenancy import TEAM_ROLE
+from shipway.spec.model import SIDECAR_PORT
 
 
 def test_every_team_env_namespace_has_its_guard_rails(each_blueprint):
@@ -20,7 +22,11 @@ def test_every_team_env_namespace_has_its_guard_rails(each_blueprint):
             policies = {p["metadata"]["name"]: p for p in each_blueprint.kind("NetworkPolicy")
                         if p["metadata"]["namespace"] == ns}
             assert policies["default-deny"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-            assert {"allow-dns", "allow-prometheus", "allow-ingress-path"} <= set(policies)
+            assert {"allow-dns", "allow-prometheus", "allow-gateway"} <= set(policies)
+            # Only the gateway's proxies, only on the sidecar's serving port.
+            assert policies["allow-gateway"]["spec"]["ingress"] == [{
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway.NAMESPACE}}}],
+                "ports": [{"protocol": "TCP", "port": SIDECAR_PORT}]}]
             assert any(lr["metadata"]["namespace"] == ns for lr in each_blueprint.kind("LimitRange"))
 
 
@@ -154,7 +160,7 @@ def test_the_gateway_reaches_a_model_only_on_its_serving_port(kind_dev):
     from shipway.spec.model import SIDECAR_FEEDBACK_PORT, SIDECAR_PORT
 
     policies = _policies(kind_dev, "fraud-staging")
-    [rule] = policies["allow-ingress-path"]["ingress"]
+    [rule] = policies["allow-gateway"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": SIDECAR_PORT}]
     assert SIDECAR_FEEDBACK_PORT != SIDECAR_PORT
 

@@ -17,6 +17,7 @@ LAYER_TYPES = {
     "observability": "shipway:observability:Observability",
     "gpu": "shipway:gpu:GpuStack",
     "registry": "shipway:registry:Registry",
+    "gateway": "shipway:gateway:Gateway",
     "gitops": "shipway:gitops:GitOps",
     "serving": "shipway:serving:Serving",
     "tenancy": "shipway:tenancy:Tenancy",
@@ -55,7 +56,7 @@ def test_every_layer_registers_real_resources(kind_dev: SynthResult) -> None:
 def test_layers_with_software_have_a_namespace_and_a_catalog_release(kind_dev: SynthResult) -> None:
     releases = _by_type(kind_dev, "kubernetes:helm.sh/v3:Release")
     namespaces = _by_type(kind_dev, "kubernetes:core/v1:Namespace")
-    for layer in ("observability", "gpu", "registry", "gitops", "serving"):
+    for layer in ("observability", "gpu", "registry", "gateway", "gitops", "serving"):
         assert any(r.layer == layer for r in releases), f"{layer} has no Helm release"
         assert any(r.layer == layer for r in namespaces), f"{layer} has no namespace"
 
@@ -83,8 +84,9 @@ def test_layer_order_holds(kind_dev: SynthResult) -> None:
         assert "cluster" in needs[layer], f"{layer} does not depend on the cluster"
         assert needs[layer] <= set(LAYERS[:index]), f"{layer} depends on a later layer: {needs[layer]}"
     assert "observability" in needs["gpu"], "DCGM ServiceMonitors need the Prometheus CRDs first"
-    assert {"gpu", "registry", "observability"} <= needs["serving"]
-    assert {"gitops", "serving", "registry"} <= needs["tenancy"]
+    assert {"gpu", "registry", "observability", "gateway"} <= needs["serving"], "KServe needs cert-manager"
+    assert "registry" in needs["gateway"], "zot's route lives in the registry's namespace"
+    assert {"gitops", "serving", "registry", "gateway"} <= needs["tenancy"]
 
 
 def test_kubernetes_resources_use_the_cluster_provider(kind_dev: SynthResult) -> None:
@@ -160,8 +162,16 @@ def test_releases_in_a_layer_wait_for_the_ones_before_them(tmp_path: Path) -> No
     text = (ROOT / "blueprints" / "kind-dev.yaml").read_text() + "serving:\n  kserve: true\n"
     (tmp_path / "kserve.yaml").write_text(text)
     result = run_program(tmp_path / "kserve.yaml")
-    by_chart = {r.inputs["chart"]: r for r in _by_type(result, "kubernetes:helm.sh/v3:Release")
-                if r.layer == "serving"}
+    by_chart = {r.inputs["chart"]: r for r in _by_type(result, "kubernetes:helm.sh/v3:Release")}
     kserve, crd, cert_manager = by_chart[catalog.KSERVE.ref], by_chart[catalog.KSERVE_CRD.ref], by_chart["cert-manager"]
-    assert {crd.urn, cert_manager.urn} <= set(kserve.dependencies)
-    assert cert_manager.urn in crd.dependencies
+    assert crd.urn in kserve.dependencies
+    # cert-manager is the gateway layer's (the gateway's certificates need it too); serving waits for that layer.
+    assert cert_manager.layer == "gateway"
+    by_urn = {r.urn: r for r in result.resources}
+    reached, frontier = set(), list(kserve.dependencies)
+    while frontier:
+        urn = frontier.pop()
+        if urn not in reached and urn in by_urn:
+            reached.add(urn)
+            frontier += by_urn[urn].dependencies
+    assert cert_manager.urn in reached
