@@ -37,6 +37,7 @@ import shipway
 from shipway import metric_names as m
 from shipway.drift.profile import build_profile
 from shipway.render.model_rules import (
+    LLM_BREAKERS,
     CircuitBreaker,
     ModelSlo,
     circuit_breaker_templates,
@@ -245,11 +246,16 @@ def _wrong_labels(_rows: np.ndarray, predicted: list[int]) -> list[int]:
 
 
 def _breakers() -> dict[str, tuple[str, str, str]]:
-    """Each breaker's query with the canary's arguments, and its success and failure conditions."""
+    """Each breaker's query with the canary's arguments, and its success and failure conditions.
+
+    The LLM breakers judge OpenAI-compatible runtimes only; this MLServer model is not rendered with them.
+    """
     args = {"model": MODEL, "namespace": NAMESPACE, "canary-version": "v2", "stable-version": "v1"}
     found = {}
     for template in circuit_breaker_templates(BREAKER):
         (metric,) = template["spec"]["metrics"]
+        if metric["name"] in LLM_BREAKERS:
+            continue
         query = resolve_args(metric["provider"]["prometheus"]["query"], template_args(template, args))
         found[metric["name"]] = (query, metric["successCondition"], metric["failureCondition"])
     return found
