@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +21,11 @@ from shipway.dora import trailers
 from shipway.errors import ShipwayError
 
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,64})")
-# One record per commit (-z ends each with NUL); fields split by US, trailers by RS.
-_FORMAT = "%H%x1f%P%x1f%ct%x1f%(trailers:only=true,unfold=true,separator=%x1e)%x1f%B"
+# One record per commit (-z ends each with NUL), fields split by US. The trailers are read from the message's
+# last paragraph here, as git-interpret-trailers reads them: asking git to format them costs more than the log.
+_FORMAT = "%H%x1f%P%x1f%ct%x1f%B"
+_MARKER = trailers.MODEL + ":"
+_MISSING = (None, "", trailers.NONE)
 
 
 class DoraInputError(ShipwayError):
@@ -89,32 +93,48 @@ class _Commit:
     reverts: str | None
 
 
-def git_log(repo: Path, ref: str) -> str:
-    """The whole history of `ref` in one git call."""
+def git_log(repo: Path, ref: str) -> Iterator[str]:
+    """The whole history of `ref` in one git call, one record per commit as git writes them.
+
+    Records are parsed while git is still writing the rest, so the two share the machine's cores.
+    """
     if not repo.is_dir():
         raise DoraInputError(f"--gitops-repo {repo} is not a directory; pass a clone of the GitOps repository")
     try:
-        done = subprocess.run(["git", "-C", str(repo), "log", "-z", f"--format={_FORMAT}", ref, "--"],
-                              capture_output=True, text=True, timeout=300, check=False)
+        process = subprocess.Popen(["git", "-C", str(repo), "log", "-z", f"--format={_FORMAT}", ref, "--"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise DoraInputError("git is not installed; shipway dora reads the GitOps history with git") from None
-    if done.returncode != 0:
-        raise DoraInputError(f"cannot read the history of {ref} in {repo}: {done.stderr.strip()}")
-    return done.stdout
+    assert process.stdout is not None and process.stderr is not None
+    with process:
+        pending = b""
+        while chunk := process.stdout.read(1 << 20):
+            *records, pending = (pending + chunk).split(b"\0")
+            yield from (record.decode("utf-8", "replace") for record in records)
+        if pending:
+            yield pending.decode("utf-8", "replace")
+        problem = process.stderr.read().decode("utf-8", "replace").strip()
+    if process.returncode != 0:
+        hint = "; it has no commits yet (shipway init-gitops makes the first)" if "bad revision" in problem else ""
+        raise DoraInputError(f"cannot read the history of {ref} in {repo}: {problem}{hint}")
 
 
-def _parse(text: str) -> dict[str, _Commit]:
+def _parse(records: Iterable[str]) -> dict[str, _Commit]:
     commits: dict[str, _Commit] = {}
-    for record in text.split("\0"):
+    for record in records:
         if not record.strip():
             continue
-        sha, parents, time, trailer_text, body = record.lstrip("\n").split("\x1f", 4)
+        sha, parents, time, body = record.split("\x1f", 3)
         found: dict[str, str] = {}
-        for line in trailer_text.split("\x1e"):
-            key, colon, value = line.partition(":")
-            if colon and key.startswith("Shipway-"):
-                found[key.strip()] = value.strip()
+        start = body.rfind(_MARKER)
+        if start >= 0 and (start == 0 or body[start - 1] == "\n"):
+            # The last block of Shipway trailers, up to the paragraph's end.
+            for line in body[start:].split("\n\n", 1)[0].splitlines():
+                key, colon, value = line.partition(":")
+                if colon and key.startswith("Shipway-"):
+                    found[key] = value.strip()
         reverted = _REVERTS.search(body) if "This reverts commit" in body else None
+        sha = sha.lstrip("\n")
         commits[sha] = _Commit(sha, parents.split(), float(time), found, reverted.group(1) if reverted else None)
     return commits
 
@@ -170,9 +190,9 @@ def read_history(repo: Path, ref: str = "HEAD") -> History:
     return build_history(git_log(repo, ref))
 
 
-def build_history(log_text: str) -> History:
-    """The history from `git log` output in this module's format."""
-    commits = _parse(log_text)
+def build_history(records: Iterable[str] | str) -> History:
+    """The history from `git log -z` output in this module's format (whole, or as records)."""
+    commits = _parse(records.split("\0") if isinstance(records, str) else records)
     if not commits:
         return History()
     head = next(iter(commits))  # git log lists the tip first
@@ -183,7 +203,7 @@ def build_history(log_text: str) -> History:
     for sha in order:
         commit = commits[sha]
         found = commit.trailers
-        if all(_value(found, key) for key in trailers.REQUIRED):
+        if found and all(found.get(key) not in _MISSING for key in trailers.REQUIRED):
             model, environment = found[trailers.MODEL], found[trailers.ENVIRONMENT]
             deployment = Deployment(
                 commit=sha, model=model, team=found[trailers.TEAM], environment=environment,
