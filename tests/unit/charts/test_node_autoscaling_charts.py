@@ -21,6 +21,7 @@ from shipway.charts.engine import ReleaseInput, render_release
 from shipway.platform.synth import SynthResult, kubernetes_objects, render_charts, run_program
 from shipway.render import nodepools
 
+pytestmark = pytest.mark.slow  # whole-chart renders of several synths: tens of seconds
 ROOT = Path(__file__).resolve().parents[3]
 VERSION = f"{catalog.KUBERNETES_VERSION}.0"
 
