@@ -295,6 +295,7 @@ def _partial_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if ".partial-" in str(path) and path.is_file())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
 def test_a_pull_killed_midway_leaves_debris_only_until_the_next_run(hostile, tmp_path: Path,
                                                                        signal_name: str) -> None:
@@ -324,6 +325,7 @@ def test_a_pull_killed_midway_leaves_debris_only_until_the_next_run(hostile, tmp
     assert _debris(volume) == [], "the next run left the killed run's debris"
 
 
+@pytest.mark.slow
 def test_a_push_killed_midway_leaves_its_scratch_only_until_the_next_run(hostile, tmp_path: Path) -> None:
     server, storage = hostile
     server.upload_base = storage.url
