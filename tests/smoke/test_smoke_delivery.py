@@ -6,10 +6,15 @@ cluster by `git daemon` in a container on kind's docker network. A sample sklear
 model is pushed to zot with `shipway model push`; `shipway promote --push` commits
 its rendered objects (Rollout with the sidecar, Services, ServiceMonitor, ...) on a
 promotion branch, and the test merges that branch into main as a pull request
-would. The second version's canary is judged by the platform's
-ClusterAnalysisTemplates, which the rendered Rollout references: labels posted to
-the canary's sidecar say its predictions are wrong, and the accuracy breaker
-aborts it.
+would. The second version's canary takes its step's share of the requests sent through
+the shared Gateway (https://127.0.0.1:<httpsPort> with the route's host as SNI and
+Host, trusting the platform's CA): each response names the version that served it
+(X-Shipway-Model-Version), so the canary's share is counted and held to the step's
+weight within a stated tolerance, and the route's weights the Gateway API plugin
+wrote are read back. Then the canary is judged by the platform's
+ClusterAnalysisTemplates on that traffic: labels posted to the canary's sidecar
+say the predictions it served through the Gateway are wrong, and the accuracy
+breaker aborts it.
 
 The Shipway image (init container and sidecar) must be loaded into kind; the
 workflow builds it from tests/smoke/shipway.Dockerfile.
@@ -17,8 +22,14 @@ workflow builds it from tests/smoke/shipway.Dockerfile.
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
+import math
 import os
 import re
+import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,8 +42,9 @@ import requests
 import testinfra
 import yaml
 
-from shipway.render import registry, serving
-from shipway.spec.model import SIDECAR_FEEDBACK_PORT, SIDECAR_PORT
+from shipway.render import gateway, gitops, registry, serving
+from shipway.sidecar.proxy import MODEL_VERSION_HEADER
+from shipway.spec.model import SIDECAR_FEEDBACK_PORT
 from smoke_support import BLUEPRINT, Cluster, run, tool_problem, wait_until
 
 pytestmark = pytest.mark.smoke
@@ -41,6 +53,12 @@ GIT_CONTAINER = "shipway-smoke-git"
 GIT_IMAGE = "alpine/git:2.47.2"
 MODEL = "smoke-model"
 GOOD, BAD = "1.0.0", "1.1.0"
+# The canary's one step. Envoy picks a weighted backend per request at random, so the canary's share of N
+# requests is binomial; it must fall within TOLERANCE_SIGMAS standard deviations of the weight. At 20 % and
+# 500 requests that is 0.20 +/- 0.08, which also tells exact weights from a split by pod count (1 of 2 = 0.5).
+CANARY_WEIGHT = 20
+SHARE_REQUESTS = 500
+TOLERANCE_SIGMAS = 4.5
 FEATURES = 4
 ARGOCD = "argocd"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
@@ -95,7 +113,7 @@ def _model_spec(team: str) -> dict[str, Any]:
         "name": MODEL, "team": team, "version": GOOD, "runtime": "sklearn",
         "resources": {"cpu": "250m", "memory": "512Mi"},
         "replicas": {"min": 1, "max": 1},
-        "rollout": {"strategy": "canary", "steps": [{"weight": 50, "pause": "15m"}]},
+        "rollout": {"strategy": "canary", "steps": [{"weight": CANARY_WEIGHT, "pause": "15m"}]},
         "accuracy": {"labelDelay": "5m", "window": 50, "minLabels": 20},
     }
 
@@ -187,7 +205,10 @@ def model_app(cluster: Cluster, custom: Any, road: Road) -> Iterator[str]:
             "project": "default",
             "source": {"repoURL": road.url, "targetRevision": "main", "path": road.folder},
             "destination": {"server": "https://kubernetes.default.svc", "namespace": road.namespace},
-            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True},
+                           "syncOptions": ["RespectIgnoreDifferences=true"]},
+            # As the platform's ApplicationSet does: the plugin owns the route's weights mid-rollout.
+            "ignoreDifferences": [gitops.ROUTE_WEIGHTS_IGNORED],
         },
     }
     custom.create_namespaced_custom_object(GROUP, VERSION, ARGOCD, "applications", application)
@@ -235,16 +256,47 @@ def test_a_promoted_model_syncs_and_its_rollout_becomes_healthy(custom: Any, mod
     wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
 
 
-def test_a_canary_with_a_bad_version_is_aborted_by_analysis(
-    cluster: Cluster, custom: Any, core: Any, model_app: str, road: Road
-) -> None:
+class GatewayClient:
+    """HTTPS to the shared Gateway through kind's port mapping on 127.0.0.1, with the route's host as SNI and
+    Host header (what `curl --resolve <host>:<port>:127.0.0.1` does), trusting the platform's CA."""
+
+    def __init__(self, host: str, port: int, ca_pem: str) -> None:
+        self.host, self.port = host, port
+        self.context = ssl.create_default_context(cadata=ca_pem)
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=10)
+        # Connect to 127.0.0.1 but verify and name the route's host, as a resolver entry would.
+        connection.sock = self.context.wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10),
+                                                   server_hostname=self.host)
+        try:
+            connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def through_gateway(cluster: Cluster, blueprint: Any, core: Any, road: Road) -> GatewayClient:
+    """A client for the model's route on the shared Gateway."""
+    secret = core.read_namespaced_secret(gateway.CA_SECRET, gateway.CERT_MANAGER_NAMESPACE)
+    ca_pem = base64.b64decode(secret.data["ca.crt"]).decode()
+    team = road.namespace.removesuffix(f"-{road.environment}")
+    host = blueprint.route_host(team, road.environment, MODEL)
+    return GatewayClient(host, blueprint.cluster.https_port, ca_pem)
+
+
+def _rows(rng: np.random.Generator, count: int) -> dict[str, Any]:
+    rows = rng.normal(size=(count, FEATURES))
+    return {"inputs": [{"name": "predict", "shape": [count, FEATURES], "datatype": "FP64", "data": rows.tolist()}]}
+
+
+@pytest.fixture(scope="module")
+def canary_at_step(custom: Any, core: Any, model_app: str, road: Road) -> str:
+    """BAD promoted, its canary Ready and the Rollout paused at the canary step; the canary pod's name."""
     wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
     road.promote(BAD)
-    canary = road.rendered("Rollout")["spec"]["strategy"]["canary"]["analysis"]
-    wanted = [serving.ANALYSIS_TEMPLATES[name] for name in ("error-rate", "latency", "accuracy")]
-    assert [t["templateName"] for t in canary["templates"]] == wanted
-    assert all(t["clusterScope"] for t in canary["templates"])
-    assert {a["name"]: a["value"] for a in canary["args"]}["stable-version"] == GOOD
     refresh(custom, model_app)
 
     def canary_pod() -> str | None:
@@ -255,25 +307,65 @@ def test_a_canary_with_a_bad_version_is_aborted_by_analysis(
         return ready[0].metadata.name if ready else None
 
     pod = wait_until(canary_pod, 900, f"a Ready canary pod of {MODEL} {BAD}")
-    with _port_forward(cluster, road.namespace, f"pod/{pod}", SIDECAR_PORT) as port, \
-            _port_forward(cluster, road.namespace, f"pod/{pod}", SIDECAR_FEEDBACK_PORT) as feedback_port:
+
+    def at_step() -> dict[str, Any] | None:
+        status = rollout_status(custom, road.namespace)
+        weights = status.get("canary", {}).get("weights", {})
+        return status if weights.get("canary", {}).get("weight") == CANARY_WEIGHT else None
+
+    wait_until(at_step, 300, f"Rollout {MODEL} at its {CANARY_WEIGHT}% step")
+    return pod
+
+
+def test_the_plugin_sets_the_routes_weights_to_the_steps(custom: Any, canary_at_step: str, road: Road) -> None:
+    route = custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", road.namespace, "httproutes",
+                                                MODEL)
+    weights = {ref["name"]: ref.get("weight") for ref in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {f"{MODEL}-stable": 100 - CANARY_WEIGHT, f"{MODEL}-canary": CANARY_WEIGHT}
+    accepted = [condition for parent in route.get("status", {}).get("parents", [])
+                for condition in parent.get("conditions", []) if condition["type"] == "Accepted"]
+    assert accepted and all(condition["status"] == "True" for condition in accepted), route.get("status")
+
+
+def test_the_canary_gets_its_steps_share_of_gateway_traffic(canary_at_step: str,
+                                                            through_gateway: GatewayClient) -> None:
+    rng = np.random.default_rng(9)
+    served: dict[str, int] = {}
+    for _ in range(SHARE_REQUESTS):
+        status, headers, _body = through_gateway.post(f"/v2/models/{MODEL}/infer", _rows(rng, 1))
+        assert status == 200, status
+        version = headers.get(MODEL_VERSION_HEADER.lower(), "(none)")
+        served[version] = served.get(version, 0) + 1
+    assert set(served) <= {GOOD, BAD}, served
+    weight = CANARY_WEIGHT / 100
+    tolerance = TOLERANCE_SIGMAS * math.sqrt(weight * (1 - weight) / SHARE_REQUESTS)
+    share = served.get(BAD, 0) / SHARE_REQUESTS
+    assert abs(share - weight) <= tolerance, f"canary share {share:.3f}, wanted {weight} +/- {tolerance:.3f}: {served}"
+
+
+def test_a_canary_with_a_bad_version_is_aborted_by_analysis_on_gateway_traffic(
+    cluster: Cluster, custom: Any, canary_at_step: str, road: Road, through_gateway: GatewayClient
+) -> None:
+    canary = road.rendered("Rollout")["spec"]["strategy"]["canary"]["analysis"]
+    wanted = [serving.ANALYSIS_TEMPLATES[name] for name in ("error-rate", "latency", "accuracy")]
+    assert [t["templateName"] for t in canary["templates"]] == wanted
+    assert all(t["clusterScope"] for t in canary["templates"])
+    assert {a["name"]: a["value"] for a in canary["args"]}["stable-version"] == GOOD
+    with _port_forward(cluster, road.namespace, f"pod/{canary_at_step}", SIDECAR_FEEDBACK_PORT) as feedback_port:
         rng = np.random.default_rng(8)
         session = requests.Session()
 
         def wrong_labels_until_aborted() -> dict[str, Any] | None:
-            # Each poll sends the canary a few requests and says every prediction was wrong.
-            for _ in range(10):
-                rows = rng.normal(size=(4, FEATURES))
-                body = {"inputs": [{"name": "predict", "shape": [4, FEATURES], "datatype": "FP64",
-                                    "data": rows.tolist()}]}
-                answer = session.post(f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer", json=body, timeout=10)
-                if answer.status_code != 200:
+            # Requests go through the Gateway; the ones the canary served get labels saying they were wrong.
+            for _ in range(20):
+                status, headers, body = through_gateway.post(f"/v2/models/{MODEL}/infer", _rows(rng, 4))
+                if status != 200 or headers.get(MODEL_VERSION_HEADER.lower()) != BAD:
                     continue
-                wrong = [1 - int(value) for value in answer.json()["outputs"][0]["data"]]
+                wrong = [1 - int(value) for value in json.loads(body)["outputs"][0]["data"]]
                 session.post(f"http://127.0.0.1:{feedback_port}/feedback", timeout=10,
-                             json={"id": answer.headers["x-request-id"], "labels": wrong})
-            status = rollout_status(custom, road.namespace)
-            return status if status.get("abort") else None
+                             json={"id": headers["x-request-id"], "labels": wrong})
+            status_ = rollout_status(custom, road.namespace)
+            return status_ if status_.get("abort") else None
 
         status = wait_until(wrong_labels_until_aborted, 600, f"Rollout {MODEL} aborted by analysis", interval=5)
     assert status["phase"] == "Degraded"
@@ -282,7 +374,10 @@ def test_a_canary_with_a_bad_version_is_aborted_by_analysis(
     assert failed, [run_.get("status", {}).get("phase") for run_ in runs]
     metrics = {result["name"]: result["phase"] for result in failed[-1]["status"].get("metricResults", [])}
     assert metrics.get("accuracy") == "Failed", metrics
-    # The canary was rolled back: stable still serves GOOD.
+    # The canary was rolled back: stable still serves GOOD, and the route sends it everything.
     assert rollout_status(custom, road.namespace).get("stableRS") != rollout_status(custom, road.namespace).get(
         "currentPodHash")
-
+    route = custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", road.namespace, "httproutes",
+                                                MODEL)
+    weights = {ref["name"]: ref.get("weight") for ref in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {f"{MODEL}-stable": 100, f"{MODEL}-canary": 0}

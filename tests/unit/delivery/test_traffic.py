@@ -131,6 +131,9 @@ def _no_gateway_profile() -> dict[str, Any]:
 
 
 def test_without_a_gateway_the_client_service_selects_both_and_no_route_is_rendered():
+    """Without a traffic router Argo Rollouts approximates the weight with pod counts (argoproj/argo-rollouts
+    utils/replicaset/canary.go, approximateWeightedCanaryStableReplicaCounts), which only a Service selecting
+    both ReplicaSets turns into traffic."""
     objects = _rendered("canary-sklearn", _no_gateway_profile())
     rollout = _one(objects, "Rollout", "churn")
     canary = rollout["spec"]["strategy"]["canary"]
