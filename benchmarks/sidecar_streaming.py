@@ -177,6 +177,7 @@ async def measure(options: argparse.Namespace) -> None:
           f"{[round(r) for r in proxied_rates]}: ratio of medians {ratio:.3f}"
           f" (target >= 0.98: {'PASS' if ratio >= 0.98 else 'FAIL'})")
     print("sidecar recorded: " + "; ".join(recorded))
+    print(f"load average at the end: {' '.join(f'{value:.1f}' for value in os.getloadavg())} on {os.cpu_count()} cpus")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ larger than that is skipped, not buffered.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,9 @@ from typing import Any
 GENERATION_SUFFIXES = ("/chat/completions", "/completions")
 # One SSE data line of a token event is a few hundred bytes; anything longer is not metered.
 MAX_EVENT_BYTES = 64 * 1024
+# A chat delta's "content" or a completion's "text" holding a non-empty string, as JSON writes it.
+_NON_EMPTY_TEXT = re.compile(rb'"(?:content|text)"\s*:\s*"[^"]')
+_FINISH_REASON = re.compile(rb'"finish_reason"\s*:\s*"([A-Za-z_]+)"')
 
 
 def is_generation(method: str, path: str) -> bool:
@@ -61,6 +65,18 @@ class StreamMeter:
         data = line[5:].strip()
         if not data or data == b"[DONE]":
             return
+        if b'"usage"' in data and b'_tokens"' in data:
+            # The (rare) event carrying usage is read in full.
+            self._event(data, now)
+            return
+        # Token events are read by pattern, not parsed: one comes every few milliseconds per stream.
+        reason = _FINISH_REASON.search(data)
+        if reason is not None:
+            self.finish_reason = reason.group(1).decode("ascii")
+        if _NON_EMPTY_TEXT.search(data) is not None:
+            self._token(now)
+
+    def _event(self, data: bytes, now: float) -> None:
         try:
             event = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -82,12 +98,15 @@ class StreamMeter:
             if isinstance(choice.get("finish_reason"), str):
                 self.finish_reason = choice["finish_reason"]
         if produced:
-            if self.first_token is None:
-                self.first_token = now
-            elif self.last_token is not None:
-                self.gaps.append(now - self.last_token)
-            self.last_token = now
-            self.token_events += 1
+            self._token(now)
+
+    def _token(self, now: float) -> None:
+        if self.first_token is None:
+            self.first_token = now
+        elif self.last_token is not None:
+            self.gaps.append(now - self.last_token)
+        self.last_token = now
+        self.token_events += 1
 
     def _usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
