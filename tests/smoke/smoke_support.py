@@ -140,6 +140,28 @@ def pulumi_up(tmp: Path, context: str) -> None:
     run(["pulumi", "up", "--yes", "--skip-preview", "-s", STACK], cwd=REPO, env=env, timeout=1800)
 
 
+TEAM_CREDENTIALS_ENV = "SHIPWAY_SMOKE_REGISTRY_TEAMS"
+
+
+def team_identity(team: str, kind: str) -> tuple[str, str]:
+    """A team's registry identity (kind: pull or push), from the dev stack's registryTeamCredentials output.
+
+    The workflow puts the output in SHIPWAY_SMOKE_REGISTRY_TEAMS; a local run reads it from the stack.
+    The platform's admin identity is used by nobody, the smoke tests included.
+    """
+    import json
+
+    text = os.environ.get(TEAM_CREDENTIALS_ENV)
+    if not text:
+        if shutil.which("pulumi") is None:
+            pytest.fail(f"set {TEAM_CREDENTIALS_ENV} to `pulumi stack output registryTeamCredentials --show-secrets "
+                        f"--json -s {STACK}`")
+        text = run(["pulumi", "stack", "output", "registryTeamCredentials", "--show-secrets", "--json", "-s", STACK],
+                   cwd=REPO, timeout=120).stdout
+    identity = json.loads(text)[team][kind]
+    return identity["username"], identity["password"]
+
+
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 GPU = "nvidia.com/gpu"
 

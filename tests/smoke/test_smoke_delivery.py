@@ -45,7 +45,7 @@ import yaml
 from shipway.render import gateway, gitops, registry, serving
 from shipway.sidecar.proxy import MODEL_VERSION_HEADER
 from shipway.spec.model import SIDECAR_FEEDBACK_PORT
-from smoke_support import BLUEPRINT, Cluster, run, tool_problem, wait_until
+from smoke_support import BLUEPRINT, Cluster, run, team_identity, tool_problem, wait_until
 
 pytestmark = pytest.mark.smoke
 
@@ -136,9 +136,9 @@ def road(cluster: Cluster, blueprint: Any, tmp_path_factory: pytest.TempPathFact
     model_repo = root / "model"
     _sample_model(model_repo / "artifact")
     (model_repo / "model.yaml").write_text(yaml.safe_dump(_model_spec(team.name), sort_keys=False))
-    user, password = os.environ.get("SHIPWAY_SMOKE_REGISTRY_USER"), os.environ.get("SHIPWAY_SMOKE_REGISTRY_PASSWORD")
-    if not (user and password):
-        pytest.fail("set SHIPWAY_SMOKE_REGISTRY_USER and SHIPWAY_SMOKE_REGISTRY_PASSWORD from the dev stack's outputs")
+    # As the team's CI does: pushes with the team's push identity, promote reads with its pull identity.
+    user, password = team_identity(team.name, "push")
+    reader, reader_password = team_identity(team.name, "pull")
     for version in (GOOD, BAD):
         # Both versions carry the same model: what makes BAD bad is what its labels say.
         target = f"oci://{registry_address}/{team.name}/{MODEL}:{version}"
@@ -159,7 +159,7 @@ def road(cluster: Cluster, blueprint: Any, tmp_path_factory: pytest.TempPathFact
                    namespace=team.namespace(environment),
                    folder=f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}",
                    registry_address=registry_address,
-                   registry_env={"SHIPWAY_REGISTRY_USERNAME": user, "SHIPWAY_REGISTRY_PASSWORD": password})
+                   registry_env={"SHIPWAY_REGISTRY_USERNAME": reader, "SHIPWAY_REGISTRY_PASSWORD": reader_password})
     finally:
         subprocess.run(["docker", "rm", "-f", GIT_CONTAINER], capture_output=True, timeout=60)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smoke_support import Cluster
+from smoke_support import Cluster, team_identity
 
 pytestmark = pytest.mark.smoke
 
@@ -49,21 +49,37 @@ def registry_address(cluster: Cluster) -> Iterator[str]:
         forward.wait(timeout=10)
 
 
-def test_zot_accepts_a_pushed_artifact(registry_address: str, tmp_path: Path) -> None:
+def _client(registry_address: str, identity: tuple[str, str]):  # noqa: ANN202 - oras.client.OrasClient
     import oras.client
 
-    user = os.environ.get("SHIPWAY_SMOKE_REGISTRY_USER")
-    password = os.environ.get("SHIPWAY_SMOKE_REGISTRY_PASSWORD")
-    if not (user and password):
-        pytest.fail("set SHIPWAY_SMOKE_REGISTRY_USER and SHIPWAY_SMOKE_REGISTRY_PASSWORD from the dev stack's outputs")
-    artifact = tmp_path / "model.bin"
-    artifact.write_bytes(os.urandom(1024 * 1024))
     # zot authenticates with htpasswd, that is HTTP basic auth.
     client = oras.client.OrasClient(hostname=registry_address, insecure=True, auth_backend="basic")
-    client.login(username=user, password=password, hostname=registry_address)
-    target = f"{registry_address}/smoke/model:v1"
-    client.push(target=target, files=[str(artifact)], disable_path_validation=True)
+    client.login(username=identity[0], password=identity[1], hostname=registry_address)
+    return client
 
-    assert "v1" in client.get_tags(f"{registry_address}/smoke/model")
-    pulled = client.pull(target=target, outdir=str(tmp_path / "pulled"))
+
+def test_a_team_pushes_under_its_own_path_and_reads_it_back(registry_address: str, blueprint, tmp_path: Path) -> None:
+    team = blueprint.teams[0].name
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(os.urandom(1024 * 1024))
+    pusher = _client(registry_address, team_identity(team, "push"))
+    target = f"{registry_address}/{team}/smoke-model:v1"
+    pusher.push(target=target, files=[str(artifact)], disable_path_validation=True)
+
+    reader = _client(registry_address, team_identity(team, "pull"))
+    assert "v1" in reader.get_tags(f"{registry_address}/{team}/smoke-model")
+    pulled = reader.pull(target=target, outdir=str(tmp_path / "pulled"))
     assert [Path(path).read_bytes() for path in pulled] == [artifact.read_bytes()]
+
+
+def test_zot_refuses_a_push_outside_the_teams_path_and_any_push_by_a_pull_identity(
+    registry_address: str, blueprint, tmp_path: Path
+) -> None:
+    first, second = blueprint.teams[0].name, blueprint.teams[1].name
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"not yours")
+    for identity, target in ((team_identity(first, "push"), f"{second}/stolen:v1"),
+                             (team_identity(first, "pull"), f"{first}/readonly:v1")):
+        with pytest.raises(Exception, match="401|403|denied|unauthorized|Unauthorized|Forbidden"):
+            _client(registry_address, identity).push(target=f"{registry_address}/{target}", files=[str(artifact)],
+                                                     disable_path_validation=True)
