@@ -172,19 +172,28 @@ def _load_model(path: Path) -> tuple[dict[str, Any] | None, str]:
     return data, ""
 
 
+def _merge_env(env: dict[str, str], new: dict[Any, Any]) -> None:
+    """Add variables; a plain value already seen is kept, so another file's secret reference cannot mask it."""
+    for key, value in new.items():
+        key, value = str(key), str(value)
+        if key in env and not _SECRET_REFERENCE.search(env[key].strip()):
+            continue
+        env[key] = value
+
+
 def _github_steps(document: Any) -> tuple[list[tuple[str, str]], dict[str, str]]:
     steps: list[tuple[str, str]] = []
     env: dict[str, str] = {}
     if not isinstance(document, dict):
         return steps, env
-    env.update({str(k): str(v) for k, v in (document.get("env") or {}).items()})
+    _merge_env(env, document.get("env") or {})
     for job_name, job in (document.get("jobs") or {}).items():
         if not isinstance(job, dict):
             continue
-        env.update({str(k): str(v) for k, v in (job.get("env") or {}).items()})
+        _merge_env(env, job.get("env") or {})
         for step in job.get("steps") or []:
             if isinstance(step, dict):
-                env.update({str(k): str(v) for k, v in (step.get("env") or {}).items()})
+                _merge_env(env, step.get("env") or {})
                 if isinstance(step.get("run"), str):
                     steps.append((str(job_name), step["run"]))
     return steps, env
@@ -195,11 +204,11 @@ def _gitlab_steps(document: Any) -> tuple[list[tuple[str, str]], dict[str, str]]
     env: dict[str, str] = {}
     if not isinstance(document, dict):
         return steps, env
-    env.update({str(k): str(v) for k, v in (document.get("variables") or {}).items()})
+    _merge_env(env, document.get("variables") or {})
     for job_name, job in document.items():
         if not isinstance(job, dict) or "script" not in job:
             continue
-        env.update({str(k): str(v) for k, v in (job.get("variables") or {}).items()})
+        _merge_env(env, job.get("variables") or {})
         script = job["script"]
         for line in [script] if isinstance(script, str) else script or []:
             steps.append((str(job_name), str(line)))
@@ -219,14 +228,14 @@ def load_repo(path: Path) -> ModelRepo:
         document, _ = _read_yaml(workflow)
         found, found_env = _github_steps(document)
         raw_steps += found
-        env.update(found_env)
+        _merge_env(env, found_env)
         ci_text += workflow.read_text(encoding="utf-8")
     if (path / GITLAB_CI).is_file():
         ci_files.append(path / GITLAB_CI)
         document, _ = _read_yaml(path / GITLAB_CI)
         found, found_env = _gitlab_steps(document)
         raw_steps += found
-        env.update(found_env)
+        _merge_env(env, found_env)
         ci_text += (path / GITLAB_CI).read_text(encoding="utf-8")
     steps = [Step(job, command, makefile.resolve(command)) for job, command in raw_steps]
     credentials = {key: value for key, value in env.items() if _CREDENTIAL_NAME.search(key)}

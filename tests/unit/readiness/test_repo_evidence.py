@@ -46,6 +46,8 @@ def _degraded_copy(source: Path, destination: Path) -> Path:
     model = yaml.safe_load(model_path.read_text())
     model["rollout"] = {"strategy": "none"}
     del model["accuracy"]
+    # Retraining on an accuracy drop needs accuracy monitored; with it gone, drift alone starts retraining.
+    model["retrain"]["signals"] = ["drift"]
     model_path.write_text(yaml.safe_dump(model))
     makefile = repo / "Makefile"
     # A gate that is only a coin-flip-free echo, and an evaluate that scores the candidate alone.
