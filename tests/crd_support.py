@@ -52,13 +52,13 @@ def charts_dir() -> Path | None:
     return _dir("SHIPWAY_CHARTS", ROOT.parent / "shared" / "charts")
 
 
-def _strict(schema: Any) -> Any:
+def strict_schema(schema: Any) -> Any:
     """An OpenAPI v3 CRD schema as JSON Schema that refuses unknown fields, as the API server prunes them."""
     if isinstance(schema, list):
-        return [_strict(item) for item in schema]
+        return [strict_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    converted = {key: _strict(value) for key, value in schema.items()}
+    converted = {key: strict_schema(value) for key, value in schema.items()}
     if converted.pop("x-kubernetes-int-or-string", False):
         converted.pop("type", None)
         converted.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
@@ -88,7 +88,7 @@ def _chart_crds() -> dict[tuple[str, str, str], dict[str, Any]]:
             for version in spec["versions"]:
                 schema = version.get("schema", {}).get("openAPIV3Schema")
                 if schema:
-                    found.setdefault((spec["group"], version["name"], spec["names"]["kind"]), _strict(schema))
+                    found.setdefault((spec["group"], version["name"], spec["names"]["kind"]), strict_schema(schema))
     return found
 
 
