@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.render import gateway, observability, registry, retrain
+from shipway.render import gateway, gpu, observability, registry, retrain
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import (
@@ -207,7 +207,22 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
             flows.append(PlatformFlows(gateway.EXTERNAL_DNS_NAMESPACE, https_out=True))
     if blueprint.serving.kserve:
         flows.append(PlatformFlows(serving.KSERVE_NAMESPACE, webhook_port=WEBHOOK_PORTS["kserve"]))
+    flows.append(gpu_flows(blueprint))
     return flows
+
+
+def gpu_flows(blueprint: Blueprint) -> PlatformFlows:
+    """The GPU stack: its controllers (operator, node feature discovery, fake-gpu-operator) watch the API.
+
+    Its node agents (device plugin, toolkit, DCGM exporter) talk to the kubelet and the runtime through host
+    sockets, not the pod network, and the DCGM exporter is scraped through allow-prometheus. The one pod that
+    calls outside is the operator's driver container, which fetches kernel headers from the distribution's
+    package mirrors (HTTP and HTTPS), so only a stack that installs the driver opens that. Pods on the host
+    network are outside every NetworkPolicy; the rest of the namespace is default-deny.
+    """
+    driver = (not blueprint.simulate_gpus and blueprint.gpu_stack.mode == "operator"
+              and blueprint.gpu_stack.install_driver)
+    return PlatformFlows(gpu.NAMESPACE, https_out=driver, http_out=driver)
 
 
 def platform_network_policies(blueprint: Blueprint) -> list[Obj]:

@@ -183,3 +183,70 @@ def test_team_role_creates_no_jobs_unless_the_blueprint_grants_them():
     assert "jobs" in creatable("b-prod") and "pods" not in creatable("b-prod")
     secrets = [rule for rule in roles["a-prod"]["rules"] if "secrets" in rule["resources"]]
     assert secrets == []
+
+
+def _platform_rules(rendered, namespace: str) -> tuple[list, list]:
+    policies = _policies(rendered, namespace)
+    return (policies.get("allow-platform-egress", {}).get("egress", []),
+            policies.get("allow-platform-ingress", {}).get("ingress", []))
+
+
+def _ports(rule: dict) -> set[int]:
+    return {port["port"] for port in rule.get("ports", [])}
+
+
+def test_the_gpu_stack_namespace_is_default_deny_and_calls_only_the_api(each_blueprint):
+    """Issue #16: the gpu-operator namespace was left without NetworkPolicies. Its controllers watch the API;
+    nothing may call into it but Prometheus (the DCGM exporter) and its own pods."""
+    policies = _policies(each_blueprint, "gpu-operator")
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert policies["allow-prometheus"]["ingress"] == [{"from": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}]
+    egress, ingress = _platform_rules(each_blueprint, "gpu-operator")
+    assert ingress == []
+    assert [_ports(rule) for rule in egress] == [{443, 6443}]
+
+
+def test_only_a_stack_that_installs_the_driver_reaches_package_mirrors():
+    """The operator's driver container downloads kernel headers: HTTP and HTTPS, outside the private ranges only."""
+    from shipway.render import tenancy
+    from shipway.spec.blueprint import Blueprint
+
+    def gpu_policies(install_driver: bool) -> list:
+        built = Blueprint.model_validate({
+            "metadata": {"name": "x"}, "cluster": {"kind": "eks", "region": "us-east-1"}, "gitops": {"enabled": False},
+            "nodePools": [{"name": "system", "instanceType": "m6i.large"},
+                          {"name": "a100", "instanceType": "p4d.24xlarge", "maxSize": 1,
+                           "gpu": {"model": "a100-40gb", "count": 8}}],
+            "gpuStack": {"installDriver": install_driver},
+            "teams": [{"name": "t"}]})
+        return [p for p in tenancy.platform_network_policies(built)
+                if p["metadata"]["namespace"] == "gpu-operator" and p["metadata"]["name"] == "allow-platform-egress"]
+
+    [without] = gpu_policies(False)
+    assert [_ports(rule) for rule in without["spec"]["egress"]] == [{443, 6443}]
+    [with_driver] = gpu_policies(True)
+    out = [rule for rule in with_driver["spec"]["egress"] if _ports(rule) in ({443}, {80})]
+    assert sorted(_ports(rule).pop() for rule in out) == [80, 443]
+    for rule in out:
+        assert rule["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(tenancy.PRIVATE_RANGES)}}]
+
+
+def test_the_gateway_namespaces_admit_only_their_listeners_and_reach_only_serving_ports(eks_prod):
+    """#14's gateway layer: the proxies take traffic from anywhere on the listeners' container ports and the
+    controller's webhook port, and call team pods on the sidecar's serving port and zot, nothing else."""
+    from shipway.render import registry, tenancy
+
+    egress, ingress = _platform_rules(eks_prod, gateway.NAMESPACE)
+    assert [(_ports(rule), "from" in rule) for rule in ingress] == [
+        (set(tenancy.ENVOY_CONTAINER_PORTS), False), ({tenancy.ENVOY_GATEWAY_WEBHOOK_PORT}, False)]
+    assert {10080, 10443} == set(tenancy.ENVOY_CONTAINER_PORTS)
+    to_teams = [rule for rule in egress if rule["to"] == [tenancy.TEAM_NAMESPACES]]
+    assert [_ports(rule) for rule in to_teams] == [{SIDECAR_PORT}]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": registry.NAMESPACE}}} in [
+        target for rule in egress for target in rule["to"]]
+    assert not [rule for rule in egress if _ports(rule) & {80, 22}]
+    cert_egress, cert_ingress = _platform_rules(eks_prod, gateway.CERT_MANAGER_NAMESPACE)
+    assert [_ports(rule) for rule in cert_ingress] == [{tenancy.WEBHOOK_PORTS["cert-manager"]}]
+    assert {frozenset(_ports(rule)) for rule in cert_egress} <= {frozenset({443, 6443}), frozenset({443}),
+                                                                 frozenset({80})}
