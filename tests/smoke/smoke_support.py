@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -204,3 +208,24 @@ def gpu_pod(name: str, namespace: str, gpus: int, tolerations: list[dict[str, An
 def tolerations_for(taints: list[Any]) -> list[dict[str, Any]]:
     """Tolerations matching a pool's taints (spec Taint objects)."""
     return [{"key": taint.key, "operator": "Exists", "effect": taint.effect} for taint in taints]
+
+
+class GatewayClient:
+    """HTTPS to the shared Gateway through kind's port mapping on 127.0.0.1, with the route's host as SNI and
+    Host header (what `curl --resolve <host>:<port>:127.0.0.1` does), trusting the platform's CA."""
+
+    def __init__(self, host: str, port: int, ca_pem: str) -> None:
+        self.host, self.port = host, port
+        self.context = ssl.create_default_context(cadata=ca_pem)
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=10)
+        # Connect to 127.0.0.1 but verify and name the route's host, as a resolver entry would.
+        connection.sock = self.context.wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10),
+                                                   server_hostname=self.host)
+        try:
+            connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()

@@ -23,13 +23,10 @@ workflow builds it from tests/smoke/shipway.Dockerfile.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import math
 import os
 import re
-import socket
-import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -254,27 +251,6 @@ def test_a_promoted_model_syncs_and_its_rollout_becomes_healthy(custom: Any, mod
     wait_until(synced, timeout=300, what=f"Application {model_app} Synced")
     # The runtime image is large and the model is pulled by the init container: allow for both.
     wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
-
-
-class GatewayClient:
-    """HTTPS to the shared Gateway through kind's port mapping on 127.0.0.1, with the route's host as SNI and
-    Host header (what `curl --resolve <host>:<port>:127.0.0.1` does), trusting the platform's CA."""
-
-    def __init__(self, host: str, port: int, ca_pem: str) -> None:
-        self.host, self.port = host, port
-        self.context = ssl.create_default_context(cadata=ca_pem)
-
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=10)
-        # Connect to 127.0.0.1 but verify and name the route's host, as a resolver entry would.
-        connection.sock = self.context.wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10),
-                                                   server_hostname=self.host)
-        try:
-            connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
 
 
 @pytest.fixture(scope="module")

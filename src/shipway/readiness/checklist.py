@@ -78,7 +78,8 @@ CHECKS: tuple[Check, ...] = (
         "artifacts-large-blobs", ARTIFACTS,
         "Does the registry accept multi-gigabyte blobs and store identical ones once?",
         "Weights files exceed default proxy body limits, and retrained versions share most of their bytes.",
-        "registry.maxBlobSize on the ingress and zot's dedupe, both on by default.",
+        "The gateway streams uploads to zot unbuffered, with timeouts sized to registry.maxBlobSize, and zot's "
+        "dedupe; both on by default.",
     ),
     Check(
         "gates-statistical", GATES,
