@@ -34,10 +34,11 @@ KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "https://prometheus-commu
 GPU_OPERATOR = Chart("gpu-operator", "https://helm.ngc.nvidia.com/nvidia", "v26.7.0")
 NVIDIA_DEVICE_PLUGIN = Chart("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0")
 DCGM_EXPORTER = Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2")
-FAKE_GPU_OPERATOR = Chart("fake-gpu-operator", "oci://ghcr.io/run-ai/fake-gpu-operator", "0.0.63")
+FAKE_GPU_OPERATOR = Chart("fake-gpu-operator", "oci://ghcr.io/run-ai/fake-gpu-operator", "0.2.0")
 ZOT = Chart("zot", "https://zotregistry.dev/helm-charts", "0.1.122")
 KSERVE_CRD = Chart("kserve-crd", "oci://ghcr.io/kserve/charts", "v0.17.1")
-KSERVE = Chart("kserve", "oci://ghcr.io/kserve/charts", "v0.17.1")
+# The KServe controller chart is named kserve-resources from v0.17.0 (kserve/kserve #5190).
+KSERVE = Chart("kserve-resources", "oci://ghcr.io/kserve/charts", "v0.17.1")
 CERT_MANAGER = Chart("cert-manager", "https://charts.jetstack.io", "v1.19.4")
 KARPENTER_CRD = Chart("karpenter-crd", "oci://public.ecr.aws/karpenter", "1.14.1")
 KARPENTER = Chart("karpenter", "oci://public.ecr.aws/karpenter", "1.14.1")

@@ -18,7 +18,7 @@ EXTRA_OF_MODULE = {
     **dict.fromkeys(("kubernetes", "testinfra"), "cluster"),
     **dict.fromkeys(("pulumi_aws", "pulumi_eks"), "aws"),
     "pulumi_gcp": "gcp",
-    **dict.fromkeys(("helm_python", "kubernetes_validate", "jsonschema"), "charts"),
+    **dict.fromkeys(("helm_python", "kubernetes_validate", "jsonschema", "referencing"), "charts"),
 }
 
 

@@ -226,6 +226,18 @@ def _is_test_hook(obj: Obj) -> bool:
     return bool(hooks) and hooks <= {"test", "test-success", "test-failure"}
 
 
+def chart_crds(folder: Path, release: ReleaseInput, cache: ParseCache | None = None) -> RenderedRelease:
+    """The CRDs in a chart's crds/ folders (its own and every subchart's), without rendering it."""
+    helm = helm_sdk()
+    with helm.Chart.load(folder) as chart:
+        crd_files = chart.crds
+    rendered = RenderedRelease(release)
+    for crd in sorted(crd_files, key=lambda item: item["filename"]):
+        rendered.items += [RenderedObject(doc, crd["filename"], "crd")
+                           for doc in (cache or ParseCache(None)).documents(crd["data"], crd["filename"])]
+    return rendered
+
+
 def annotations(obj: Obj) -> dict[str, str]:
     """An object's annotations, empty when it has none."""
     return (obj.get("metadata") or {}).get("annotations") or {}

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipway import catalog
-from shipway.charts.cache import Absent, ChartCache, helm_sdk
-from shipway.charts.engine import ParseCache, ReleaseInput, RenderedRelease, api_versions_of, render_release
+from shipway.charts.cache import Absent, ChartCache, chart_dir_name, helm_sdk
+from shipway.charts.engine import (
+    ParseCache, ReleaseInput, RenderedRelease, api_versions_of, chart_crds, render_release,
+)
 from shipway.charts.objects import crd_scopes, identity
 from shipway.spec.blueprint import Blueprint
 from shipway.yamlio import to_yaml
@@ -27,6 +29,10 @@ class PlatformRender:
     kubernetes_version: str
     rendered: list[RenderedRelease] = field(default_factory=list)
     absent: list[tuple[ReleaseInput, Absent]] = field(default_factory=list)
+    # For a chart that is there but lacks subcharts: the CRDs in its crds/ folders, which do not depend on
+    # values, so custom resources can still be checked against them.
+    crds_only: list[RenderedRelease] = field(default_factory=list)
+    api_versions: tuple[str, ...] = ()  # what the platform's CRDs add to Helm's Capabilities.APIVersions
     seconds: float = 0.0
 
     @property
@@ -62,13 +68,17 @@ def render_platform(releases: Iterable[ReleaseInput], cache: ChartCache, kuberne
             found = cache.locate(release.chart, release.version, release.repo)
             if isinstance(found, Absent):
                 result.absent.append((release, found))
+                if found.missing_subcharts:
+                    result.crds_only.append(chart_crds(cache.root / chart_dir_name(release.chart, release.version),
+                                                       release, parse_cache))
             else:
                 loaded.append((release, helm.Chart.load(found)))
         parsed: dict[str, list[dict[str, Any]]] = {}
         first = [render_release(chart, release, kubernetes_version, parsed=parsed, cache=parse_cache) for release, chart in loaded]
-        served = api_versions_of([obj for rendered in first for obj in rendered.objects()])
-        result.rendered = ([render_release(chart, release, kubernetes_version, tuple(sorted(served)), parsed, parse_cache)
-                            for release, chart in loaded] if served else first)
+        result.api_versions = tuple(sorted(api_versions_of(
+            [obj for rendered in [*first, *result.crds_only] for obj in rendered.objects()])))
+        result.rendered = ([render_release(chart, release, kubernetes_version, result.api_versions, parsed,
+                                           parse_cache) for release, chart in loaded] if result.api_versions else first)
     finally:
         for _, chart in loaded:
             chart.close()

@@ -20,6 +20,7 @@ from shipway.render.tenancy import SERVING_PRIORITY
 from shipway.spec.blueprint import CanaryStep
 from shipway.spec.base import quantity_value
 from shipway.spec.model import (
+    MLSERVER_IMPLEMENTATIONS,
     SIDECAR_FEEDBACK_PORT,
     SIDECAR_METRICS_PORT,
     SIDECAR_PORT,
@@ -43,7 +44,6 @@ ROLE_LABEL = "shipway.dev/service-role"
 COMPONENT = "model-server"
 INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
-MLSERVER_IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "xgboost": "mlserver_xgboost.XGBoostModel"}
 # The sidecar's probes, on its metrics port, which is never proxied: its own liveness, and
 # readiness that follows the runtime's readiness route (`--runtime-ready-path`).
 SIDECAR_LIVENESS_PATH = "/livez"

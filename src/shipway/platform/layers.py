@@ -12,7 +12,7 @@ import pulumi_random as random
 from shipway.platform.kube import apply_layer, upstream
 from shipway.render import cluster as render_cluster
 from shipway.render import gateway, gitops, gpu, nodepools, observability, registry, serving, tenancy
-from shipway.render.common import Obj, config_map, platform_namespace
+from shipway.render.common import Obj, config_map, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import Blueprint, ExternalRegistry
 
@@ -58,7 +58,7 @@ class NodePools(_Layer):
         layer = nodepools.render(blueprint)
         if blueprint.cluster.kind != "kind":
             layer.objects.append(node_pool_inventory(blueprint))
-            layer.namespaces.append(platform_namespace(SYSTEM_NAMESPACE))
+            layer.namespaces.append(namespace(SYSTEM_NAMESPACE))
             return layer
         cluster_name = render_cluster.kind_cluster_name(blueprint)
         workers = [worker for worker in render_cluster.kind_config(blueprint)["nodes"] if worker["role"] == "worker"]
@@ -128,6 +128,7 @@ class Registry(pulumi.ComponentResource):
             self.team_docker_configs = {team: config for team in teams}
             self.team_credentials = pulumi.Output.secret({})
             htpasswd: pulumi.Output[str] | None = None
+            metrics_password: pulumi.Output[str] | None = None
         else:
             passwords: dict[str, pulumi.Output[str]] = {}
             lines = []
@@ -156,7 +157,9 @@ class Registry(pulumi.ComponentResource):
                 for team in teams for kind, identity in (("pull", registry.pull_identity(team)),
                                                          ("push", registry.push_identity(team)))
             }).apply(lambda found: _credentials_by_team(teams, found)))
-        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd), upstream(opts))
+            metrics_password = passwords[registry.METRICS_USERNAME]
+        self.resources = apply_layer(self, name, registry.render(blueprint, htpasswd, metrics_password),
+                                     upstream(opts))
         self.url = pulumi.Output.from_input(registry.url(blueprint))
         self.password = password
         self.register_outputs({"url": self.url, "password": self.password, "teamCredentials": self.team_credentials})

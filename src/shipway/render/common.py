@@ -59,32 +59,28 @@ def metadata(name: str, namespace: str | None = None, labels: dict[str, str] | N
     return meta
 
 
+# The namespaces that enforce less than Pod Security `restricted`, and why: the one list of exceptions.
+# The whole-platform pod-security check renders every chart and fails on a pod its namespace's level
+# refuses, and on a level here that no pod in that namespace needs.
+POD_SECURITY_EXCEPTIONS: dict[str, tuple[str, str]] = {
+    "gpu-operator": ("privileged", "the GPU stack: the device plugin, DCGM exporter, container toolkit and node "
+                                   "feature discovery mount host paths, and some run privileged or add SYS_ADMIN"),
+    "node-exporter": ("privileged", "node-exporter reads the host's /proc, /sys and / through hostPath, "
+                                    "with hostNetwork and hostPID"),
+}
+
+
 def namespace(name: str, labels: dict[str, str] | None = None) -> Obj:
-    """A Namespace enforcing Pod Security `restricted` unless labels say otherwise."""
+    """A Namespace enforcing Pod Security `restricted`, or the level POD_SECURITY_EXCEPTIONS gives it."""
+    level = POD_SECURITY_EXCEPTIONS.get(name, ("restricted", ""))[0]
     pod_security = {
-        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce": level,
         "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/audit": "restricted",
-        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": level,
+        "pod-security.kubernetes.io/warn": level,
     }
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": metadata(name, labels={**pod_security, **(labels or {})})}
-
-
-def platform_namespace(name: str, labels: dict[str, str] | None = None) -> Obj:
-    """A Namespace for third-party platform charts: enforce baseline, warn and audit on restricted.
-
-    Upstream charts do not all set every restricted field, so enforcing restricted there
-    would block their pods; team namespaces, where models run, enforce restricted.
-    """
-    return namespace(name, {"pod-security.kubernetes.io/enforce": "baseline", **(labels or {})})
-
-
-def privileged_namespace(name: str, labels: dict[str, str] | None = None) -> Obj:
-    """A Namespace for node agents (GPU drivers, device plugins) that need host access."""
-    return namespace(name, {"pod-security.kubernetes.io/enforce": "privileged",
-                            "pod-security.kubernetes.io/audit": "privileged",
-                            "pod-security.kubernetes.io/warn": "privileged", **(labels or {})})
 
 
 def config_map(name: str, namespace_name: str, data: dict[str, str], labels: dict[str, str] | None = None) -> Obj:

@@ -11,7 +11,7 @@ import math
 
 from shipway import catalog
 from shipway.render import registry
-from shipway.render.common import Obj, deep_merge, metadata, platform_namespace
+from shipway.render.common import Obj, deep_merge, metadata, namespace
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.base import quantity_value
 from shipway.spec.blueprint import AcmeIssuer, Blueprint, ZotRegistry
@@ -226,16 +226,16 @@ def render(blueprint: Blueprint) -> LayerRender:
     """cert-manager when anything needs it; with the gateway on, Envoy Gateway, the Gateway and its routes."""
     layer = LayerRender()
     if needs_cert_manager(blueprint):
-        layer.namespaces.append(platform_namespace(CERT_MANAGER_NAMESPACE))
+        layer.namespaces.append(namespace(CERT_MANAGER_NAMESPACE))
         layer.releases.append(Release("cert-manager", catalog.CERT_MANAGER, CERT_MANAGER_NAMESPACE,
                                       cert_manager_values(blueprint)))
     if not blueprint.gateway.enabled:
         return layer
-    layer.namespaces.append(platform_namespace(NAMESPACE))
+    layer.namespaces.append(namespace(NAMESPACE))
     layer.releases.append(Release("envoy-gateway", catalog.ENVOY_GATEWAY, NAMESPACE,
                                   deep_merge({}, blueprint.gateway.values)))
     if blueprint.gateway.external_dns is not None:
-        layer.namespaces.append(platform_namespace(EXTERNAL_DNS_NAMESPACE))
+        layer.namespaces.append(namespace(EXTERNAL_DNS_NAMESPACE))
         layer.releases.append(Release("external-dns", catalog.EXTERNAL_DNS, EXTERNAL_DNS_NAMESPACE,
                                       external_dns_values(blueprint)))
     layer.objects += issuers(blueprint)

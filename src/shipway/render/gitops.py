@@ -6,7 +6,7 @@ from typing import Any
 
 from shipway import catalog
 from shipway.catalog import PROMETHEUS_RELEASE
-from shipway.render.common import Obj, deep_merge, metadata, platform_namespace
+from shipway.render.common import Obj, deep_merge, metadata, namespace
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import Blueprint
 
@@ -135,7 +135,7 @@ def render(blueprint: Blueprint, token: Any | None) -> LayerRender:
     """Argo CD, repo credentials (when a token is given), AppProjects and the ApplicationSet."""
     if not blueprint.gitops.enabled:
         return LayerRender()
-    layer = LayerRender(namespaces=[platform_namespace(NAMESPACE)])
+    layer = LayerRender(namespaces=[namespace(NAMESPACE)])
     layer.releases.append(Release("argo-cd", catalog.ARGO_CD, NAMESPACE, argocd_values(blueprint)))
     if token is not None:
         layer.objects.append(repository_secret(blueprint, token))

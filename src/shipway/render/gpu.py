@@ -6,9 +6,10 @@ import yaml
 
 from shipway import catalog
 from shipway.catalog import PROMETHEUS_RELEASE
-from shipway.render.common import Obj, config_map, deep_merge, privileged_namespace, service_monitor
+from shipway.render.common import Obj, config_map, deep_merge, namespace, service_monitor
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import MIG_CONFIG_LABEL, Blueprint, MigSharing, TimeSlicing
+from shipway.spec.gpus import GPU_MODELS
 
 NAMESPACE = "gpu-operator"
 TIME_SLICING_CONFIG = "time-slicing-config"
@@ -16,6 +17,11 @@ TIME_SLICING_KEY = "any"
 SIMULATED_POOL_LABEL = "run.ai/simulated-gpu-node-pool"
 # Where GKE installs the NVIDIA driver and libraries on its nodes.
 GKE_NVIDIA_DIR = "/home/kubernetes/bin/nvidia"
+# The dcgm-exporter chart's default extraVolumeMounts: the counters file its default arguments read.
+DCGM_EXPORTER_DEFAULT_MOUNTS: list[Obj] = [
+    {"name": "exporter-metrics-volume", "mountPath": "/etc/dcgm-exporter/default-counters.csv",
+     "subPath": "default-counters.csv"},
+]
 # fake-gpu-operator's device plugin and exporter tolerate only this; their tolerations are not chart values.
 SIMULATED_TOLERATION: Obj = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -69,7 +75,6 @@ def operator_values(blueprint: Blueprint) -> Obj:
     stack = blueprint.gpu_stack
     sharing = stack.sharing
     values: Obj = {
-        "operator": {"defaultRuntime": "containerd"},
         "driver": {"enabled": stack.install_driver},
         "toolkit": {"enabled": blueprint.installs_toolkit},
         "daemonsets": {"tolerations": tolerations(blueprint)},
@@ -120,7 +125,10 @@ def dcgm_exporter_values(blueprint: Blueprint) -> Obj:
     if blueprint.cluster.kind == "gke":
         # GKE's nodes run no NVIDIA container runtime to inject the libraries; mount GKE's copy.
         values["extraHostVolumes"] = [{"name": "nvidia-install-dir-host", "hostPath": GKE_NVIDIA_DIR}]
-        values["extraVolumeMounts"] = [{"name": "nvidia-install-dir-host", "mountPath": "/usr/local/nvidia",
+        # A list value replaces the chart's whole list: keep its own mount of the counters file its
+        # arguments name (dcgm-exporter 4.8.2 values.yaml: arguments -f, extraVolumeMounts).
+        values["extraVolumeMounts"] = [*DCGM_EXPORTER_DEFAULT_MOUNTS,
+                                       {"name": "nvidia-install-dir-host", "mountPath": "/usr/local/nvidia",
                                         "readOnly": True}]
         values["extraEnv"] = [{"name": "LD_LIBRARY_PATH", "value": "/usr/local/nvidia/lib64"}]
         # Without the NVIDIA runtime nothing hands the container GKE's /dev/nvidia* devices; only a
@@ -153,16 +161,16 @@ def gke_manages_device_plugin(blueprint: Blueprint) -> bool:
 
 def fake_operator_values(blueprint: Blueprint) -> Obj:
     """Values for fake-gpu-operator: one simulated topology per GPU pool."""
-    pools = {}
+    # Helm merges maps, so the chart's own `default` pool (two Tesla K80s) would sit beside Shipway's;
+    # a null value deletes it.
+    pools: Obj = {"default": None}
     for pool in blueprint.gpu_pools:
         assert pool.gpu is not None
-        pools[pool.name] = {"gpuCount": pool.gpu.count, "gpuProduct": f"NVIDIA-{pool.gpu.model.upper()}"}
-    # The chart's own ServiceMonitor is labelled with its release name, which the Prometheus stack
-    # does not select; the layer emits one that it does (fake_exporter_service_monitor).
-    values: Obj = {
-        "topology": {"nodePoolLabelKey": SIMULATED_POOL_LABEL, "nodePools": pools},
-        "statusExporter": {"serviceMonitor": {"enabled": False}},
-    }
+        pools[pool.name] = {"gpuCount": pool.gpu.count, "gpuProduct": f"NVIDIA-{pool.gpu.model.upper()}",
+                            "gpuMemory": GPU_MODELS[pool.gpu.model].memory_gib * 1024}  # MiB, as nvidia-smi
+    # The chart's exporter Service carries no label the Prometheus stack selects by; the layer emits a
+    # ServiceMonitor that it does (fake_exporter_service_monitor).
+    values: Obj = {"topology": {"nodePoolLabelKey": SIMULATED_POOL_LABEL, "nodePools": pools}}
     return deep_merge(values, blueprint.gpu_stack.values)
 
 
@@ -174,7 +182,7 @@ def fake_exporter_service_monitor() -> Obj:
 
 def render(blueprint: Blueprint) -> LayerRender:
     """The GPU stack's namespace, releases and config objects."""
-    layer = LayerRender(namespaces=[privileged_namespace(NAMESPACE)])
+    layer = LayerRender(namespaces=[namespace(NAMESPACE)])
     sharing = blueprint.gpu_stack.sharing
     if not blueprint.gpu_pools:
         return layer

@@ -8,11 +8,13 @@ from typing import Any
 from shipway import catalog, metric_names as m
 from shipway.catalog import PROMETHEUS_RELEASE
 from shipway.render import delivery_rules, model_rules, retrain
-from shipway.render.common import Obj, config_map, deep_merge, metadata, platform_namespace
+from shipway.render.common import Obj, config_map, deep_merge, metadata, namespace
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import Blueprint
 
 NAMESPACE = "monitoring"
+# node-exporter needs the host (Pod Security privileged); it runs apart so `monitoring` stays restricted.
+NODE_EXPORTER_NAMESPACE = "node-exporter"
 PROMETHEUS_URL = f"http://{PROMETHEUS_RELEASE}-prometheus.{NAMESPACE}.svc.cluster.local:9090"
 # The stack selects ServiceMonitors and PrometheusRules carrying its release label.
 SELECTOR_LABELS = {"release": PROMETHEUS_RELEASE}
@@ -68,6 +70,7 @@ def stack_values(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> Obj:
             "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "8Gi"}},
         }},
         "alertmanager": {"config": receivers_config(blueprint, receiver_secrets)},
+        "prometheus-node-exporter": {"namespaceOverride": NODE_EXPORTER_NAMESPACE},
         "grafana": {
             "enabled": obs.grafana,
             "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1",
@@ -195,7 +198,7 @@ def render(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> LayerRende
     """The Prometheus stack, its rules and dashboards."""
     if not blueprint.observability.enabled:
         return LayerRender()
-    layer = LayerRender(namespaces=[platform_namespace(NAMESPACE)])
+    layer = LayerRender(namespaces=[namespace(NAMESPACE), namespace(NODE_EXPORTER_NAMESPACE)])
     layer.releases.append(Release(PROMETHEUS_RELEASE, catalog.KUBE_PROMETHEUS_STACK, NAMESPACE,
                                   stack_values(blueprint, receiver_secrets)))
     layer.objects.append(platform_rules())

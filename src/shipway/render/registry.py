@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway import catalog
-from shipway.render.common import Obj, deep_merge, platform_namespace, service_monitor
+from shipway.render.common import Obj, deep_merge, namespace, service_monitor
 from shipway.render.layer import LayerRender, Release
-from shipway.spec.base import quantity_value
 from shipway.spec.blueprint import Blueprint, ExternalRegistry, ZotRegistry
 
 NAMESPACE = "shipway-registry"
@@ -22,6 +21,10 @@ PULL_SECRET = "shipway-registry"
 # The in-cluster zot's identities: one admin for the platform, and per team a read-only pull identity
 # (the team's namespaces and init containers) and a push identity (the team's CI), each on <team>/**.
 ADMIN_USERNAME = "shipway-admin"
+# The identity Prometheus scrapes zot's /metrics as: with htpasswd on, zot refuses anonymous metrics
+# reads unless accessControl.metrics names who may read (zot pkg/api/authz.go, MetricsAuthzHandler).
+METRICS_USERNAME = "shipway-metrics"
+METRICS_SECRET = "shipway-zot-metrics"
 # On kind, nodes reach zot through this NodePort (the containerd mirror in the kind config).
 KIND_NODE_PORT = 30500
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
@@ -61,8 +64,8 @@ def push_identity(team: str) -> Identity:
 
 
 def identities(blueprint: Blueprint) -> list[Identity]:
-    """Every zot user: the admin first, then each team's pull and push identities."""
-    found = [Identity(ADMIN_USERNAME, "admin")]
+    """Every zot user: the admin and the metrics reader first, then each team's pull and push identities."""
+    found = [Identity(ADMIN_USERNAME, "admin"), Identity(METRICS_USERNAME, "metrics")]
     for team in blueprint.teams:
         found += [pull_identity(team.name), push_identity(team.name)]
     return found
@@ -127,7 +130,8 @@ def zot_config(registry: ZotRegistry, users: list[Identity], anonymous_read: boo
             "port": str(SERVICE_PORT),
             "auth": {"htpasswd": {"path": "/secret/htpasswd"}},
             "accessControl": {"repositories": repositories,
-                              "adminPolicy": {"users": admins, "actions": ACTIONS["admin"]}},
+                              "adminPolicy": {"users": admins, "actions": ACTIONS["admin"]},
+                              "metrics": {"users": [user.username for user in users if user.access == "metrics"]}},
         },
         "log": {"level": "info"},
         "extensions": {"metrics": {"enable": True, "prometheus": {"path": "/metrics"}},
@@ -144,7 +148,6 @@ def zot_values(blueprint: Blueprint, htpasswd: Any) -> Obj:
     registry = blueprint.registry
     assert isinstance(registry, ZotRegistry)
     on_kind = blueprint.cluster.kind == "kind"
-    body_limit_mib = int(quantity_value(registry.max_blob_size) / 2**20)
     pvc: Obj = {"create": True, "accessModes": ["ReadWriteOnce"], "storage": registry.storage_size}
     if registry.storage_class:
         pvc["storageClassName"] = registry.storage_class
@@ -158,17 +161,9 @@ def zot_values(blueprint: Blueprint, htpasswd: Any) -> Obj:
                                                   sort_keys=True)},
         "mountSecret": True,
         "secretFiles": {"htpasswd": htpasswd},
-        "ingress": {
-            "enabled": False,
-            "annotations": {
-                "nginx.ingress.kubernetes.io/proxy-body-size": f"{body_limit_mib}m",
-                "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
-                "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
-            },
-        },
-        # The chart's ServiceMonitor takes no labels, so the Prometheus stack would not select it;
-        # the layer emits its own (zot_service_monitor).
-        "metrics": {"enabled": True, "serviceMonitor": {"enabled": False}},
+        # A StatefulSet names its governing Service (spec.serviceName, required); the chart sets it only
+        # with the headless Service on.
+        "serviceHeadless": {"enabled": True},
         "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                                "seccompProfile": {"type": "RuntimeDefault"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
@@ -178,10 +173,26 @@ def zot_values(blueprint: Blueprint, htpasswd: Any) -> Obj:
     return deep_merge(values, registry.values)
 
 
-def zot_service_monitor() -> Obj:
-    """A ServiceMonitor for zot's metrics extension, labelled for the Prometheus stack."""
-    return service_monitor("shipway-zot", NAMESPACE, {"app.kubernetes.io/name": RELEASE,
-                                                      "app.kubernetes.io/instance": RELEASE}, "zot")
+def zot_pod_monitor() -> Obj:
+    """A PodMonitor for zot's metrics extension, scraping as the metrics user, labelled for the Prometheus stack.
+
+    A PodMonitor, not a ServiceMonitor: zot's Service and its headless twin carry the same labels and port,
+    so a ServiceMonitor would scrape every pod twice. The chart's own ServiceMonitor takes no labels.
+    """
+    monitor = service_monitor("shipway-zot", NAMESPACE, {"app.kubernetes.io/name": RELEASE,
+                                                        "app.kubernetes.io/instance": RELEASE}, "zot")
+    endpoint = {**monitor["spec"].pop("endpoints")[0],
+                "basicAuth": {"username": {"name": METRICS_SECRET, "key": "username"},
+                              "password": {"name": METRICS_SECRET, "key": "password"}}}
+    return {**monitor, "kind": "PodMonitor", "spec": {**monitor["spec"], "podMetricsEndpoints": [endpoint]}}
+
+
+def metrics_secret(password: Any) -> Obj:
+    """The metrics user's credentials for Prometheus; the password may be a Pulumi secret output."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+            "metadata": {"name": METRICS_SECRET, "namespace": NAMESPACE,
+                         "labels": {"app.kubernetes.io/managed-by": "shipway"}},
+            "stringData": {"username": METRICS_USERNAME, "password": password}}
 
 
 def pull_secret(namespace_name: str, config_json: Any) -> Obj:
@@ -203,10 +214,13 @@ def docker_config_json(server: str, username: str, password: str) -> str:
                       sort_keys=True)
 
 
-def render(blueprint: Blueprint, htpasswd: Any) -> LayerRender:
-    """zot with its namespace, or nothing for an external registry (team pull secrets live with tenancy)."""
+def render(blueprint: Blueprint, htpasswd: Any, metrics_password: Any = "") -> LayerRender:
+    """zot with its namespace, or nothing for an external registry (team pull secrets live with tenancy).
+
+    metrics_password is the metrics identity's password (a Pulumi secret output on a stack).
+    """
     if isinstance(blueprint.registry, ZotRegistry):
-        return LayerRender(namespaces=[platform_namespace(NAMESPACE)],
+        return LayerRender(namespaces=[namespace(NAMESPACE)],
                            releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
-                           objects=[zot_service_monitor()])
+                           objects=[metrics_secret(metrics_password), zot_pod_monitor()])
     return LayerRender()

@@ -12,10 +12,11 @@ from shipway.render.common import (
     Obj,
     config_map,
     metadata,
-    platform_namespace,
+    namespace,
 )
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import Blueprint, Runtime
+from shipway.spec.model import MLSERVER_IMPLEMENTATIONS
 
 NAMESPACE = "argo-rollouts"
 KSERVE_NAMESPACE = "kserve"
@@ -79,11 +80,30 @@ def runtime_catalog(blueprint: Blueprint) -> Obj:
     return config_map(RUNTIME_CATALOG, NAMESPACE, data)
 
 
+# Where KServe's storage initializer puts a model, and the gRPC port its runtimes listen on
+# (kserve v0.17.1 config/runtimes/kserve-mlserver.yaml and kserve-tritonserver.yaml).
+KSERVE_MODEL_DIR = "/mnt/models"
+KSERVE_GRPC_PORT = 9000
+
+
+def _kserve_server(name: str, runtime: Runtime) -> Obj:
+    """How a catalog runtime's server starts under KServe: MLServer by environment, Triton by arguments."""
+    if name in MLSERVER_IMPLEMENTATIONS:
+        return {"env": [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": MLSERVER_IMPLEMENTATIONS[name]},
+                        {"name": "MLSERVER_HTTP_PORT", "value": str(runtime.port)},
+                        {"name": "MLSERVER_GRPC_PORT", "value": str(KSERVE_GRPC_PORT)}]}
+    if name == "triton":
+        return {"args": ["tritonserver", f"--model-store={KSERVE_MODEL_DIR}", f"--grpc-port={KSERVE_GRPC_PORT}",
+                         f"--http-port={runtime.port}", "--allow-grpc=true", "--allow-http=true"]}
+    return {}
+
+
 def cluster_serving_runtime(name: str, runtime: Runtime) -> Obj:
     """A KServe ClusterServingRuntime for one catalog runtime."""
     container: Obj = {
         "name": "kserve-container",
         "image": runtime.image,
+        **_kserve_server(name, runtime),
         "ports": [{"containerPort": runtime.port, "protocol": "TCP"}],
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
@@ -113,13 +133,13 @@ def kserve_releases() -> list[Release]:
 
 def render(blueprint: Blueprint) -> LayerRender:
     """Argo Rollouts, the runtime catalog, and KServe with its runtimes when enabled."""
-    layer = LayerRender(namespaces=[platform_namespace(NAMESPACE)])
+    layer = LayerRender(namespaces=[namespace(NAMESPACE)])
     if blueprint.serving.rollouts:
         layer.releases.append(Release("argo-rollouts", catalog.ARGO_ROLLOUTS, NAMESPACE, rollouts_values(blueprint)))
         layer.objects += analysis_templates(blueprint)
     layer.objects.append(runtime_catalog(blueprint))
     if blueprint.serving.kserve:
-        layer.namespaces.append(platform_namespace(KSERVE_NAMESPACE))
+        layer.namespaces.append(namespace(KSERVE_NAMESPACE))
         layer.releases += kserve_releases()
         layer.objects += [cluster_serving_runtime(name, runtime)
                           for name, runtime in sorted(blueprint.serving.runtime_catalog.items())

@@ -60,6 +60,10 @@ class RuntimeOptions(Spec):
         return value
 
 
+# The MLServer inference runtime class that serves each MLServer catalog runtime.
+MLSERVER_IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "xgboost": "mlserver_xgboost.XGBoostModel"}
+
+
 class MlserverRuntime(RuntimeOptions):
     """A tabular model served by MLServer from the catalog (sklearn or xgboost)."""
 

@@ -17,7 +17,7 @@ def test_every_release_uses_a_catalog_pin(each_blueprint):
 
 def test_oci_charts_are_referenced_by_full_ref():
     assert catalog.FAKE_GPU_OPERATOR.ref == "oci://ghcr.io/run-ai/fake-gpu-operator/fake-gpu-operator"
-    assert catalog.KSERVE.ref == "oci://ghcr.io/kserve/charts/kserve"
+    assert catalog.KSERVE.ref == "oci://ghcr.io/kserve/charts/kserve-resources"
 
 
 def test_http_chart_repositories_are_fetched_over_tls():

@@ -15,8 +15,11 @@ def test_kind_installs_fake_gpu_operator_with_a_topology_per_pool(kind_dev):
     assert resource.provider == "shipway-dev-cluster-provider-id"
     topology = release["values"]["topology"]
     assert topology["nodePoolLabelKey"] == gpu.SIMULATED_POOL_LABEL
-    assert topology["nodePools"] == {"gpu-small": {"gpuCount": 2, "gpuProduct": "NVIDIA-L4"},
-                                     "gpu-large": {"gpuCount": 1, "gpuProduct": "NVIDIA-A100-80GB"}}
+    # The chart's own default pool (Tesla K80s) is deleted; each pool declares its GPUs' memory in MiB.
+    assert topology["nodePools"] == {"default": None,
+                                     "gpu-small": {"gpuCount": 2, "gpuProduct": "NVIDIA-L4", "gpuMemory": 24 * 1024},
+                                     "gpu-large": {"gpuCount": 1, "gpuProduct": "NVIDIA-A100-80GB",
+                                                   "gpuMemory": 80 * 1024}}
     assert not {"gpu-operator", "nvidia-device-plugin"} & set(kind_dev.releases)
 
 
@@ -52,7 +55,10 @@ def test_gke_device_plugin_mode_leaves_the_plugin_to_gke(gke_prod):
     assert not [cm for cm in gke_prod.kind("ConfigMap") if cm["metadata"]["name"] == gpu.TIME_SLICING_CONFIG]
     dcgm = gke_prod.releases["dcgm-exporter"]["values"]
     assert dcgm["extraHostVolumes"] == [{"name": "nvidia-install-dir-host", "hostPath": gpu.GKE_NVIDIA_DIR}]
-    assert dcgm["extraVolumeMounts"][0]["mountPath"] == "/usr/local/nvidia"
+    # The list replaces the chart's: its counters-file mount is kept beside GKE's library mount.
+    assert dcgm["extraVolumeMounts"] == [*gpu.DCGM_EXPORTER_DEFAULT_MOUNTS,
+                                         {"name": "nvidia-install-dir-host", "mountPath": "/usr/local/nvidia",
+                                          "readOnly": True}]
     tolerations = [Toleration(**t) for t in dcgm["tolerations"]]
     assert all(any(t.tolerates(taint) for t in tolerations)
                for pool in gke_prod.blueprint.gpu_pools for taint in pool.effective_taints)

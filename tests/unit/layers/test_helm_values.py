@@ -49,12 +49,12 @@ DOCUMENTED: dict[str, set[str]] = {
         "prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues", "prometheus.prometheusSpec.resources",
         "alertmanager.config", "grafana.enabled", "grafana.sidecar.dashboards.enabled",
         "grafana.sidecar.dashboards.label", "grafana.sidecar.dashboards.labelValue",
-        "grafana.sidecar.dashboards.searchNamespace",
+        "grafana.sidecar.dashboards.searchNamespace", "prometheus-node-exporter.namespaceOverride",
         # Managed control planes (EKS, GKE): values.yaml gates each ServiceMonitor and its Down alert on these.
         "kubeControllerManager.enabled", "kubeScheduler.enabled", "kubeEtcd.enabled", "kubeProxy.enabled",
     },
     "gpu-operator": {
-        "operator.defaultRuntime", "driver.enabled", "toolkit.enabled", "daemonsets.tolerations",
+        "driver.enabled", "toolkit.enabled", "daemonsets.tolerations",
         "dcgmExporter.enabled", "dcgmExporter.serviceMonitor.enabled", "dcgmExporter.serviceMonitor.interval",
         "dcgmExporter.serviceMonitor.additionalLabels", "mig.strategy", "migManager.enabled",
         "devicePlugin.config.name", "devicePlugin.config.default",
@@ -71,15 +71,14 @@ DOCUMENTED: dict[str, set[str]] = {
     "zot": {
         "persistence", "pvc.create", "pvc.accessModes", "pvc.storage", "pvc.storageClassName", "service.type",
         "service.port", "service.nodePort", "mountConfig", "configFiles.[config.json]", "mountSecret",
-        "secretFiles.htpasswd", "ingress.enabled", "ingress.annotations", "metrics.enabled",
-        "metrics.serviceMonitor.enabled", "podSecurityContext", "securityContext", "resources",
+        "secretFiles.htpasswd", "serviceHeadless.enabled", "podSecurityContext", "securityContext", "resources",
     },
-    "fake-gpu-operator": {"topology.nodePoolLabelKey", "topology.nodePools", "statusExporter.serviceMonitor.enabled"},
+    "fake-gpu-operator": {"topology.nodePoolLabelKey", "topology.nodePools"},
     "cert-manager": {"crds.enabled", "config.apiVersion", "config.kind", "config.enableGatewayAPI"},
     "gateway-helm": set(),
     "external-dns": {"provider.name", "sources", "domainFilters", "policy", "registry", "txtOwnerId"},
     "kserve-crd": set(),
-    "kserve": {"kserve.controller.deploymentMode"},
+    "kserve-resources": {"kserve.controller.deploymentMode"},
     # aws/karpenter-provider-aws charts/karpenter/values.yaml at v1.14.1 (shared/charts/karpenter-1.14.1).
     "karpenter": {"serviceAccount.name", "settings.clusterName", "settings.interruptionQueue",
                   "controller.resources", "nodeSelector"},

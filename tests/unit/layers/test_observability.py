@@ -31,9 +31,10 @@ def test_every_service_monitor_and_rule_is_selected_by_the_stack(each_blueprint)
 
 
 def test_charts_that_cannot_label_their_monitors_get_shipway_ones(kind_dev):
-    assert kind_dev.releases["zot"]["values"]["metrics"]["serviceMonitor"]["enabled"] is False
-    assert kind_dev.releases["fake-gpu-operator"]["values"]["statusExporter"]["serviceMonitor"]["enabled"] is False
-    monitors = {sm["metadata"]["name"]: sm["spec"] for sm in kind_dev.kind("ServiceMonitor")}
+    assert "metrics" not in kind_dev.releases["zot"]["values"]
+    assert "statusExporter" not in kind_dev.releases["fake-gpu-operator"]["values"]
+    monitors = {sm["metadata"]["name"]: sm["spec"] for sm in [*kind_dev.kind("ServiceMonitor"),
+                                                              *kind_dev.kind("PodMonitor")]}
     assert monitors["shipway-zot"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "zot",
                                                                    "app.kubernetes.io/instance": "zot"}
     assert monitors["shipway-simulated-dcgm-exporter"]["endpoints"][0]["port"] == "gpu-metrics"

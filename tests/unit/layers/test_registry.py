@@ -15,7 +15,8 @@ from shipway.render import registry, tenancy
 def test_zot_is_sized_and_authenticated(eks_prod):
     values = eks_prod.releases["zot"]["values"]
     assert values["pvc"]["storage"] == "2Ti" and values["persistence"] is True
-    assert values["ingress"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "65536m"
+    assert "ingress" not in values  # the chart hard-codes the ingress off; its annotations changed nothing
+    assert values["serviceHeadless"] == {"enabled": True}  # the StatefulSet's required serviceName
     assert values["secretFiles"] == "<secret>" or values["secretFiles"]["htpasswd"] == "<secret>"
     config = json.loads(values["configFiles"]["config.json"])
     assert config["storage"]["dedupe"] is True
@@ -48,7 +49,7 @@ def test_each_team_reads_and_pushes_only_its_own_repositories(eks_prod):
 
 def test_every_identity_has_its_own_generated_password_and_random_salt(eks_prod):
     users = [identity.username for identity in registry.identities(eks_prod.blueprint)]
-    assert len(users) == 1 + 2 * len(eks_prod.blueprint.teams)
+    assert len(users) == 2 + 2 * len(eks_prod.blueprint.teams)  # the admin, the metrics reader, two per team
     salts = [r for r in eks_prod.of_type("random:index/randomBytes:RandomBytes")]
     assert sorted(r.name for r in salts) == sorted(f"shipway-prod-registry-{user}-salt" for user in users)
     assert {r.inputs["length"] for r in salts} == {registry.SALT_BYTES}
@@ -108,3 +109,18 @@ def test_each_team_namespace_gets_its_own_team_pull_identity():
                if o["kind"] == "Secret"]
     assert {s["metadata"]["namespace"]: s["stringData"][".dockerconfigjson"] for s in secrets} == {
         "a-prod": "CONFIG-A", "a-staging": "CONFIG-A", "b-prod": "CONFIG-B", "b-staging": "CONFIG-B"}
+
+
+def test_prometheus_reads_zot_metrics_as_its_own_user(eks_prod):
+    """zot refuses anonymous /metrics once htpasswd is on, unless accessControl.metrics names the reader
+    (zot v2.1.18 pkg/api/authz.go MetricsAuthzHandler; examples/config-metrics-authz.json)."""
+    config = json.loads(eks_prod.releases["zot"]["values"]["configFiles"]["config.json"])
+    assert config["http"]["accessControl"]["metrics"] == {"users": [registry.METRICS_USERNAME]}
+    [monitor] = [m for m in eks_prod.kind("PodMonitor") if m["metadata"]["name"] == "shipway-zot"]
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["basicAuth"]["username"] == {"name": registry.METRICS_SECRET, "key": "username"}
+    [secret] = [s for s in eks_prod.kind("Secret") if s["metadata"]["name"] == registry.METRICS_SECRET]
+    assert secret["metadata"]["namespace"] == monitor["metadata"]["namespace"] == registry.NAMESPACE
+    assert secret["stringData"] == "<secret>" or secret["stringData"]["password"] == "<secret>"
+    metrics_password = eks_prod.named(f"shipway-prod-registry-{registry.METRICS_USERNAME}-password")
+    assert metrics_password.type == "random:index/randomPassword:RandomPassword"
