@@ -338,16 +338,14 @@ def pod_security_findings(owned: list[Owned], exceptions: dict[str, tuple[str, s
     findings = []
     for who, item in identities(owned):
         for meta, spec in pod_templates(item.obj):
-            level = levels.get(who.namespace)
-            if level is None:
-                findings.append(Finding("pod-security", item.owner, str(who),
-                                        f"runs pods in namespace {who.namespace!r}, which the platform does not "
-                                        "create, so no Pod Security level is enforced there"))
-                continue
+            # A namespace the platform does not create (kube-system) is not the platform's to label; the
+            # platform's pods there are held to its default, restricted.
+            level = levels.get(who.namespace, "restricted")
             broken = violations(meta, spec, level)
             if broken:
+                enforces = "enforces" if who.namespace in levels else "is not the platform's, which holds its pods to"
                 findings.append(Finding("pod-security", item.owner, str(who),
-                                        f"namespace {who.namespace} enforces {level}, which refuses: "
+                                        f"namespace {who.namespace} {enforces} {level}, which refuses: "
                                         + "; ".join(broken)))
             need = required_level(meta, spec)
             if LEVELS.index(need) < LEVELS.index(needed.get(who.namespace, "restricted")):  # less restricted
