@@ -648,6 +648,10 @@ class PlatformSettings(Spec):
 # --- the blueprint ----------------------------------------------------------------------
 
 
+# redis-ha's Redis servers (and HAProxy pods) for Argo CD HA, one per node.
+REDIS_HA_NODES = 3
+
+
 class Blueprint(Spec):
     """A whole AI delivery platform."""
 
@@ -773,8 +777,23 @@ class Blueprint(Spec):
         if self.gitops.enabled and not self.gitops.repo_url:
             problems.append(Located(("gitops", "repoUrl"), "gitops is enabled but has no repoUrl",
                                     "set gitops.repoUrl to the GitOps repo, or gitops.enabled: false"))
+        problems += self._gitops_ha_rules()
         raise_all(problems)
         return self
+
+    def _gitops_ha_rules(self) -> list[Located]:
+        # Argo CD HA runs redis-ha: 3 Redis servers and 3 HAProxy pods, each with required anti-affinity
+        # (argo-cd 10.1.1 charts/redis-ha values.yaml hardAntiAffinity: true), on nodes without taints.
+        if not (self.gitops.enabled and self.gitops_high_availability) or self.cluster.kind not in ("eks", "gke"):
+            return []
+        untainted = [(index, pool) for index, pool in enumerate(self.node_pools) if not pool.effective_taints]
+        floor = sum(pool.min_size for _, pool in untainted)
+        if floor >= REDIS_HA_NODES:
+            return []
+        where = ("nodePools", untainted[0][0], "minSize") if untainted else ("nodePools",)
+        return [Located(where, f"Argo CD runs highly available, whose redis-ha needs {REDIS_HA_NODES} nodes without "
+                               f"taints, and the pools without taints start with {floor}",
+                        f"raise the system pool's minSize to {REDIS_HA_NODES}, or set gitops.highAvailability: false")]
 
     def _cluster_rules(self) -> list[Located]:
         problems = []

@@ -151,3 +151,30 @@ def test_the_examples_render_completely(example_findings: tuple[SynthResult, lis
     if not result.charts.complete:
         # Then the pod-security check cannot tell whether each exception is needed: some pods are unknown.
         pytest.skip(f"the chart cache cannot render: {'; '.join(str(a) for _, a in result.charts.absent)}")
+
+
+def test_argo_cd_ha_needs_three_untainted_nodes_and_a_blueprint_with_fewer_is_refused(chart_cache: Path,
+                                                                                     tmp_path: Path) -> None:
+    """redis-ha's servers and HAProxy pods each require a node of their own: gke-prod's system pool once
+    started at 2 nodes, so one Redis server never scheduled."""
+    from shipway.errors import SpecError
+    from shipway.spec import load_blueprint
+    from shipway.spec.blueprint import REDIS_HA_NODES
+
+    argo = _render(chart_cache, "argo-cd-10.1.1", ReleaseInput("gitops", "argo-cd", "argo-cd", "10.1.1", "", "argocd",
+                                                               {"redis-ha": {"enabled": True}}))
+    spread = [obj for obj in argo.objects() if obj.get("kind") in ("StatefulSet", "Deployment")
+              and "redis-ha" in obj["metadata"]["name"]]
+    assert len(spread) == 2
+    for workload in spread:
+        required = workload["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]
+        assert workload["spec"]["replicas"] == REDIS_HA_NODES
+        assert {term["topologyKey"] for term in required} == {"kubernetes.io/hostname"}
+    root = Path(__file__).resolve().parents[3]
+    gke = load_blueprint(root / "blueprints" / "gke-prod.yaml")
+    assert sum(pool.min_size for pool in gke.node_pools if not pool.effective_taints) >= REDIS_HA_NODES
+    two = tmp_path / "gke-two.yaml"
+    two.write_text((root / "blueprints" / "gke-prod.yaml").read_text().replace("    minSize: 3\n", "    minSize: 2\n", 1))
+    with pytest.raises(SpecError, match="redis-ha needs 3 nodes without taints"):
+        load_blueprint(two)
