@@ -18,7 +18,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from shipway.artifacts.layout import MARKER_FILE, is_digest
 from shipway.artifacts.locking import exclusive, remove, try_exclusive
@@ -70,27 +70,44 @@ class NodeCache:
         Returns whether it was downloaded. Waits while another process downloads the same blob.
         """
         blob = self.blob_path(digest)
-        hex_digest = blob.name
-        with exclusive(self.locks / f"{hex_digest}.lock"):
-            for leftover in self.incoming.glob(f"{hex_digest}.*"):
-                remove(leftover)
-            downloaded = False
-            if not self.has(digest, size):
-                remove(blob)
-                self.make_room(size)
-                incoming = self.incoming / f"{hex_digest}.{secrets.token_hex(4)}"
-                try:
-                    client.pull_blob(reference, digest, size, incoming, done)
-                    incoming.chmod(0o444)
-                    incoming.rename(blob)
-                except BaseException:
-                    remove(incoming)
-                    raise
-                downloaded = True
-            else:
-                done(size)
+        with exclusive(self.locks / f"{blob.name}.lock"):
+            downloaded = self._ensure(client, reference, digest, size, done)
             _link_or_copy(blob, target)
         return downloaded
+
+    def open_blob(self, client: RegistryClient, reference: Reference, digest: str, size: int,
+                  done: BytesDone) -> tuple[BinaryIO, bool]:
+        """The verified blob opened for reading, downloaded into the cache first if need be; and whether it was.
+
+        Opened under the blob's lock, so eviction may unlink it afterwards without cutting a reader short.
+        Serving it counts as a use for least-recently-used eviction.
+        """
+        blob = self.blob_path(digest)
+        with exclusive(self.locks / f"{blob.name}.lock"):
+            downloaded = self._ensure(client, reference, digest, size, done)
+            os.utime(blob)
+            return blob.open("rb"), downloaded
+
+    def _ensure(self, client: RegistryClient, reference: Reference, digest: str, size: int,
+                done: BytesDone) -> bool:
+        """With the blob's lock held: download and verify it unless the cache has it; whether it downloaded."""
+        blob = self.blob_path(digest)
+        for leftover in self.incoming.glob(f"{blob.name}.*"):
+            remove(leftover)
+        if self.has(digest, size):
+            done(size)
+            return False
+        remove(blob)
+        self.make_room(size)
+        incoming = self.incoming / f"{blob.name}.{secrets.token_hex(4)}"
+        try:
+            client.pull_blob(reference, digest, size, incoming, done)
+            incoming.chmod(0o444)
+            incoming.rename(blob)
+        except BaseException:
+            remove(incoming)
+            raise
+        return True
 
     def touch(self, model: Path) -> None:
         """Record that a model was just used, for least-recently-used eviction."""
@@ -114,7 +131,7 @@ class NodeCache:
             used = self.size()
             if used + incoming <= self.max_bytes:
                 return
-            used -= self._drop_unused_blobs()
+            used -= self._drop_unused_blobs(used + incoming - self.max_bytes)
             now = time.time()
             for model in sorted(self._models(), key=_last_used):
                 if used + incoming <= self.max_bytes:
@@ -124,18 +141,21 @@ class NodeCache:
                 with try_exclusive(self.models / f".{model.name}.lock") as free:
                     if free:
                         remove(model)
-                used = self.size() - self._drop_unused_blobs()
+                used = self.size()
+                used -= self._drop_unused_blobs(used + incoming - self.max_bytes)
 
     def _models(self) -> Iterator[Path]:
         return (path for path in self.models.iterdir() if path.is_dir() and not path.name.startswith("."))
 
-    def _drop_unused_blobs(self) -> int:
-        """Remove blobs no model links to and no pull is placing; the bytes freed."""
+    def _drop_unused_blobs(self, excess: int) -> int:
+        """Remove blobs no model links to and no pull is placing, least recently used first, until `excess`
+        bytes are freed (the node cache service serves blobs without linking them); the bytes freed."""
         freed = 0
-        for blob in list(self.blobs.iterdir()):
-            info = blob.lstat()
-            if info.st_nlink > 1:
-                continue
+        unused = [(blob, info) for blob in list(self.blobs.iterdir())
+                  if (info := blob.lstat()).st_nlink == 1]
+        for blob, info in sorted(unused, key=lambda item: item[1].st_mtime):
+            if freed >= excess:
+                break
             with try_exclusive(self.locks / f"{blob.name}.lock") as free:
                 if free:
                     blob.unlink(missing_ok=True)

@@ -133,3 +133,26 @@ def test_a_model_a_pull_is_using_is_not_evicted(tmp_path: Path) -> None:
     with exclusive(cache.models / ".sha256-busy.lock"):
         _fetch(cache, client, blobs[2], tmp_path / "pod")
     assert busy.exists() and not idle.exists()
+
+
+def test_blobs_the_node_cache_service_serves_are_evicted_least_recently_served_first(tmp_path: Path) -> None:
+    """The service serves blobs without linking them into models: eviction among them is by last use, and only
+    as many go as the incoming blob needs."""
+    blobs = [os.urandom(100 << 10) for _ in range(3)]
+    cache = NodeCache(tmp_path / "cache", 350 << 10)
+    client = _Client({_digest(data): data for data in blobs + [os.urandom(1)]})
+    for age, data in zip((300, 100, 200), blobs):
+        handle, downloaded = cache.open_blob(client, None, _digest(data), len(data), lambda _: None)  # type: ignore[arg-type]
+        with handle:
+            assert downloaded and handle.read() == data
+        os.utime(cache.blob_path(_digest(data)), (time.time() - age,) * 2)
+    # The third blob is served again: it becomes the most recent, without a download.
+    handle, downloaded = cache.open_blob(client, None, _digest(blobs[2]), len(blobs[2]), lambda _: None)  # type: ignore[arg-type]
+    handle.close()
+    assert not downloaded
+    incoming = os.urandom(100 << 10)
+    client.blobs[_digest(incoming)] = incoming
+    cache.open_blob(client, None, _digest(incoming), len(incoming), lambda _: None)[0].close()  # type: ignore[arg-type]
+    assert not cache.has(_digest(blobs[0]), len(blobs[0]))
+    assert cache.has(_digest(blobs[1]), len(blobs[1])) and cache.has(_digest(blobs[2]), len(blobs[2]))
+    assert cache.size() <= cache.max_bytes
