@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from shipway import __version__
-from shipway.cli import _spine, artifacts, delivery, doctor, dora, gate, images, readiness, retrain, sidecar, template
+from shipway.cli import _spine, artifacts, charts, delivery, doctor, dora, gate, images, readiness, retrain, sidecar, template
 
 app = typer.Typer(
     name="shipway",
@@ -38,6 +38,7 @@ def _root(
 
 # Registration order is the order `shipway --help` lists: platform first, then a model's road.
 _spine.register(app)
+charts.register(app)
 doctor.register(app)
 readiness.register(app)
 template.register(app)
