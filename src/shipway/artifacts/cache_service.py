@@ -28,11 +28,11 @@ from aiohttp import web
 from shipway.artifacts.auth import Credentials
 from shipway.artifacts.cache import NodeCache
 from shipway.artifacts.errors import ArtifactError, AuthError, RegistryUnavailableError
-from shipway.artifacts.layout import Reference, is_digest
+from shipway.artifacts.layout import NODE_CACHE_PORT, Reference, is_digest
 from shipway.artifacts.registry import RegistryClient, RetryPolicy
 from shipway.artifacts.transfer import TransferLimits
 
-PORT = 5080
+PORT = NODE_CACHE_PORT
 REALM = 'Basic realm="shipway-node-cache"'
 READ_BYTES = 4 * 2**20
 # Blocking work (registry calls, lock waits, disk reads) runs on these threads; waiters on one blob's lock

@@ -322,12 +322,16 @@ def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
     ref = artifact_reference(spec, profile)
     registry = profile.get("registry", {})
     # The in-cluster zot serves plain HTTP on its cluster-local address.
-    plain_http = registry.get("type") == "zot" and ref.removeprefix("oci://").startswith(f"{registry.get('url')}/")
+    platform_registry = ref.removeprefix("oci://").startswith(f"{registry.get('url')}/")
+    plain_http = registry.get("type") == "zot" and platform_registry
     auth_secret = registry_auth_secret(spec, profile)
+    # The node cache serves the platform's registry only; an artifact elsewhere is pulled from its registry.
+    node_cache = registry.get("nodeCache") if platform_registry else None
     container: Obj = dict(init_container(ref, shipway_image(profile), mount_path=MODEL_MOUNT, volume_name="model",
                                          plain_http=plain_http,
                                          credentials_secret=spec.artifact_credentials_secret,
-                                         docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None))
+                                         docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None,
+                                         node_cache=node_cache))
     # No blob larger than the model volume is even started: the volume's sizeLimit is the cap.
     container["command"] = [*container["command"], "--max-blob-size", spec.resources.model_storage]
     container["env"] = [*container.get("env", []), {"name": "HOME", "value": "/tmp"}]

@@ -67,6 +67,9 @@ POD_SECURITY_EXCEPTIONS: dict[str, tuple[str, str]] = {
                                    "feature discovery mount host paths, and some run privileged or add SYS_ADMIN"),
     "node-exporter": ("privileged", "node-exporter reads the host's /proc, /sys and / through hostPath, "
                                     "with hostNetwork and hostPID"),
+    "shipway-cache": ("privileged", "the node model cache owns a hostPath folder on each node (baseline forbids "
+                                    "host paths); it serves non-root with a read-only root and no capabilities, "
+                                    "after one step as root with CHOWN alone hands it the folder"),
 }
 
 

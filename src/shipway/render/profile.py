@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shipway import catalog
-from shipway.render import gateway, observability, registry, serving, tenancy
+from shipway.render import gateway, node_cache, observability, registry, serving, tenancy
 from shipway.render.common import Obj
 from shipway.spec.blueprint import Blueprint
 
@@ -31,6 +31,9 @@ def platform_profile(blueprint: Blueprint) -> Obj:
     slo = blueprint.observability.slo
     registry_profile: Obj = {"url": registry.url(blueprint), "type": blueprint.registry.type,
                              "pullSecret": registry.PULL_SECRET}
+    if node_cache.enabled(blueprint):
+        # Init containers ask their node's cache first for blobs of this registry's artifacts.
+        registry_profile["nodeCache"] = node_cache.url()
     if blueprint.gateway.enabled and blueprint.registry.type == "zot":
         # CI pushes over TLS through the Gateway; pods keep pulling in-cluster from `url`.
         registry_profile["pushUrl"] = blueprint.registry_host

@@ -215,12 +215,16 @@ def docker_config_json(server: str, username: str, password: str) -> str:
 
 
 def render(blueprint: Blueprint, htpasswd: Any, metrics_password: Any = "") -> LayerRender:
-    """zot with its namespace, or nothing for an external registry (team pull secrets live with tenancy).
+    """zot with its namespace (for an external registry, nothing of its own: team pull secrets live with
+    tenancy), and the node model cache unless the blueprint turns it off.
 
     metrics_password is the metrics identity's password (a Pulumi secret output on a stack).
     """
+    from shipway.render import node_cache
+
+    namespaces, objects = node_cache.render(blueprint)
     if isinstance(blueprint.registry, ZotRegistry):
-        return LayerRender(namespaces=[namespace(NAMESPACE)],
+        return LayerRender(namespaces=[namespace(NAMESPACE), *namespaces],
                            releases=[Release(RELEASE, catalog.ZOT, NAMESPACE, zot_values(blueprint, htpasswd))],
-                           objects=[metrics_secret(metrics_password), zot_pod_monitor()])
-    return LayerRender()
+                           objects=[metrics_secret(metrics_password), zot_pod_monitor(), *objects])
+    return LayerRender(namespaces=namespaces, objects=objects)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.render import gateway, gpu, observability, registry, retrain
+from shipway.render import gateway, gpu, node_cache, observability, registry, retrain
 from shipway.render.common import Obj, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import (
@@ -105,8 +105,10 @@ def external_registry_port(blueprint: Blueprint) -> int | None:
     return int(host.rpartition(":")[2]) if ":" in host else HTTPS_PORT
 
 
-def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool = True) -> list[Obj]:
-    """Default deny, then DNS and the registry out, Prometheus and the gateway in, and traffic inside.
+def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool = True,
+                     node_cache_on: bool = False) -> list[Obj]:
+    """Default deny, then DNS and the registry (and the node cache) out, Prometheus and the gateway in, and
+    traffic inside.
 
     The gateway's proxies (in its namespace) reach model servers on the sidecar's serving port only.
     With an external registry (`registry_port` set), the init container's pull also needs egress on that
@@ -123,6 +125,12 @@ def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool
                         "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}],
         }),
     ]
+    if node_cache_on:
+        policies.append(policy("allow-node-cache", {
+            "podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [_from_namespace(node_cache.NAMESPACE)],
+                        "ports": [{"protocol": "TCP", "port": node_cache.PORT}]}],
+        }))
     if gateway_on:
         # Only the serving port: the sidecar's feedback port (labels, which move a canary's fate) is
         # reached from the team's own namespace alone, through allow-same-namespace.
@@ -162,7 +170,10 @@ class PlatformFlows:
     ingress_namespaces: tuple[str, ...] = ()
     ingress_from_teams: bool = False
     ingress_from_anywhere: bool = False
+    ingress_from_gateway: bool = True
     webhook_port: int | None = None
+    # The registry's port: zot's namespace on it, or an external registry's address outside the private ranges.
+    registry_out: int | None = None
 
 
 # Envoy Gateway runs each listener port below 1024 on container port +10000 (80 -> 10080, 443 -> 10443).
@@ -189,6 +200,7 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
         # mirror reaches zot's NodePort from node addresses. zot itself calls nothing.
         flows.append(PlatformFlows(registry.NAMESPACE, kube_api=False, ingress_ports=(registry.SERVICE_PORT,),
                                    ingress_from_teams=True,
+                                   ingress_namespaces=(node_cache.NAMESPACE,) if node_cache.enabled(blueprint) else (),
                                    ingress_from_anywhere=blueprint.cluster.kind == "kind"))
     if blueprint.gitops.enabled:
         flows.append(PlatformFlows(gitops.NAMESPACE, https_out=True, ssh_out=True, ingress_ports=(8080,)))
@@ -207,6 +219,11 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
             flows.append(PlatformFlows(gateway.EXTERNAL_DNS_NAMESPACE, https_out=True))
     if blueprint.serving.kserve:
         flows.append(PlatformFlows(serving.KSERVE_NAMESPACE, webhook_port=WEBHOOK_PORTS["kserve"]))
+    if node_cache.enabled(blueprint):
+        # Team pods ask their node's cache for blobs; the cache asks the registry, and calls nothing else.
+        flows.append(PlatformFlows(node_cache.NAMESPACE, kube_api=False, ingress_ports=(node_cache.PORT,),
+                                   ingress_from_teams=True, ingress_from_gateway=False,
+                                   registry_out=external_registry_port(blueprint) or registry.SERVICE_PORT))
     flows.append(gpu_flows(blueprint))
     return flows
 
@@ -249,13 +266,16 @@ def platform_network_policies(blueprint: Blueprint) -> list[Obj]:
                            "ports": [{"protocol": "TCP", "port": port} for port in (9100, 10249, 10250)]})
         if flows.egress_namespaces:
             egress.append({"to": [_from_namespace(name) for name in flows.egress_namespaces]})
+        if flows.registry_out is not None:
+            target = outside if isinstance(blueprint.registry, ExternalRegistry) else _from_namespace(registry.NAMESPACE)
+            egress.append({"to": [target], "ports": [{"protocol": "TCP", "port": flows.registry_out}]})
         if flows.egress_to_teams:
             egress.append({"to": [TEAM_NAMESPACES],
                            "ports": [{"protocol": "TCP", "port": p} for p in flows.egress_to_teams]})
         if flows.ingress_ports:
             # The gateway's proxies are the one way in from outside the cluster.
             sources = [_from_namespace(name) for name in flows.ingress_namespaces]
-            if blueprint.gateway.enabled:
+            if blueprint.gateway.enabled and flows.ingress_from_gateway:
                 sources.append(_from_namespace(gateway.NAMESPACE))
             if flows.ingress_from_teams:
                 sources.append(TEAM_NAMESPACES)
@@ -350,7 +370,8 @@ def render(blueprint: Blueprint, registry_configs: Mapping[str, Any] | None = No
             layer.namespaces.append(namespace(ns, {"shipway.dev/team": team.name, "shipway.dev/environment": env}))
             layer.objects.append(resource_quota(team, ns, resources))
             layer.objects.append(limit_range(ns))
-            layer.objects += network_policies(ns, registry_port, blueprint.gateway.enabled)
+            layer.objects += network_policies(ns, registry_port, blueprint.gateway.enabled,
+                                              node_cache.enabled(blueprint))
             layer.objects += rbac(team, ns)
             if observability.retraining_enabled(blueprint):
                 layer.objects += retrain.team_access(ns, observability.NAMESPACE)

@@ -355,7 +355,24 @@ class GpuStack(Spec):
 # --- registry ---------------------------------------------------------------------------
 
 
-class ZotRegistry(Spec):
+class NodeCache(Spec):
+    """The per-node model cache: a platform DaemonSet owning a host folder that model pods pull blobs through."""
+
+    enabled: bool = Field(True, description=(
+        "Run the node cache: a pod whose artifact's blobs are already on its node starts without downloading "
+        "them, and pods on one node download a blob once. Off: every pod pulls from the registry."))
+    max_size: Quantity = Field("100Gi", description=(
+        "Bytes the cache may hold on each node; least recently served blobs are evicted beyond it. Leave the "
+        "node's disk room for images and pods."))
+    path: str = Field("/var/lib/shipway/model-cache", pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", description=(
+        "The host folder on each node; only the node cache's own pods mount it."))
+
+
+class _RegistryBase(Spec):
+    node_cache: NodeCache = Field(default_factory=NodeCache, description="The per-node model cache.")
+
+
+class ZotRegistry(_RegistryBase):
     """The in-cluster zot registry for images and model artifacts."""
 
     type: Literal["zot"] = Field(description="Registry variant.")
@@ -368,7 +385,7 @@ class ZotRegistry(Spec):
     values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's.")
 
 
-class ExternalRegistry(Spec):
+class ExternalRegistry(_RegistryBase):
     """A registry outside the cluster (ECR, Artifact Registry, Harbor)."""
 
     type: Literal["external"] = Field(description="Registry variant.")

@@ -11,6 +11,7 @@ from delivery_cases import CASES, model, profile_of
 from shipway.artifacts.layout import init_container_args
 from shipway.delivery.errors import RenderRefused
 from shipway.delivery.render import REGISTRY_AUTH_MOUNT, REGISTRY_AUTH_VOLUME, render
+from shipway.render import node_cache
 from shipway.render.registry import PULL_SECRET
 from shipway.spec.model import ModelSpec
 
@@ -75,7 +76,8 @@ def test_the_init_container_is_the_artifact_layouts_pull_with_digest_checks(kind
     fetch = _pod("canary-sklearn")["initContainers"][0]
     ref = "oci://zot.shipway-registry.svc.cluster.local:5000/fraud/churn:1.2.0"
     assert fetch["command"] == [*init_container_args(ref, "/models", "model", plain_http=True,
-                                                     docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json"),
+                                                     docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json",
+                                                     node_cache=node_cache.url()),
                                 "--max-blob-size", "10Gi"]
     assert {"name": "model", "mountPath": "/models"} in fetch["volumeMounts"]
     model_volume = next(v for v in _pod("canary-sklearn")["volumes"] if v["name"] == "model")
@@ -377,3 +379,28 @@ def test_an_autoscaled_rollout_leaves_the_replica_count_to_the_autoscaler(case: 
         assert autoscalers[0]["spec"]["minReplicas"] == model(case).replicas.min
     else:
         assert rollout["replicas"] == model(case).replicas.min
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_model_pods_ask_their_nodes_cache_and_stay_restricted_without_the_host(case: str) -> None:
+    """The node cache reaches model pods over the network: their pods never mount a host path, and every
+    pod template passes Pod Security restricted (kubernetes/pod-security-admission's checks)."""
+    from shipway.charts.pod_security import violations
+
+    blueprint, _, _ = CASES[case]
+    assert profile_of(blueprint)["registry"]["nodeCache"] == node_cache.url()
+    pod = _pod(case)
+    command = pod["initContainers"][0]["command"]
+    assert command[command.index("--node-cache") + 1] == node_cache.url()
+    for obj in _objects(case):
+        template = obj.get("spec", {}).get("template")
+        if template:
+            assert violations(template.get("metadata", {}), template["spec"], "restricted") == []
+            assert not any("hostPath" in volume for volume in template["spec"].get("volumes", []))
+
+
+def test_an_artifact_on_another_registry_is_not_asked_of_the_node_cache(kind_profile: dict) -> None:
+    """The cache serves the platform's registry only; it would refuse (404) anything else."""
+    spec = _spec("canary-sklearn", artifact="oci://elsewhere.example.com/fraud/churn")
+    pod = render(spec, kind_profile, "staging")[0]["spec"]["template"]["spec"]
+    assert "--node-cache" not in pod["initContainers"][0]["command"]
