@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pulumi
@@ -25,6 +26,20 @@ def secret_keys(blueprint: Blueprint) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def optional_secret_keys(blueprint: Blueprint) -> set[str]:
+    """The secret keys the program can do without: a local kubeconfig, a generated password, a public repo."""
+    optional = {"kubeconfig", "registryPassword"}
+    if blueprint.gitops.enabled and blueprint.gitops.credentials_secret:
+        optional.add(blueprint.gitops.credentials_secret)
+    return optional
+
+
+def missing_secrets(blueprint: Blueprint, given: Collection[str]) -> list[str]:
+    """The secret keys the blueprint needs, have no default, and the stack config lacks."""
+    optional = optional_secret_keys(blueprint)
+    return [key for key in secret_keys(blueprint) if key not in optional and key not in given]
+
+
 def resolve_blueprint_path(value: str, start: Path | None = None) -> Path:
     """A blueprint path from stack config, relative to the Pulumi project root."""
     path = Path(value)
@@ -46,10 +61,11 @@ def stack_program() -> Platform:
         value = config.get_secret(key)
         if value is not None:
             secrets[key] = value
-    missing = [receiver.secret for receiver in blueprint.observability.receivers if receiver.secret not in secrets]
+    # Checked before anything is created: a layer would otherwise fail half way with a KeyError.
+    missing = missing_secrets(blueprint, secrets)
     if missing:
         raise pulumi.RunError(
-            f"stack config lacks secrets the blueprint's receivers need: {', '.join(missing)}; "
+            f"stack config lacks secrets the blueprint needs (receivers, retraining tokens): {', '.join(missing)}; "
             f"set each with `pulumi config set --secret {CONFIG_NAMESPACE}:<key> <value>`")
     platform = Platform(blueprint.metadata.name, PlatformArgs(blueprint, secrets))
     pulumi.export("profile", platform.profile)

@@ -175,3 +175,33 @@ def test_releases_in_a_layer_wait_for_the_ones_before_them(tmp_path: Path) -> No
             reached.add(urn)
             frontier += by_urn[urn].dependencies
     assert cert_manager.urn in reached
+
+
+def test_a_missing_retraining_token_is_refused_with_the_config_hint_before_anything_is_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 1.2: the observability layer indexed args.secrets[key] and `pulumi up` died with KeyError."""
+    import shipway.platform.program as program
+    import shipway.platform.synth as synth_module
+    from shipway.errors import ShipwayError
+
+    text = (ROOT / "blueprints" / "kind-dev.yaml").read_text(encoding="utf-8")
+    blueprint = tmp_path / "kind-dev.yaml"
+    blueprint.write_text(text + "observability:\n  retraining:\n    githubTokenSecret: githubToken\n",
+                         encoding="utf-8")
+    # The synth placeholder config fills every secret; a new stack has set none of the retraining ones.
+    placeholder = synth_module._placeholder_config
+    monkeypatch.setattr(synth_module, "_placeholder_config", lambda path, bp: {
+        key: value for key, value in placeholder(path, bp).items() if key != "shipway:githubToken"})
+    built: list[str] = []
+    monkeypatch.setattr(program, "Platform", lambda name, args: built.append(name))
+    with pytest.raises(ShipwayError) as refused:
+        run_program(blueprint)
+    message = str(refused.value)
+    assert "githubToken" in message and "pulumi config set --secret shipway:<key>" in message
+    assert "KeyError" not in message
+    assert built == []  # refused before the Platform (and so any resource) was created
+    # With the placeholder config `shipway synth` still runs the program to the end.
+    monkeypatch.setattr(synth_module, "_placeholder_config", placeholder)
+    with pytest.raises(ShipwayError, match="has no attribute 'profile'"):
+        run_program(blueprint)  # the stand-in Platform has no outputs to export: the check let it through
+    assert len(built) == 1
