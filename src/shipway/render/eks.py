@@ -66,40 +66,80 @@ def ebs_csi_pod_identity(role_arn: Any) -> list[Obj]:
     return [{"role_arn": role_arn, "service_account": EBS_CSI_SERVICE_ACCOUNT}]
 
 
+def partition(region: str) -> str:
+    """The AWS partition a region belongs to, as ARNs spell it."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
 def karpenter_controller_policy(blueprint: Blueprint, node_role_arn: Any, queue_arn: Any) -> Obj:
     """What Karpenter's controller may do: launch and end its own instances, pass its node role, read prices,
-    manage its instance profiles, describe the cluster and drain its interruption queue."""
+    manage its instance profiles, describe the cluster and drain its interruption queue.
+
+    "Its own" is what it tagged when creating them: creation calls must carry this cluster's `owned` tag and a
+    NodePool tag, tags may be written only as part of those calls (ec2:CreateAction) or, on its own instances,
+    only the NodeClaim and Name tags, so no existing instance can be made to look like Karpenter's and then
+    terminated.
+    """
     cluster = blueprint.cluster
     assert isinstance(cluster, EksCluster)
-    name = blueprint.metadata.name
-    owned = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{name}": "owned"}}
+    name, region = blueprint.metadata.name, cluster.region
+    ec2 = f"arn:{partition(region)}:ec2:{region}"
+    cluster_tag = f"kubernetes.io/cluster/{name}"
+
+    def tagged(kind: str) -> Obj:  # kind: RequestTag (tags the call sets) or ResourceTag (tags it already has)
+        return {"StringEquals": {f"aws:{kind}/{cluster_tag}": "owned"},
+                "StringLike": {f"aws:{kind}/karpenter.sh/nodepool": "*"}}
+
+    created = [f"{ec2}:*:{kind}/*" for kind in ("fleet", "instance", "volume", "network-interface",
+                                                 "launch-template")]
+    launch_tagged = tagged("RequestTag")
+    tag_on_create = tagged("RequestTag")
+    tag_on_create["StringEquals"]["ec2:CreateAction"] = ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]
+    tag_own_instances = tagged("ResourceTag")
+    tag_own_instances["ForAllValues:StringEquals"] = {"aws:TagKeys": ["karpenter.sh/nodeclaim", "Name"]}
+    owned = {"StringEquals": {f"aws:ResourceTag/{cluster_tag}": "owned"}}
     return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Launch", "Effect": "Allow",
-         "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags"],
-         "Resource": "*"},
-        {"Sid": "EndOwnInstances", "Effect": "Allow",
-         "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"], "Resource": "*",
-         "Condition": {"StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}, **owned}},
+        {"Sid": "LaunchFromSharedResources", "Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+         "Resource": [f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:spot-instances-request/*",
+                      f"{ec2}:*:security-group/*", f"{ec2}:*:subnet/*", f"{ec2}:*:launch-template/*"]},
+        {"Sid": "LaunchTagged", "Effect": "Allow",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"], "Resource": created,
+         "Condition": launch_tagged},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": created,
+         "Condition": tag_on_create},
+        {"Sid": "TagOwnInstances", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": f"{ec2}:*:instance/*",
+         "Condition": tag_own_instances},
+        {"Sid": "EndOwnInstances", "Effect": "Allow", "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+         "Resource": [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"], "Condition": tagged("ResourceTag")},
         {"Sid": "Discover", "Effect": "Allow",
          "Action": ["ec2:DescribeAvailabilityZones", "ec2:DescribeCapacityReservations", "ec2:DescribeImages",
                     "ec2:DescribeInstances", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
                     "ec2:DescribeLaunchTemplates", "ec2:DescribeSecurityGroups", "ec2:DescribeSpotPriceHistory",
-                    "ec2:DescribeSubnets", "pricing:GetProducts", "ssm:GetParameter"],
-         "Resource": "*"},
+                    "ec2:DescribeSubnets"],
+         "Resource": "*", "Condition": {"StringEquals": {"aws:RequestedRegion": region}}},
+        {"Sid": "ReadPrices", "Effect": "Allow", "Action": "pricing:GetProducts", "Resource": "*"},
+        {"Sid": "ReadAmiParameters", "Effect": "Allow", "Action": "ssm:GetParameter",
+         "Resource": f"arn:{partition(region)}:ssm:{region}::parameter/aws/service/*"},
         {"Sid": "PassNodeRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": node_role_arn,
          "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
         {"Sid": "ReadInstanceProfiles", "Effect": "Allow",
          "Action": ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"], "Resource": "*"},
-        {"Sid": "CreateOwnInstanceProfiles", "Effect": "Allow",
-         "Action": ["iam:CreateInstanceProfile", "iam:TagInstanceProfile"], "Resource": "*",
-         "Condition": {"StringEquals": {f"aws:RequestTag/kubernetes.io/cluster/{name}": "owned"}}},
+        {"Sid": "CreateOwnInstanceProfiles", "Effect": "Allow", "Action": "iam:CreateInstanceProfile",
+         "Resource": "*", "Condition": {"StringEquals": {f"aws:RequestTag/{cluster_tag}": "owned"}}},
+        # Tagging needs the profile to be this cluster's already, so no other profile can be claimed.
+        {"Sid": "TagOwnInstanceProfiles", "Effect": "Allow", "Action": "iam:TagInstanceProfile", "Resource": "*",
+         "Condition": {"StringEquals": {f"aws:ResourceTag/{cluster_tag}": "owned",
+                                        f"aws:RequestTag/{cluster_tag}": "owned"}}},
         {"Sid": "ManageOwnInstanceProfiles", "Effect": "Allow",
          "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
          "Resource": "*", "Condition": owned},
         {"Sid": "DescribeCluster", "Effect": "Allow", "Action": "eks:DescribeCluster",
-         "Resource": f"arn:aws:eks:{cluster.region}:*:cluster/{name}"},
+         "Resource": f"arn:{partition(region)}:eks:{region}:*:cluster/{name}"},
         {"Sid": "Interruptions", "Effect": "Allow",
-         "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], "Resource": queue_arn},
+         "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+         "Resource": queue_arn},
     ]}
 
 
