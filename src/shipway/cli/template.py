@@ -20,7 +20,7 @@ _PACKAGE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DESCRIPTION = re.compile(r"^[A-Za-z0-9 .,;:()_/'-]{1,200}$")
 # The same rule as the template's pre_gen hook: an OCI registry host, optionally with a path prefix.
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
-DEFAULT_REGISTRY = "registry.example.com/models"
+DEFAULT_REGISTRY = "registry.example.com"
 # A version or version specifier, e.g. 0.1.0, ==0.1.0, >=0.1,<0.2.
 _VERSION = re.compile(r"^(?:(?:==|>=|<=|~=|!=|<|>)?[0-9][0-9A-Za-z.+!*-]*,?)+$")
 
@@ -85,7 +85,7 @@ def _check(name: str, team: str, package: str, description: str, runtime: str, r
         raise TemplateInputError("--description may hold only letters, digits, spaces and . , ; : ( ) _ / ' -")
     if not _REGISTRY.match(registry):
         raise TemplateInputError(f"--registry {registry!r} is not an OCI registry and path prefix, "
-                                 "e.g. registry.example.com/models")
+                                 "e.g. registry.example.com or registry.example.com/team-prefix")
     for field, value, allowed in (("runtime", runtime, RUNTIMES), ("rollout", rollout, ROLLOUTS), ("ci", ci, CI_SYSTEMS)):
         if value not in allowed:
             raise TemplateInputError(f"--{field} {value!r} is not one of {', '.join(allowed)}")

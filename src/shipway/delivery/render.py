@@ -104,7 +104,16 @@ def labels(spec: ModelSpec, component: str = COMPONENT) -> dict[str, str]:
 
 def artifact_reference(spec: ModelSpec, profile: Profile) -> str:
     """The artifact's reference: the spec's, or the platform registry's <team>/<name>, tagged with the version."""
-    ref = spec.artifact or f"oci://{profile['registry']['url']}/{spec.team}/{spec.name}"
+    registry = profile["registry"]
+    ref = spec.artifact or f"oci://{registry['url']}/{spec.team}/{spec.name}"
+    host, _, repository = ref.removeprefix("oci://").partition("/")
+    on_platform = registry.get("type") == "zot" and host in {registry.get("url"), registry.get("pushUrl")}
+    if on_platform and not repository.startswith(f"{spec.team}/"):
+        # zot grants a team's identities <team>/** and nothing else (render/registry.py).
+        raise RenderRefused(
+            f'Got artifact "{ref}": on the platform\'s registry, team {spec.team}\'s identities may read and push '
+            f'only under {spec.team}/. Push the model to oci://{host}/{spec.team}/{spec.name} and name that '
+            "(or leave `artifact` out, which means the same).")
     if spec.artifact_tag is None and "@" not in ref:
         ref = f"{ref}:{spec.version}"
     return ref

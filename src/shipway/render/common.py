@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipway import catalog
 from shipway.catalog import PROMETHEUS_RELEASE
+from shipway.spec.blueprint import Blueprint
 
 Obj = dict[str, Any]
 
@@ -112,3 +114,8 @@ def service_monitor(name: str, namespace_name: str, selector: dict[str, str], po
             "endpoints": [{"port": port, "path": path, "interval": interval}],
         },
     }
+
+
+def shipway_image(blueprint: Blueprint) -> str:
+    """The Shipway image platform workloads run: the blueprint's (a mirror's copy), else this Shipway's release."""
+    return blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE

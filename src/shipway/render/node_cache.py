@@ -9,10 +9,16 @@ serves only blobs whose digest it verified (shipway.artifacts.cache_service).
 
 from __future__ import annotations
 
-from shipway import catalog
 from shipway.artifacts.layout import NODE_CACHE_PORT as PORT
 from shipway.render import registry
-from shipway.render.common import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, Obj, metadata, namespace
+from shipway.render.common import (
+    RESTRICTED_CONTAINER_SECURITY,
+    RESTRICTED_POD_SECURITY,
+    Obj,
+    metadata,
+    namespace,
+    shipway_image,
+)
 from shipway.spec.blueprint import Blueprint, ZotRegistry
 
 NAMESPACE = "shipway-cache"
@@ -40,7 +46,7 @@ def registry_host(blueprint: Blueprint) -> str:
 def daemon_set(blueprint: Blueprint) -> Obj:
     """One cache pod per node: non-root, read-only root, no capabilities, bounded; the host folder is its own."""
     cache = blueprint.registry.node_cache
-    image = blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE
+    image = shipway_image(blueprint)
     args = ["model", "cache-serve", "--dir", CACHE_MOUNT, "--registry", registry_host(blueprint),
             "--max-size", cache.max_size, "--listen", f"0.0.0.0:{PORT}"]
     if isinstance(blueprint.registry, ZotRegistry):

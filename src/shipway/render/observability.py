@@ -8,7 +8,7 @@ from typing import Any
 from shipway import catalog, metric_names as m
 from shipway.catalog import PROMETHEUS_RELEASE
 from shipway.render import delivery_rules, model_rules, retrain
-from shipway.render.common import Obj, config_map, deep_merge, metadata, namespace
+from shipway.render.common import Obj, config_map, deep_merge, metadata, namespace, shipway_image
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import Blueprint
 
@@ -211,7 +211,7 @@ def render(blueprint: Blueprint, receiver_secrets: dict[str, Any]) -> LayerRende
         tokens = {key: receiver_secrets[name] for key, name in (("github-token", retraining.github_token_secret),
                                                                  ("gitlab-token", retraining.gitlab_token_secret))
                   if name}
-        image = blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE
+        image = shipway_image(blueprint)
         layer.objects += retrain.objects(blueprint, NAMESPACE, image, tokens)
         layer.objects.append(prometheus_rule("shipway-retrain", retrain.failure_rules()))
     return layer

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from shipway import catalog
 from shipway.render import gateway, node_cache, observability, registry, serving, tenancy
-from shipway.render.common import Obj
+from shipway.render.common import Obj, shipway_image
 from shipway.spec.blueprint import Blueprint
 
 PROFILE_VERSION = "shipway.dev/platform-profile/v1"
@@ -76,5 +75,5 @@ def platform_profile(blueprint: Blueprint) -> Obj:
         "prometheus": {"url": observability.PROMETHEUS_URL if blueprint.observability.enabled else None,
                        "selectorLabels": observability.SELECTOR_LABELS},
         "slo": slo.model_dump(by_alias=True),
-        "images": {"shipway": blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE},
+        "images": {"shipway": shipway_image(blueprint)},
     }

@@ -114,7 +114,7 @@ def test_the_readme_road_runs_from_a_fresh_clone(tmp_path: Path, registry: str) 
     branches = subprocess.run(["git", "-C", str(clone / "gitops"), "branch", "--list", "promote/*"],
                               capture_output=True, text=True, check=True).stdout
     assert "promote/staging/fraud-scorer-" in branches
-    tags = subprocess.run(["curl", "-sf", f"http://{registry}/v2/models/fraud/fraud-scorer/tags/list"],
+    tags = subprocess.run(["curl", "-sf", f"http://{registry}/v2/fraud/fraud-scorer/tags/list"],
                           capture_output=True, text=True).stdout if shutil.which("curl") else "fraud-scorer"
     assert "fraud-scorer" in tags
     assert all(reason.split("`")[1].split()[0] in LEFT_OUT for reason in left_out), left_out

@@ -404,3 +404,16 @@ def test_an_artifact_on_another_registry_is_not_asked_of_the_node_cache(kind_pro
     spec = _spec("canary-sklearn", artifact="oci://elsewhere.example.com/fraud/churn")
     pod = render(spec, kind_profile, "staging")[0]["spec"]["template"]["spec"]
     assert "--node-cache" not in pod["initContainers"][0]["command"]
+
+
+def test_an_artifact_on_the_platform_registry_outside_the_teams_path_is_refused() -> None:
+    profile = profile_of("kind-dev")
+    spec = _spec("canary-sklearn")
+    outside = f"oci://{profile['registry']['url']}/models/{spec.team}/{spec.name}"
+    with pytest.raises(RenderRefused, match=rf"only under {spec.team}/\. Push the model to"):
+        render(_spec("canary-sklearn", artifact=outside), profile, "staging")
+    inside = f"oci://{profile['registry']['url']}/{spec.team}/{spec.name}"
+    assert render(_spec("canary-sklearn", artifact=inside), profile, "staging")
+    # Another registry's layout is its owner's business.
+    assert render(_spec("canary-sklearn", artifact=f"oci://registry.example.com/models/{spec.name}"), profile,
+                  "staging")

@@ -32,7 +32,7 @@ def test_a_repo_baked_from_the_template_scores_full_on_the_model_side_checks(
     assert "shipway gate build/holdout.parquet" in seen["gates-statistical"][1]
     assert "confidence 0.95" in seen["gates-statistical"][1]
     assert "--production build/production" in seen["gates-holdout"][1]
-    assert "oci://registry.example.com/models/risk/fraud-score" in seen["cicd-versioned-artifacts"][1]
+    assert "oci://registry.example.com/risk/fraud-score" in seen["cicd-versioned-artifacts"][1]
     assert "prod, staging" in seen["gitops-promotion"][1]
     assert "GITOPS_TOKEN" in seen["tenancy-secrets"][1]
     # With the repo, kind-dev's only unknowns are gone: 12 blueprint boxes plus the 6 repo-only ones.
