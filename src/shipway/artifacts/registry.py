@@ -48,12 +48,13 @@ from shipway.artifacts.transfer import (
     TransferLimits,
     guarded,
 )
+# RetryPolicy and TRANSIENT_STATUS live in shipway.retry (the retraining trigger uses them too); named here as before.
+from shipway.retry import TRANSIENT_STATUS, RetryPolicy  # noqa: F401
 
 # Bigger chunks mean fewer round trips; 32 MiB keeps peak memory far below the
 # 300 MiB budget while reaching the registry's disk speed here.
 DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
 READ_BYTES = 4 * 1024 * 1024
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 
@@ -62,19 +63,6 @@ BytesDone = Callable[[int], None]
 T = TypeVar("T")
 
 _oras_request = oras.provider.Registry.do_request.__wrapped__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry a transient failure."""
-
-    attempts: int = 5
-    first_delay_s: float = 0.5
-    max_delay_s: float = 8.0
-
-    def delay_s(self, attempt: int) -> float:
-        """Exponential backoff for the given zero-based attempt, capped."""
-        return min(self.max_delay_s, self.first_delay_s * 2**attempt)
 
 
 class TransientError(Exception):

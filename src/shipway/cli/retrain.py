@@ -38,6 +38,7 @@ def retrain_trigger(
 
         from shipway.render.retrain import GITHUB_TOKEN_ENV, GITLAB_TOKEN_ENV
         from shipway.retrain.service import TriggerConfig, in_cluster, serve
+        from shipway.retry import RetryPolicy
 
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():
@@ -55,7 +56,8 @@ def retrain_trigger(
             raise ShipwayError(f"no trigger credentials: set {GITHUB_TOKEN_ENV} or {GITLAB_TOKEN_ENV}")
         config = TriggerConfig(listen_host=host.strip("[]"), listen_port=int(port), github_api=github_api,
                                gitlab_url=gitlab_url, github_token=github, gitlab_token=gitlab, kube_api=api,
-                               kube_token=token, kube_ca=ca, attempts=attempts, backoff_seconds=backoff)
+                               kube_token=token, kube_ca=ca,
+                               retry=RetryPolicy(attempts=attempts, first_delay_s=backoff, max_delay_s=60.0))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
         async def main() -> None:

@@ -3,8 +3,13 @@
 For each firing alert the service finds the model's retrain settings (the `<model>-retrain` ConfigMap in the
 model's namespace, read through the Kubernetes API), and unless the model triggered within its cooldown, starts
 the repository's pipeline: GitHub `repository_dispatch` (event shipway-retrain) or a GitLab pipeline trigger,
-with the alert's evidence as payload. Each start is retried with exponential backoff; every outcome is counted
+with the alert's evidence as payload. A start refused for a passing reason (a rate limit, a 5xx, a lost
+connection) is retried with the shared RetryPolicy's backoff; any other refusal is final. Every outcome is counted
 and recorded as a Kubernetes Event on the model's Rollout. The cooldown is kept in memory by the one replica.
+
+Two HTTP clients: the Kubernetes API's trusts the cluster's CA (the service account's ca.crt) and nothing else;
+GitHub's and GitLab's trust the system store (Python's default verify paths, so SSL_CERT_FILE and SSL_CERT_DIR
+too). One client with the cluster CA as its only root cannot verify api.github.com.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shipway.render import retrain as names
+from shipway.retry import TRANSIENT_STATUS, RetryPolicy
 
 LOG = logging.getLogger("shipway.retrain")
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -47,8 +53,7 @@ class TriggerConfig:
     kube_api: str = ""
     kube_token: str | None = None
     kube_ca: str | None = None
-    attempts: int = 4
-    backoff_seconds: float = 2.0
+    retry: RetryPolicy = RetryPolicy(attempts=4, first_delay_s=2.0, max_delay_s=60.0)
     timeout_seconds: float = 10.0
 
 
@@ -124,6 +129,21 @@ def evidence(signal: str, alerts: list[dict[str, Any]], now: datetime | None = N
     }
 
 
+class Refused(Exception):
+    """GitHub or GitLab answered with an error status; transient (429, 5xx, 408) ones are worth another try."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(f"{status} {reason}: {detail}".rstrip(": "))
+        self.status = status
+        self.transient = status in TRANSIENT_STATUS
+
+    @classmethod
+    async def check(cls, response: aiohttp.ClientResponse) -> None:
+        """Raise for an error answer, with the start of its body (GitHub's and GitLab's message)."""
+        if response.status >= 400:
+            raise cls(response.status, response.reason or "", (await response.text(errors="replace"))[:200])
+
+
 class Metrics:
     """The service's counters, on its own registry."""
 
@@ -146,20 +166,26 @@ class TriggerService:
     metrics: Metrics = field(default_factory=Metrics)
     last_trigger: dict[tuple[str, str], float] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    session: aiohttp.ClientSession | None = None
+    kube_session: aiohttp.ClientSession | None = None
+    forge_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Open the HTTP client (the Kubernetes API's CA trusted when given)."""
-        context = ssl.create_default_context(cafile=self.config.kube_ca) if self.config.kube_ca else None
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds),
-                                             connector=aiohttp.TCPConnector(ssl=context) if context else None)
+        """Open the two clients: the Kubernetes API's (its CA only, when given) and the forges' (system store)."""
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds)
+        # Built here, not at import, so the store is read as the process finds it (SSL_CERT_FILE included).
+        kube_tls = ssl.create_default_context(cafile=self.config.kube_ca) if self.config.kube_ca else \
+            ssl.create_default_context()
+        self.kube_session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(ssl=kube_tls))
+        self.forge_session = aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(ssl=ssl.create_default_context()))
 
     async def stop(self) -> None:
-        """Let triggers in flight finish, then close the client."""
+        """Let triggers in flight finish, then close the clients."""
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.session is not None:
-            await self.session.close()
+        for session in (self.kube_session, self.forge_session):
+            if session is not None:
+                await session.close()
 
     def app(self) -> web.Application:
         """POST /alerts (Alertmanager webhook), GET /healthz, GET /metrics."""
@@ -221,7 +247,7 @@ class TriggerService:
         url = (f"{self.config.kube_api}/api/v1/namespaces/{quote(namespace)}/configmaps/"
                f"{quote(names.config_map_name(model))}")
         try:
-            async with self._session().get(url, headers=self._kube_headers()) as response:
+            async with self._kube().get(url, headers=self._kube_headers()) as response:
                 if response.status == 404:
                     return None
                 response.raise_for_status()
@@ -232,52 +258,55 @@ class TriggerService:
             return None
 
     async def _trigger(self, target: Target, signal: str, payload: dict[str, Any]) -> None:
-        delay = self.config.backoff_seconds
-        problem = ""
-        for attempt in range(1, self.config.attempts + 1):
+        policy, problem, attempt = self.config.retry, "", 0
+        while attempt < policy.attempts:
+            attempt += 1
             try:
                 await self._dispatch(target, payload)
+            except Refused as error:
+                problem = str(error)
+                if not error.transient:
+                    LOG.warning("%s's retraining was refused, not retried: %s", target.model, problem)
+                    break
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 problem = str(error) or error.__class__.__name__
-                LOG.warning("attempt %d of %d to start %s's retraining failed: %s", attempt, self.config.attempts,
-                            target.model, problem)
-                if attempt < self.config.attempts:
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                continue
-            self.metrics.triggers.labels(target.namespace, target.model, target.provider, signal).inc()
-            await self._record(target, "RetrainTriggered", f"started retraining of {target.model} in "
-                               f"{target.provider}:{target.repository} on {signal} (attempt {attempt})", False)
-            return
+            else:
+                self.metrics.triggers.labels(target.namespace, target.model, target.provider, signal).inc()
+                await self._record(target, "RetrainTriggered", f"started retraining of {target.model} in "
+                                   f"{target.provider}:{target.repository} on {signal} (attempt {attempt})", False)
+                return
+            LOG.warning("attempt %d of %d to start %s's retraining failed: %s", attempt, policy.attempts,
+                        target.model, problem)
+            if attempt < policy.attempts:
+                await asyncio.sleep(policy.delay_s(attempt - 1))
         self.metrics.failures.labels(target.namespace, target.model, target.provider).inc()
         # A failed trigger does not hold the cooldown: the next repeat of the alert tries again.
         self.last_trigger.pop((target.namespace, target.model), None)
         await self._record(target, "RetrainFailed", f"could not start retraining of {target.model} in "
-                           f"{target.provider}:{target.repository} after {self.config.attempts} attempts: {problem}",
-                           True)
+                           f"{target.provider}:{target.repository} after {attempt} attempt(s): {problem}", True)
 
     async def _dispatch(self, target: Target, payload: dict[str, Any]) -> None:
-        session = self._session()
+        session = self._forge()
         if target.provider == "github":
             url = f"{self.config.github_api.rstrip('/')}/repos/{target.repository}/dispatches"
             headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
                        "Authorization": f"Bearer {self.config.github_token or ''}"}
             async with session.post(url, json={"event_type": names.EVENT_TYPE, "client_payload": payload},
                                     headers=headers) as response:
-                response.raise_for_status()
+                await Refused.check(response)
             return
         url = f"{self.config.gitlab_url.rstrip('/')}/api/v4/projects/{quote(target.repository, safe='')}/trigger/pipeline"
         form = {"token": self.config.gitlab_token or "", "ref": target.ref,
                 "variables[SHIPWAY_RETRAIN]": "true", "variables[SHIPWAY_RETRAIN_SIGNAL]": payload["signal"],
                 "variables[SHIPWAY_RETRAIN_EVIDENCE]": json.dumps(payload, sort_keys=True)}
         async with session.post(url, data=form) as response:
-            response.raise_for_status()
+            await Refused.check(response)
 
     async def _record(self, target: Target, reason: str, message: str, warning: bool) -> None:
         LOG.info("%s: %s", reason, message)
         url = f"{self.config.kube_api}/api/v1/namespaces/{quote(target.namespace)}/events"
         try:
-            async with self._session().post(url, json=event_object(target.namespace, target.model, reason, message,
+            async with self._kube().post(url, json=event_object(target.namespace, target.model, reason, message,
                                                                     warning), headers=self._kube_headers()) as response:
                 response.raise_for_status()
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
@@ -286,9 +315,13 @@ class TriggerService:
     def _kube_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.kube_token}"} if self.config.kube_token else {}
 
-    def _session(self) -> aiohttp.ClientSession:
-        assert self.session is not None, "start() the service first"
-        return self.session
+    def _kube(self) -> aiohttp.ClientSession:
+        assert self.kube_session is not None, "start() the service first"
+        return self.kube_session
+
+    def _forge(self) -> aiohttp.ClientSession:
+        assert self.forge_session is not None, "start() the service first"
+        return self.forge_session
 
 
 async def serve(config: TriggerConfig) -> None:

@@ -6,8 +6,12 @@ The Event it posts is checked as the core/v1 Event schema (kubernetes-validate, 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import json
 import socket
+import ssl
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +20,7 @@ from aiohttp import web
 
 from shipway.render import retrain as names
 from shipway.retrain.service import TriggerConfig, TriggerService, event_object
+from shipway.retry import RetryPolicy
 from shipway.spec.model import ModelSpec
 
 
@@ -41,9 +46,9 @@ def _alert(name: str = "ShipwayModelFeatureDrift", version: str = "2") -> dict[s
 class Fakes:
     """GitHub, GitLab and the Kubernetes API; GitHub refuses the first `refuse` dispatches."""
 
-    def __init__(self, spec: ModelSpec, refuse: int = 0) -> None:
+    def __init__(self, spec: ModelSpec, refuse: int = 0, refuse_status: int = 503) -> None:
         self.config_map = names.model_config_map(spec, "fraud-prod", {})
-        self.refuse = refuse
+        self.refuse, self.refuse_status = refuse, refuse_status
         self.github: list[dict[str, Any]] = []
         self.gitlab: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
@@ -52,7 +57,7 @@ class Fakes:
     async def dispatch(self, request: web.Request) -> web.Response:
         if self.refuse:
             self.refuse -= 1
-            return web.Response(status=503)
+            return web.json_response({"message": "refused"}, status=self.refuse_status)
         self.github.append({"path": request.path, "auth": request.headers.get("Authorization"),
                             **await request.json()})
         return web.Response(status=204)
@@ -85,7 +90,8 @@ async def _run(fakes: Fakes, posts: list[list[dict[str, Any]]], attempts: int = 
     await web.TCPSite(runner, "127.0.0.1", fakes.port).start()
     base = f"http://127.0.0.1:{fakes.port}"
     service = TriggerService(TriggerConfig(github_api=base, gitlab_url=base, github_token="gh", gitlab_token="gl",
-                                           kube_api=base, kube_token="kube", attempts=attempts, backoff_seconds=0.01))
+                                           kube_api=base, kube_token="kube",
+                                           retry=RetryPolicy(attempts=attempts, first_delay_s=0.01)))
     await service.start()
     service_runner = web.AppRunner(service.app())
     await service_runner.setup()
@@ -161,3 +167,94 @@ def test_the_event_is_a_valid_core_v1_event() -> None:
     event = event_object("fraud-prod", "churn", "RetrainTriggered", "started", False, instance="pod-1")
     kubernetes_validate.validate(event, "1.31.0", strict=True)
     assert event["involvedObject"]["kind"] == "Rollout" and event["metadata"]["generateName"] == "churn-retrain-"
+
+
+@pytest.mark.parametrize(("status", "tries"), [(422, 1), (404, 1), (403, 1), (429, 3), (502, 3)])
+def test_only_rate_limits_and_server_errors_are_retried(status: int, tries: int) -> None:
+    """Review 1.14: a 4xx other than 429 (bad token, no such repository, invalid payload) is final."""
+    fakes = Fakes(_spec({"provider": "github", "repository": "acme/churn"}), refuse=5, refuse_status=status)
+    service = asyncio.run(_run(fakes, [[_alert()]], attempts=3))
+    assert 5 - fakes.refuse == tries and fakes.github == []
+    assert _sample(service, names.FAILURES_TOTAL, namespace="fraud-prod", model="churn", provider="github") == 1
+    (event,) = fakes.events
+    assert event["reason"] == "RetrainFailed" and f"after {tries} attempt(s): {status} " in event["message"]
+
+
+def _ca(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA file, and a certificate for 127.0.0.1 it signed with its key: the files a TLS fake serves."""
+    x509 = pytest.importorskip("cryptography.x509", reason="needs the cryptography package to make certificates")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    valid = {"not_valid_before": now, "not_valid_after": now + datetime.timedelta(hours=1)}
+    ca = (x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key(),
+                                  serial_number=1, **valid)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
+                                    issuer_name=ca_name, public_key=leaf_key.public_key(), serial_number=2, **valid)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False).sign(ca_key, hashes.SHA256()))
+    files = tmp_path / f"{name}-ca.pem", tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    return files
+
+
+def test_the_kubernetes_api_trusts_the_cluster_ca_and_the_forges_the_system_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 1.1: with the cluster CA as the one root, api.github.com's certificate could not be verified.
+
+    Two TLS fakes on 127.0.0.1, each signed by its own test CA: the forge's CA is the system store (SSL_CERT_FILE,
+    OpenSSL's default verify path), the Kubernetes fake's is the service account's ca.crt.
+    """
+    forge_ca, forge_cert, forge_key = _ca(tmp_path, "forge")
+    kube_ca, kube_cert, kube_key = _ca(tmp_path, "kube")
+    empty = tmp_path / "no-certs"
+    empty.mkdir()
+    monkeypatch.setenv("SSL_CERT_FILE", str(forge_ca))
+    monkeypatch.setenv("SSL_CERT_DIR", str(empty))
+    fakes = Fakes(_spec({"provider": "github", "repository": "acme/churn"}))
+
+    async def main() -> tuple[TriggerService, list[str]]:
+        runners, ports = [], []
+        for cert, key in ((forge_cert, forge_key), (kube_cert, kube_key)):
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            runner = web.AppRunner(fakes.app())
+            await runner.setup()
+            ports.append(_free_port())
+            await web.TCPSite(runner, "127.0.0.1", ports[-1], ssl_context=context).start()
+            runners.append(runner)
+        forge, kube = (f"https://127.0.0.1:{port}" for port in ports)
+        service = TriggerService(TriggerConfig(github_api=forge, github_token="gh", kube_api=kube, kube_token="k",
+                                               kube_ca=str(kube_ca), retry=RetryPolicy(attempts=1)))
+        await service.start()
+        refused = []
+        try:
+            assert await service._consider("fraud-prod", "churn", "drift", [_alert()])
+            await asyncio.gather(*service.tasks)
+            # Each client trusts its own CA only: neither verifies the other's server.
+            for session, url in ((service.forge_session, kube), (service.kube_session, forge)):
+                assert session is not None
+                with pytest.raises(aiohttp.ClientConnectorCertificateError) as error:
+                    async with session.get(f"{url}/api/v1/namespaces/fraud-prod/configmaps/churn-retrain"):
+                        pass
+                refused.append(str(error.value))
+        finally:
+            await service.stop()
+            for runner in runners:
+                await runner.cleanup()
+        return service, refused
+
+    service, refused = asyncio.run(main())
+    (sent,) = fakes.github  # over TLS, verified against the system store
+    assert sent["path"] == "/repos/acme/churn/dispatches"
+    (event,) = fakes.events  # over TLS, verified against the cluster CA
+    assert event["reason"] == "RetrainTriggered"
+    assert len(refused) == 2 and all("certificate verify failed" in text for text in refused)
