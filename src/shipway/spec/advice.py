@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from shipway.spec.base import Located
 from shipway.spec.blueprint import Blueprint, EksCluster
 from shipway.spec.gpus import RESERVED_EC2_FAMILIES, ec2_family, gpu_of_instance
@@ -15,7 +17,12 @@ def warnings(blueprint: Blueprint) -> list[Located]:
 
 def _endpoint(blueprint: Blueprint) -> list[Located]:
     cluster = blueprint.cluster
-    if not isinstance(cluster, EksCluster) or cluster.network.public_endpoint or cluster.network.private_access:
+    if not isinstance(cluster, EksCluster):
+        return []
+    network = cluster.network
+    if network.public_endpoint:
+        return _open_endpoint(network.public_access_cidrs)
+    if network.private_access:
         return []
     return [Located(
         ("cluster", "network", "publicEndpoint"),
@@ -23,6 +30,20 @@ def _endpoint(blueprint: Blueprint) -> list[Located]:
         "on it unless it runs inside the VPC or is connected to it",
         "set publicEndpoint: true (with publicAccessCidrs), or say how `pulumi up` reaches the VPC in "
         "cluster.network.privateAccess")]
+
+
+def _open_endpoint(cidrs: list[str] | None) -> list[Located]:
+    """A public EKS endpoint that any address may reach: IAM still authenticates, but every API server bug,
+    leaked credential and brute-force attempt is then one hop from the internet."""
+    hint = ("set cluster.network.publicAccessCidrs to where `pulumi up`, CI and admins connect from "
+            "(e.g. [203.0.113.0/24]), or publicEndpoint: false with privateAccess")
+    if cidrs is None:
+        return [Located(("cluster", "network", "publicEndpoint"),
+                        "the Kubernetes API endpoint is public and publicAccessCidrs is unset, so EKS lets any "
+                        "address on the internet reach it", hint)]
+    return [Located(("cluster", "network", "publicAccessCidrs", index),
+                    f"{cidr} lets any address on the internet reach the public Kubernetes API endpoint", hint)
+            for index, cidr in enumerate(cidrs) if ipaddress.ip_network(cidr, strict=False).prefixlen == 0]
 
 
 def _capacity(blueprint: Blueprint) -> list[Located]:

@@ -156,7 +156,7 @@ def test_eks_endpoint_is_reachable_by_default(eks_prod):
     assert EksNetwork().public_endpoint is True
     [cluster] = eks_prod.of_type("eks:index:Cluster")
     assert cluster.inputs["endpointPublicAccess"] is True and cluster.inputs["endpointPrivateAccess"] is True
-    assert cluster.inputs["publicAccessCidrs"] == ["0.0.0.0/0"]
+    assert cluster.inputs["publicAccessCidrs"] == ["203.0.113.0/24"]
 
 
 def test_gke_private_nodes_reach_out_through_cloud_nat(gke_prod):

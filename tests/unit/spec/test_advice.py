@@ -28,13 +28,32 @@ def test_the_examples_raise_no_warnings(name):
 
 
 def test_private_only_endpoint_without_a_note_warns(tmp_path):
-    private = EKS.replace("    publicEndpoint: true\n    publicAccessCidrs: [0.0.0.0/0]\n", "    publicEndpoint: false\n")
+    private = EKS.replace("    publicEndpoint: true\n    publicAccessCidrs: [203.0.113.0/24]\n", "    publicEndpoint: false\n")
     [warning] = _warnings(tmp_path, private)
     assert warning.path == "cluster.network.publicEndpoint" and "private-only" in warning.message
     assert warning.line == private.splitlines().index("    publicEndpoint: false") + 1
     noted = private.replace("    publicEndpoint: false\n",
                             "    publicEndpoint: false\n    privateAccess: CI runs in the VPC\n")
     assert _warnings(tmp_path, noted) == []
+
+
+@pytest.mark.parametrize(("cidrs", "path"), [
+    ("    publicAccessCidrs: [0.0.0.0/0]\n", "cluster.network.publicAccessCidrs[0]"),
+    ("    publicAccessCidrs: [203.0.113.0/24, 0.0.0.0/0]\n", "cluster.network.publicAccessCidrs[1]"),
+    ("", "cluster.network.publicEndpoint"),
+])
+def test_an_endpoint_open_to_the_internet_warns(tmp_path, cidrs, path):
+    """A demanding platform engineer wants the public EKS endpoint narrowed, not a flag that says "yes, open":
+    an acknowledgement field would make the open endpoint a one-line habit, while an unlisted address range is
+    the safe failure (a copy of the example that keeps the documentation range cannot reach the API, rather
+    than exposing it). So the example names RFC 5737's 203.0.113.0/24 (a placeholder that routes nowhere) and
+    raises no warning; 0.0.0.0/0, or no publicAccessCidrs (which EKS reads as 0.0.0.0/0), warns at its line."""
+    text = EKS.replace("    publicAccessCidrs: [203.0.113.0/24]\n", cidrs)
+    [warning] = _warnings(tmp_path, text)
+    assert warning.path == path and "any address on the internet" in warning.message
+    assert "publicAccessCidrs" in warning.hint
+    line = "    publicEndpoint: true" if not cidrs else cidrs.rstrip("\n")
+    assert warning.line == text.splitlines().index(line) + 1
 
 
 def test_on_demand_p5_without_a_reservation_warns(tmp_path):
@@ -68,13 +87,13 @@ def test_gke_machine_types_are_checked_too():
 
 def test_validate_prints_warnings_and_passes(tmp_path):
     path = tmp_path / "blueprint.yaml"
-    path.write_text(EKS.replace("    publicEndpoint: true\n    publicAccessCidrs: [0.0.0.0/0]\n",
+    path.write_text(EKS.replace("    publicEndpoint: true\n    publicAccessCidrs: [203.0.113.0/24]\n",
                                 "    publicEndpoint: false\n"))
     result = CliRunner().invoke(app, ["validate", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["valid"] is True and report["problems"] == []
     [warning] = report["warnings"]
-    assert warning["path"] == "cluster.network.publicEndpoint" and warning["line"] == 15
+    assert warning["path"] == "cluster.network.publicEndpoint" and warning["line"] == 16
     table = CliRunner().invoke(app, ["validate", str(path)])
     assert table.exit_code == 0 and "warning:" in table.output and "1 warning(s)" in table.output
