@@ -53,6 +53,7 @@ class RenderedObject:
     obj: Obj
     source: str
     part: str  # "crd" (the chart's crds/), "hook", or "template"
+    text: str = ""  # the object's YAML as the chart rendered it
 
 
 @dataclass
@@ -141,20 +142,22 @@ class ParseCache:
     def __init__(self, root: Path | None) -> None:
         self.root = root
 
-    def documents(self, text: str, source: str) -> list[Obj]:
-        """The objects in one rendered file, as the API server would read them (YAML turned into JSON)."""
+    def documents(self, text: str, source: str) -> list[tuple[Obj, str]]:
+        """The objects in one rendered file, as the API server would read them (YAML turned into JSON),
+        each with its own YAML text as the chart rendered it."""
         key = hashlib.sha256(text.encode("utf-8")).hexdigest()
         path = self.root / key[:2] / f"{key}.json" if self.root else None
         if path is not None:
             try:
-                return list(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
+                parts = _parts(text)
+                return [(doc, parts[index]) for index, doc in json.loads(path.read_text(encoding="utf-8"))]
+            except (OSError, ValueError, IndexError, TypeError):
                 pass  # absent or unreadable: parse again
-        docs = _documents(text, source)
+        found = _documents(text, source)
         if path is not None:
             with contextlib.suppress(OSError):  # a read-only cache only costs speed
-                write_atomic(path, json.dumps(docs))
-        return docs
+                write_atomic(path, json.dumps([[index, doc] for index, doc, _ in found]))
+        return [(doc, part) for _, doc, part in found]
 
 
 def default_parse_cache() -> ParseCache:
@@ -163,13 +166,21 @@ def default_parse_cache() -> ParseCache:
     return ParseCache(Path(base) / "shipway" / "parsed-manifests")
 
 
-def _documents(text: str, source: str) -> list[Obj]:
+def _parts(text: str) -> list[str]:
+    return [part.strip("\n") for part in _SEPARATOR.split(text) if part.strip()]
+
+
+def _documents(text: str, source: str) -> list[tuple[int, Obj, str]]:
+    """(index of the part, object, its text) for every object in a rendered file."""
+    parts = _parts(text)
     try:
-        docs = [from_yaml(part) for part in _SEPARATOR.split(text) if part.strip()]
+        docs = [from_yaml(part) for part in parts]
     except yaml.YAMLError as error:
         raise ChartRenderError(f"{source} rendered YAML that does not parse: {error}") from None
     # Through JSON, as the API server sees it: timestamps become strings, keys become strings.
-    return list(json.loads(json.dumps([doc for doc in docs if isinstance(doc, dict) and doc], default=str)))
+    kept = [(index, doc) for index, doc in enumerate(docs) if isinstance(doc, dict) and doc]
+    return [(index, doc, parts[index])
+            for index, doc in json.loads(json.dumps(kept, default=str))]
 
 
 def _is_template_output(path: str) -> bool:
@@ -179,7 +190,7 @@ def _is_template_output(path: str) -> bool:
 
 
 def render_release(chart: Any, release: ReleaseInput, kubernetes_version: str,
-                   api_versions: tuple[str, ...] = (), parsed: dict[str, list[Obj]] | None = None,
+                   api_versions: tuple[str, ...] = (), parsed: dict[str, list[tuple[Obj, str]]] | None = None,
                    cache: ParseCache | None = None) -> RenderedRelease:
     """Render one release through its loaded chart (helm_python.Chart) for a Kubernetes version, as an install would.
 
@@ -205,18 +216,19 @@ def render_release(chart: Any, release: ReleaseInput, kubernetes_version: str,
                                f"render: {error}") from None
     memo = {} if parsed is None else parsed
 
-    def documents(text: str, source: str) -> list[Obj]:
+    def documents(text: str, source: str) -> list[tuple[Obj, str]]:
         if text not in memo:
             memo[text] = (cache or ParseCache(None)).documents(text, source)
         return memo[text]
 
     rendered = RenderedRelease(release)
     for crd in [] if release.skip_crds else sorted(crd_files, key=lambda item: item["filename"]):
-        rendered.items += [RenderedObject(doc, crd["filename"], "crd") for doc in documents(crd["data"], crd["filename"])]
+        rendered.items += [RenderedObject(doc, crd["filename"], "crd", part)
+                           for doc, part in documents(crd["data"], crd["filename"])]
     for path in sorted(manifests):
         if _is_template_output(path):
-            rendered.items += [RenderedObject(doc, path, "hook" if HOOK in annotations(doc) else "template")
-                               for doc in documents(manifests[path], path) if not _is_test_hook(doc)]
+            rendered.items += [RenderedObject(doc, path, "hook" if HOOK in annotations(doc) else "template", part)
+                               for doc, part in documents(manifests[path], path) if not _is_test_hook(doc)]
     return rendered
 
 
@@ -233,8 +245,8 @@ def chart_crds(folder: Path, release: ReleaseInput, cache: ParseCache | None = N
         crd_files = chart.crds
     rendered = RenderedRelease(release)
     for crd in sorted(crd_files, key=lambda item: item["filename"]):
-        rendered.items += [RenderedObject(doc, crd["filename"], "crd")
-                           for doc in (cache or ParseCache(None)).documents(crd["data"], crd["filename"])]
+        rendered.items += [RenderedObject(doc, crd["filename"], "crd", part)
+                           for doc, part in (cache or ParseCache(None)).documents(crd["data"], crd["filename"])]
     return rendered
 
 

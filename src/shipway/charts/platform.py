@@ -73,7 +73,7 @@ def render_platform(releases: Iterable[ReleaseInput], cache: ChartCache, kuberne
                                                        release, parse_cache))
             else:
                 loaded.append((release, helm.Chart.load(found)))
-        parsed: dict[str, list[dict[str, Any]]] = {}
+        parsed: dict[str, list[tuple[dict[str, Any], str]]] = {}
         first = [render_release(chart, release, kubernetes_version, parsed=parsed, cache=parse_cache) for release, chart in loaded]
         result.api_versions = tuple(sorted(api_versions_of(
             [obj for rendered in [*first, *result.crds_only] for obj in rendered.objects()])))
@@ -101,5 +101,6 @@ def rendered_files(platform: PlatformRender, layer_stem: Callable[[str], str]) -
                 copy += 1
                 path = f"{folder}/{stem}--{copy}.yaml"
             hook = " (hook)" if item.part == "hook" else ""
-            files[path] = f"# Source: {item.source}{hook}\n{to_yaml(item.obj)}"
+            # The chart's own text: it is what Helm sends, and re-dumping megabytes of CRDs costs seconds.
+            files[path] = f"# Source: {item.source}{hook}\n{item.text or to_yaml(item.obj)}\n"
     return files
