@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The Shipway image: what model pods run (the `shipway model pull` init container and the
 # `shipway sidecar`) and the platform's small Shipway services. Only their runtime dependencies
-# (requirements-image.txt): no Pulumi, no cloud SDKs. Non-root, and fine with a read-only root
+# (requirements-image.txt, installed from requirements-image.lock: every version pinned and every file
+# checked against its hash): no Pulumi, no cloud SDKs. Non-root, and fine with a read-only root
 # filesystem: nothing is written outside the /tmp volume the rendered pods mount.
 #
 #   docker build -t shipway:dev .
@@ -16,8 +17,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 RUN python -m venv /opt/shipway
 WORKDIR /src
-COPY requirements-image.txt ./
-RUN /opt/shipway/bin/pip install --no-compile -r requirements-image.txt
+COPY requirements-image.lock ./
+RUN /opt/shipway/bin/pip install --no-compile --require-hashes -r requirements-image.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/shipway/bin/pip install --no-compile --no-deps . \

@@ -90,18 +90,29 @@ def shipway_image() -> str:
     from importlib import resources
 
     from shipway import __version__
+    from shipway.errors import ShipwayError
 
-    tagged = f"{SHIPWAY_IMAGE_REPOSITORY}:{__version__}"
     release = resources.files("shipway") / RELEASE_FILE
     if not release.is_file():
-        return tagged
-    digest = json.loads(release.read_text(encoding="utf-8")).get("image", {}).get("digest", "")
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        raise ValueError(f"{release}: image.digest is {digest!r}, not sha256:<64 hex>; reinstall Shipway")
-    return f"{tagged}@{digest}"
+        return f"{SHIPWAY_IMAGE_REPOSITORY}:{__version__}"
+    try:
+        image = json.loads(release.read_text(encoding="utf-8"))["image"]
+        repository, digest = image["repository"], image["digest"]
+    except (ValueError, KeyError, TypeError):
+        raise ShipwayError(f"{release} does not name the released image (image.repository, image.digest): "
+                           "reinstall Shipway") from None
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(digest)) or not re.fullmatch(r"[a-z0-9./_:-]+", str(repository)):
+        raise ShipwayError(f"{release}: image {repository!r}@{digest!r} is not REPOSITORY@sha256:<64 hex>; "
+                           "reinstall Shipway")
+    return f"{repository}:{__version__}@{digest}"
 
 
-SHIPWAY_IMAGE = shipway_image()
+def __getattr__(name: str) -> str:
+    # SHIPWAY_IMAGE is read when first used, so a damaged release file is reported by the command that
+    # needs the image, as a clear error, rather than as a traceback when any command imports the catalog.
+    if name == "SHIPWAY_IMAGE":
+        return shipway_image()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # The Prometheus stack's release name; its ServiceMonitor selector label matches it.
 PROMETHEUS_RELEASE = "kube-prometheus-stack"

@@ -17,6 +17,7 @@ from shipway.artifacts.layout import init_container_args
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 REQUIREMENTS = REPO / "requirements-image.txt"
+LOCK = REPO / "requirements-image.lock"
 
 # The modules the image's commands run: `shipway model pull` (init container), `shipway sidecar`.
 IMAGE_COMMANDS = {
@@ -48,7 +49,7 @@ def test_the_dockerfile_is_multi_stage_pinned_by_digest_and_runs_as_a_numeric_no
     assert users and all(int(uid) > 0 and int(gid) > 0 for uid, gid in users), "the last stage must set USER uid:gid"
     final = text.rsplit("\nFROM ", 1)[1]
     assert "USER" in final and "PYTHONDONTWRITEBYTECODE=1" in final, "the run stage must not write bytecode"
-    assert "--no-deps ." in text and "-r requirements-image.txt" in text
+    assert "--no-deps ." in text and "--require-hashes -r requirements-image.lock" in text
 
 
 def test_image_requirements_carry_pyprojects_specifiers_and_no_deploy_sdk() -> None:
@@ -59,6 +60,32 @@ def test_image_requirements_carry_pyprojects_specifiers_and_no_deploy_sdk() -> N
         assert requirement.specifier == declared[name].specifier, (
             f"{name}: requirements-image.txt says {requirement.specifier}, pyproject.toml {declared[name].specifier}")
         assert not name.startswith(FORBIDDEN), f"{name} has no place in the image"
+
+
+def test_the_lock_pins_every_image_requirement_with_hashes() -> None:
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    pinned: dict[str, Version] = {}
+    hashed: dict[str, int] = {}
+    current = ""
+    for line in LOCK.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.split(" ")[0].partition("==")
+            assert version, f"requirements-image.lock: {line!r} is not pinned with =="
+            current = canonicalize_name(name)
+            pinned[current], hashed[current] = Version(version), 0
+        elif line.strip().startswith("--hash=sha256:"):
+            hashed[current] += 1
+    assert pinned and all(count > 0 for count in hashed.values()), "every pin needs its hashes"
+    for requirement in image_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{name} is in requirements-image.txt but not in the lock: regenerate it"
+        assert requirement.specifier.contains(pinned[name]), (
+            f"the lock pins {name}=={pinned[name]}, outside requirements-image.txt's {requirement.specifier}")
+    # The lock is the closure of the requirements: nothing the image's commands import is missing from it.
+    closure = {canonicalize_name(name) for name in _distribution_closure(image_requirements())}
+    assert closure <= {canonicalize_name(name) for name in pinned}
 
 
 def test_the_rendered_pods_run_only_commands_the_image_is_checked_for() -> None:
@@ -127,14 +154,21 @@ def test_a_released_package_names_the_image_by_digest(tmp_path: Path, monkeypatc
     package.mkdir()
     (package / "__init__.py").write_text(f"__version__ = {shipway.__version__!r}\n", encoding="utf-8")
     digest = "sha256:" + "ab" * 32
-    (package / catalog.RELEASE_FILE).write_text(json.dumps({"image": {"digest": digest}}), encoding="utf-8")
+    fork = "ghcr.io/a-fork/shipway"
+    (package / catalog.RELEASE_FILE).write_text(json.dumps({"image": {"repository": fork, "digest": digest}}),
+                                                encoding="utf-8")
     from importlib import resources
 
+    from shipway.errors import ShipwayError
+
     monkeypatch.setattr(resources, "files", lambda name: package)
-    assert catalog.shipway_image() == f"{catalog.SHIPWAY_IMAGE_REPOSITORY}:{shipway.__version__}@{digest}"
-    (package / catalog.RELEASE_FILE).write_text(json.dumps({"image": {"digest": "latest"}}), encoding="utf-8")
-    with pytest.raises(ValueError, match="not sha256"):
-        catalog.shipway_image()
+    # The repository the release pushed to is recorded too: a fork's wheel names the fork's image.
+    assert catalog.shipway_image() == f"{fork}:{shipway.__version__}@{digest}" == catalog.SHIPWAY_IMAGE
+    for damaged in ('{"image": {"repository": "x", "digest": "latest"}}', '{"image": {"digest": "sha256:' + "a" * 64
+                    + '"}}', "not json"):
+        (package / catalog.RELEASE_FILE).write_text(damaged, encoding="utf-8")
+        with pytest.raises(ShipwayError, match="reinstall Shipway"):
+            catalog.shipway_image()
 
 
 def _containers(objects: list[dict]) -> list[dict]:

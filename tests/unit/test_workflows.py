@@ -250,7 +250,11 @@ def test_the_release_builds_signs_and_pins_the_image_before_publishing_the_packa
     assert record < build_dist, "the digest must be in the package before it is built"
     assert f"src/shipway/{catalog.RELEASE_FILE}" in dist_steps[record]["run"]
     assert dist_steps[record]["env"]["DIGEST"] == "${{ needs.image.outputs.digest }}"
+    assert dist_steps[record]["env"]["IMAGE"] == jobs["image"]["env"]["IMAGE"], "record where the image was pushed"
     assert f"ghcr.io/${{{{ github.repository_owner }}}}/shipway" == jobs["image"]["env"]["IMAGE"]
+    check = next(step for step in dist_steps if "EXPECTED" in step.get("env", {}))
+    assert check["env"]["EXPECTED"] == (f"{jobs['image']['env']['IMAGE']}:${{{{ needs.version.outputs.version }}}}"
+                                        "@${{ needs.image.outputs.digest }}"), "the wheel must name exactly that image"
     assert catalog.SHIPWAY_IMAGE_REPOSITORY == "ghcr.io/shipway-dev/shipway", "the release pushes where the catalog looks"
 
     publish = jobs["pypi"]["steps"][-1]
