@@ -272,3 +272,12 @@ def test_the_release_json_the_workflow_writes_ships_in_the_wheel() -> None:
     assert any(fnmatch.fnmatch(catalog.RELEASE_FILE, pattern.removeprefix("**/")) for pattern in patterns), patterns
     ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert f"src/shipway/{catalog.RELEASE_FILE}" in ignored, "a digest written by a release must never be committed"
+
+
+def test_ci_on_github_renders_the_charts_it_pulls_before_the_tests() -> None:
+    ci = load_workflow("ci.yml")
+    test_steps = ci["jobs"]["test"]["steps"]
+    pull = next(i for i, step in enumerate(test_steps) if "shipway charts pull" in str(step.get("run", "")))
+    tests = next(i for i, step in enumerate(test_steps) if "pytest" in str(step.get("run", "")))
+    assert pull < tests and 'SHIPWAY_CHARTS=$RUNNER_TEMP/charts' in test_steps[pull]["run"], (
+        "without the chart cache every whole-platform render test would skip on GitHub")
