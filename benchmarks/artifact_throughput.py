@@ -31,23 +31,31 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_registry(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_registry(workdir: Path, login: tuple[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """docker-registry on 127.0.0.1; with `login`, it asks for that user and password (htpasswd, bcrypt)."""
     import requests
 
     binary = shutil.which("docker-registry")
     if binary is None:
         sys.exit("needs `docker-registry` (apt: docker-registry)")
     port = _free_port()
+    auth = ""
+    if login is not None:
+        import bcrypt
+
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(f"{login[0]}:{bcrypt.hashpw(login[1].encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: bench\n    path: {htpasswd}\n"
     config = workdir / "config.yml"
     config.write_text(
         f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {workdir / 'storage'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"{auth}http:\n  addr: 127.0.0.1:{port}\n"
     )
     process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok:
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401):
                 return process, f"127.0.0.1:{port}"
         except requests.ConnectionError:
             time.sleep(0.05)
