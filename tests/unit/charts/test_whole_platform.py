@@ -178,3 +178,33 @@ def test_argo_cd_ha_needs_three_untainted_nodes_and_a_blueprint_with_fewer_is_re
     two.write_text((root / "blueprints" / "gke-prod.yaml").read_text().replace("    minSize: 3\n", "    minSize: 2\n", 1))
     with pytest.raises(SpecError, match="redis-ha needs 3 nodes without taints"):
         load_blueprint(two)
+
+
+def test_fake_gpu_operators_topology_holds_only_shipways_pools_with_their_gpu_memory(chart_cache: Path) -> None:
+    """fake-gpu-operator 0.2.0's values.yaml has a `default` pool of two Tesla-K80s; Helm merges maps, so it
+    stayed beside Shipway's until deleted, and pools without gpuMemory simulate 0 MiB GPUs."""
+    from shipway.spec import load_blueprint
+    from shipway.yamlio import from_yaml
+
+    blueprint = load_blueprint(Path(__file__).resolve().parents[3] / "blueprints" / "kind-dev.yaml")
+    rendered = _render(chart_cache, "fake-gpu-operator-0.2.0", ReleaseInput(
+        "gpu", "fake-gpu-operator", "fake-gpu-operator", "0.2.0", "", "gpu-operator", gpu.fake_operator_values(blueprint)))
+    [topology] = [obj for obj in rendered.objects() if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "topology"]
+    pools = from_yaml(topology["data"]["topology.yml"])["nodePools"]
+    assert set(pools) == {pool.name for pool in blueprint.gpu_pools}
+    assert all(pool["gpuMemory"] > 0 for pool in pools.values())
+
+
+def test_kserve_runtimes_start_their_servers_as_kserves_own_runtimes_do() -> None:
+    """kserve v0.17.1 config/runtimes: MLServer takes its implementation and ports from the environment,
+    Triton needs its model store and ports as arguments."""
+    from shipway.render import serving
+    from shipway.spec.blueprint import DEFAULT_RUNTIMES
+
+    sklearn = serving.cluster_serving_runtime("sklearn", DEFAULT_RUNTIMES["sklearn"])["spec"]["containers"][0]
+    assert {e["name"]: e["value"] for e in sklearn["env"]} == {
+        "MLSERVER_MODEL_IMPLEMENTATION": "mlserver_sklearn.SKLearnModel", "MLSERVER_HTTP_PORT": "8080",
+        "MLSERVER_GRPC_PORT": "9000"}
+    triton = serving.cluster_serving_runtime("triton", DEFAULT_RUNTIMES["triton"])["spec"]["containers"][0]
+    assert triton["args"][:2] == ["tritonserver", "--model-store=/mnt/models"]
+    assert "--http-port=8000" in triton["args"] and triton["ports"][0]["containerPort"] == 8000
