@@ -26,6 +26,9 @@ def retrain_trigger(
     kube_token_file: Path | None = typer.Option(None, "--kube-token-file", help="Bearer token file for --kube-api."),
     attempts: int = typer.Option(4, "--attempts", min=1, max=10, help="Tries per trigger before it is a failure."),
     backoff: float = typer.Option(2.0, "--backoff", min=0.0, help="Seconds before the second try; doubles each time."),
+    allowed: Path | None = typer.Option(
+        None, "--allowed", help="The platform's allow-list (JSON: team namespace -> team and the repositories it "
+                                "may start); without it every trigger is refused."),
 ) -> None:
     """Start model repositories' retraining pipelines from Alertmanager's drift and accuracy alerts.
 
@@ -37,7 +40,7 @@ def retrain_trigger(
         import signal
 
         from shipway.render.retrain import GITHUB_TOKEN_ENV, GITLAB_TOKEN_ENV
-        from shipway.retrain.service import TriggerConfig, in_cluster, serve
+        from shipway.retrain.service import TriggerConfig, in_cluster, load_allowed, serve
         from shipway.retry import RetryPolicy
 
         host, _, port = listen.rpartition(":")
@@ -57,7 +60,8 @@ def retrain_trigger(
         config = TriggerConfig(listen_host=host.strip("[]"), listen_port=int(port), github_api=github_api,
                                gitlab_url=gitlab_url, github_token=github, gitlab_token=gitlab, kube_api=api,
                                kube_token=token, kube_ca=ca,
-                               retry=RetryPolicy(attempts=attempts, first_delay_s=backoff, max_delay_s=60.0))
+                               retry=RetryPolicy(attempts=attempts, first_delay_s=backoff, max_delay_s=60.0),
+                               allowed=load_allowed(allowed) if allowed is not None else {})
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
         async def main() -> None:

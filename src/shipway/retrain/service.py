@@ -7,6 +7,10 @@ with the alert's evidence as payload. A start refused for a passing reason (a ra
 connection) is retried with the shared RetryPolicy's backoff; any other refusal is final. Every outcome is counted
 and recorded as a Kubernetes Event on the model's Rollout. The cooldown is kept in memory by the one replica.
 
+The team writes that ConfigMap, so the repository it names must be one the blueprint allows the team of the
+namespace it was read from (teams[].retrainRepositories, given to the service as --allowed); anything else is
+refused, counted, logged and recorded as a Warning Event, and the platform's token is never sent.
+
 Two HTTP clients: the Kubernetes API's trusts the cluster's CA (the service account's ca.crt) and nothing else;
 GitHub's and GitLab's trust the system store (Python's default verify paths, so SSL_CERT_FILE and SSL_CERT_DIR
 too). One client with the cluster CA as its only root cannot verify api.github.com.
@@ -23,6 +27,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +37,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from shipway.errors import ShipwayError
 from shipway.render import retrain as names
 from shipway.retry import TRANSIENT_STATUS, RetryPolicy
 
@@ -38,6 +45,40 @@ LOG = logging.getLogger("shipway.retrain")
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 IN_CLUSTER_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 COMPONENT = names.NAME
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What one team namespace may start: its team, and the repositories and projects listed for the team."""
+
+    team: str
+    github: tuple[str, ...] = ()
+    gitlab: tuple[str, ...] = ()
+
+    def holds(self, target: Target) -> bool:
+        """Whether the target is this namespace's team and names one of its repositories."""
+        patterns = self.github if target.provider == "github" else self.gitlab
+        return target.team == self.team and names.repository_allowed(patterns, target.repository)
+
+
+class AllowListError(ShipwayError):
+    """The --allowed file is not the allow-list the platform renders: bad input, exit 2."""
+
+    exit_code = 2
+
+
+def load_allowed(path: Path) -> dict[str, Allowed]:
+    """The allow-list file the platform renders (render.retrain.allowed_document), by team namespace."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {namespace: Allowed(team=entry["team"], github=tuple(entry.get("github", ())),
+                                   gitlab=tuple(entry.get("gitlab", ())))
+                for namespace, entry in document.items()}
+    except OSError as error:
+        raise AllowListError(f"cannot read the allow-list {path}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise AllowListError(f"{path} is not a retraining allow-list ({{namespace: {{team, github: [...], "
+                             f"gitlab: [...]}}}}, as the platform renders it): {error}") from None
 
 
 @dataclass(frozen=True)
@@ -55,6 +96,8 @@ class TriggerConfig:
     kube_ca: str | None = None
     retry: RetryPolicy = RetryPolicy(attempts=4, first_delay_s=2.0, max_delay_s=60.0)
     timeout_seconds: float = 10.0
+    # By team namespace; a namespace not in it may start nothing.
+    allowed: Mapping[str, Allowed] = field(default_factory=dict)
 
 
 def in_cluster() -> tuple[str, str | None, str | None]:
@@ -230,6 +273,16 @@ class TriggerService:
             return False
         if signal not in target.signals:
             self.metrics.skipped.labels("signal-not-chosen").inc()
+            return False
+        allowed = self.config.allowed.get(namespace)
+        if allowed is None or not allowed.holds(target):
+            self.metrics.skipped.labels("repository-not-allowed").inc()
+            message = (f"refused to start retraining of {model} in {target.provider}:{target.repository} for team "
+                       f"{target.team}: the platform allows namespace {namespace} "
+                       + (f"(team {allowed.team}) only its team's listed repositories" if allowed else "nothing")
+                       + "; list the repository under the team's retrainRepositories in the blueprint")
+            LOG.warning("%s", message)
+            await self._record(target, "RetrainRefused", message, True)
             return False
         # Read after the lookup's await, and set below with no await between: concurrent webhooks see one trigger.
         now, last = time.monotonic(), self.last_trigger.get(key)

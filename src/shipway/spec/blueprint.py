@@ -614,6 +614,23 @@ class Quota(Spec):
 CodeOwner = Annotated[str, Field(pattern=r"^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+)$")]
 
 
+class RetrainRepositories(Spec):
+    """The repositories the platform's retraining trigger may start for one team, with the platform's token.
+
+    The model's `<model>-retrain` ConfigMap names the repository, and the team writes that ConfigMap; a repository
+    not listed here is refused, so a team cannot spend the platform's token on another team's repositories.
+    """
+
+    github: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")]] = Field(
+        default_factory=list,
+        description="GitHub repositories as owner/name, or owner/* for every repository of that owner or "
+                    "organization (compared without case, as GitHub does).")
+    gitlab: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*/(?:[A-Za-z0-9_.-]+|\*)$")]] = (
+        Field(default_factory=list,
+              description="GitLab project paths (group/name, subgroups allowed), or group/* for every project in "
+                          "that group and its subgroups (compared without case)."))
+
+
 class Team(Spec):
     """A model team: a namespace per environment, quotas, and who may deploy."""
 
@@ -631,6 +648,12 @@ class Team(Spec):
         False,
         description="Let the team's groups create and delete Jobs in its namespaces. A Job's pod can mount any "
                     "Secret of its namespace, the registry pull secret included, so this is off unless granted.")
+
+    retrain_repositories: RetrainRepositories = Field(
+        default_factory=RetrainRepositories,
+        description="Repositories whose retraining the platform's trigger may start for this team's models "
+                    "(observability.retraining); none when empty, so every model.yaml `retrain:` of the team is "
+                    "refused until its repository is listed.")
 
     def namespace(self, environment: str) -> str:
         """The team's namespace in an environment."""

@@ -52,9 +52,12 @@ TOKEN = "test-github-token"
 
 
 def _blueprint() -> Blueprint:
-    """kind-dev with retraining on: the trigger's token is a Pulumi secret config key."""
+    """kind-dev with retraining on: the trigger's token is a Pulumi secret config key; the team's repo allowed."""
     data = load_blueprint(ROOT / "blueprints" / "kind-dev.yaml").model_dump(by_alias=True, exclude_unset=True)
     data["observability"] = {**data.get("observability", {}), "retraining": {"githubTokenSecret": "githubToken"}}
+    for team in data["teams"]:
+        if team["name"] == TEAM:
+            team["retrainRepositories"] = {"github": [REPOSITORY]}
     return Blueprint.model_validate(data)
 
 
@@ -205,6 +208,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     receiver["webhook_configs"][0]["url"] = f"http://127.0.0.1:{ports['trigger']}/alerts"
     (work / "alertmanager.yml").write_text(yaml.safe_dump(config))
     (work / "kube-token").write_text("kube-test-token\n")
+    # The allow-list as the observability layer renders it into the service's ConfigMap.
+    (work / retrain.ALLOWED_KEY).write_text(json.dumps(retrain.allowed_document(_blueprint())))
 
     servers = [
         Server("mlserver", [sys.executable, "-m", "mlserver.cli.main", "start", str(work)], work / "mlserver.log"),
@@ -222,7 +227,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         Server("trigger", [sys.executable, "-m", "shipway", "retrain-trigger", "--listen",
                            f"127.0.0.1:{ports['trigger']}", "--github-api", f"http://127.0.0.1:{apis.github_port}",
                            "--kube-api", f"http://127.0.0.1:{apis.kube_port}",
-                           "--kube-token-file", str(work / "kube-token"), "--attempts", "4", "--backoff", "0.2"],
+                           "--kube-token-file", str(work / "kube-token"), "--attempts", "4", "--backoff", "0.2",
+                           "--allowed", str(work / retrain.ALLOWED_KEY)],
                work / "trigger.log"),
     ]
     os.environ["SHIPWAY_GITHUB_TOKEN"] = TOKEN

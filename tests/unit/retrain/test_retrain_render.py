@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from shipway import catalog
 from shipway.delivery.render import render as render_model
 from shipway.platform.program import secret_keys
 from shipway.render import observability, retrain, tenancy
+from shipway.render.common import service_monitor
 from shipway.render.profile import platform_profile
 from shipway.spec import load_blueprint
 from shipway.spec.blueprint import Blueprint
@@ -130,3 +133,62 @@ def test_a_trigger_that_keeps_failing_alerts(tmp_path: Path) -> None:
     done = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_blueprints_allow_list_reaches_the_service_by_team_namespace(eks: Blueprint, objects,
+                                                                           tmp_path: Path) -> None:
+    """Review 1.3: teams[].retrainRepositories, rendered into the service's config and read back by the service."""
+    from shipway.retrain.service import Target, load_allowed
+
+    config_map = objects[("ConfigMap", "monitoring", retrain.NAME)]
+    document = json.loads(config_map["data"][retrain.ALLOWED_KEY])
+    assert set(document) == {ns for team in eks.teams for ns in eks.namespaces[team.name].values()}
+    assert document["fraud-prod"] == {"team": "fraud", "github": ["fraud/*"], "gitlab": []}
+    assert document["llm-prod"] == {"team": "llm", "github": [], "gitlab": []}
+    deployment = objects[("Deployment", "monitoring", retrain.NAME)]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    path = container["args"][container["args"].index("--allowed") + 1]
+    (mount,) = container["volumeMounts"]
+    assert path == f"{mount['mountPath']}/{retrain.ALLOWED_KEY}" and mount["readOnly"] is True
+    assert pod["volumes"] == [{"name": mount["name"], "configMap": {"name": retrain.NAME}}]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["shipway.dev/config-sha256"]
+    # The service reads what the platform renders, and applies it per namespace.
+    (tmp_path / "allowed.json").write_text(config_map["data"][retrain.ALLOWED_KEY])
+    allowed = load_allowed(tmp_path / "allowed.json")
+    target = Target("churn", "fraud", "fraud-prod", ("drift",), 60.0, "github", "fraud/churn")
+    assert allowed["fraud-prod"].holds(target) and not allowed["llm-prod"].holds(target)
+
+
+def test_a_bad_allow_list_entry_is_refused_where_it_is_written(eks: Blueprint) -> None:
+    data = eks.model_dump(by_alias=True, exclude_unset=True)
+    data["teams"][0]["retrainRepositories"] = {"github": ["not a repository"]}
+    with pytest.raises(ValueError, match=r"teams\.0\.retrainRepositories\.github\.0"):
+        Blueprint.model_validate(data)
+
+
+def test_egress_is_dns_the_api_server_and_the_forges_each_by_its_own_rule(eks: Blueprint, objects) -> None:
+    """Review 1.6: `ports: 443, 6443` with no `to` opened every address for the Kubernetes API."""
+    policy = objects[("NetworkPolicy", "monitoring", retrain.NAME)]["spec"]
+    dns, kube_api, forges = policy["egress"]
+    assert all(rule.get("to") for rule in policy["egress"])  # no rule reaches every address
+    assert {port["port"] for port in dns["ports"]} == {53}
+    assert [peer["ipBlock"]["cidr"] for peer in kube_api["to"]] == list(tenancy.PRIVATE_RANGES)
+    assert [port["port"] for port in kube_api["ports"]] == list(tenancy.KUBE_API_PORTS)
+    assert forges["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(tenancy.PRIVATE_RANGES)}}]
+    assert forges["ports"] == [{"protocol": "TCP", "port": 443}]
+    # A self-hosted GitLab on its own port: that port, still only towards the internet.
+    data = eks.model_dump(by_alias=True, exclude_unset=True)
+    data["observability"]["retraining"]["gitlabUrl"] = "https://gitlab.acme.dev:8443"
+    assert retrain.egress(Blueprint.model_validate(data).observability.retraining)[2]["ports"] == [
+        {"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 8443}]
+
+
+def test_the_service_monitor_is_the_common_one(objects) -> None:
+    """Review 3.6: the Prometheus release label comes from the catalog, through render.common.service_monitor."""
+    monitor = objects[("ServiceMonitor", "monitoring", retrain.NAME)]
+    assert monitor["metadata"]["labels"]["release"] == catalog.PROMETHEUS_RELEASE
+    assert monitor["spec"] == service_monitor(retrain.NAME, "monitoring", retrain.LABELS, "http")["spec"]
+    service = objects[("Service", "monitoring", retrain.NAME)]
+    assert {port["name"] for port in service["spec"]["ports"]} == {"http"}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()

@@ -19,9 +19,13 @@ import pytest
 from aiohttp import web
 
 from shipway.render import retrain as names
-from shipway.retrain.service import TriggerConfig, TriggerService, event_object
+from shipway.retrain.service import Allowed, TriggerConfig, TriggerService, event_object
 from shipway.retry import RetryPolicy
 from shipway.spec.model import ModelSpec
+
+
+# What the blueprint allows fraud-prod (teams[].retrainRepositories of team fraud).
+FRAUD = {"fraud-prod": Allowed(team="fraud", github=("acme/*",), gitlab=("ml/fraud/churn",))}
 
 
 def _free_port() -> int:
@@ -30,8 +34,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _spec(repository: dict[str, str], cooldown: str = "1h") -> ModelSpec:
-    return ModelSpec.model_validate({"name": "churn", "team": "fraud", "version": "2", "runtime": "sklearn",
+def _spec(repository: dict[str, str], cooldown: str = "1h", team: str = "fraud") -> ModelSpec:
+    return ModelSpec.model_validate({"name": "churn", "team": team, "version": "2", "runtime": "sklearn",
                                      "drift": {}, "retrain": {"signals": ["drift"], "cooldown": cooldown,
                                                               "repository": repository}})
 
@@ -84,14 +88,15 @@ class Fakes:
         return app
 
 
-async def _run(fakes: Fakes, posts: list[list[dict[str, Any]]], attempts: int = 3) -> TriggerService:
+async def _run(fakes: Fakes, posts: list[list[dict[str, Any]]], attempts: int = 3,
+               allowed: dict[str, Allowed] = FRAUD) -> TriggerService:
     runner = web.AppRunner(fakes.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", fakes.port).start()
     base = f"http://127.0.0.1:{fakes.port}"
     service = TriggerService(TriggerConfig(github_api=base, gitlab_url=base, github_token="gh", gitlab_token="gl",
                                            kube_api=base, kube_token="kube",
-                                           retry=RetryPolicy(attempts=attempts, first_delay_s=0.01)))
+                                           retry=RetryPolicy(attempts=attempts, first_delay_s=0.01), allowed=allowed))
     await service.start()
     service_runner = web.AppRunner(service.app())
     await service_runner.setup()
@@ -233,7 +238,7 @@ def test_the_kubernetes_api_trusts_the_cluster_ca_and_the_forges_the_system_stor
             runners.append(runner)
         forge, kube = (f"https://127.0.0.1:{port}" for port in ports)
         service = TriggerService(TriggerConfig(github_api=forge, github_token="gh", kube_api=kube, kube_token="k",
-                                               kube_ca=str(kube_ca), retry=RetryPolicy(attempts=1)))
+                                               kube_ca=str(kube_ca), retry=RetryPolicy(attempts=1), allowed=FRAUD))
         await service.start()
         refused = []
         try:
@@ -258,3 +263,32 @@ def test_the_kubernetes_api_trusts_the_cluster_ca_and_the_forges_the_system_stor
     (event,) = fakes.events  # over TLS, verified against the cluster CA
     assert event["reason"] == "RetrainTriggered"
     assert len(refused) == 2 and all("certificate verify failed" in text for text in refused)
+
+
+@pytest.mark.parametrize(("repository", "team", "allowed"), [
+    ({"provider": "github", "repository": "victim/payroll"}, "fraud", FRAUD),  # not listed for the team
+    ({"provider": "github", "repository": "acme-evil/churn"}, "fraud", FRAUD),  # acme/* is not a prefix match
+    ({"provider": "gitlab", "project": "ml/fraud/churn-other"}, "fraud", FRAUD),
+    ({"provider": "github", "repository": "acme/churn"}, "llm", FRAUD),  # the ConfigMap claims another team
+    ({"provider": "github", "repository": "acme/churn"}, "fraud", {}),  # the namespace is not a listed team's
+])
+def test_a_repository_the_blueprint_does_not_allow_the_namespace_is_refused(
+        repository: dict[str, str], team: str, allowed: dict[str, Allowed], caplog: pytest.LogCaptureFixture) -> None:
+    """Review 1.3: the team writes the ConfigMap; the platform's token must not reach another repository."""
+    fakes = Fakes(_spec(repository, team=team))
+    service = asyncio.run(_run(fakes, [[_alert()], [_alert()]], allowed=allowed))
+    assert fakes.github == [] and fakes.gitlab == []
+    assert _sample(service, names.SKIPPED_TOTAL, reason="repository-not-allowed") == 2
+    assert _sample(service, names.TRIGGERS_TOTAL, namespace="fraud-prod", model="churn", provider=repository[
+        "provider"], signal="drift") == 0
+    assert [(event["reason"], event["type"]) for event in fakes.events] == [("RetrainRefused", "Warning")] * 2
+    assert "retrainRepositories" in fakes.events[0]["message"]
+    assert any("refused to start retraining of churn" in record.getMessage() for record in caplog.records)
+
+
+def test_allow_list_patterns_match_whole_paths_without_case() -> None:
+    allowed = ("Acme/*", "ml/fraud/churn", "group/*")
+    assert names.repository_allowed(allowed, "acme/Churn") and names.repository_allowed(allowed, "ML/fraud/churn")
+    assert names.repository_allowed(allowed, "group/sub/project")  # a GitLab group's subgroups
+    for refused in ("acme", "acme/", "acmeX/churn", "ml/fraud/churn2", "ml/fraud", "group", "other/acme/x"):
+        assert not names.repository_allowed(allowed, refused), refused
