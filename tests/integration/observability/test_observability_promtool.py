@@ -28,10 +28,11 @@ def _series(name: str, values: str, **labels: str) -> dict[str, str]:
     return {"series": f"{name}{{{label_text}}}", "values": values}
 
 
-def _alert(name: str, version: str, severity: str, description: str, summary: str) -> dict[str, object]:
+def _alert(name: str, version: str, severity: str, description: str, summary: str, value: str) -> dict[str, object]:
     return {
         "exp_labels": {"severity": severity, "namespace": "ns", "model": "iris", "version": version},
-        "exp_annotations": {"summary": summary, "description": description},
+        # `value` is the figure itself: the retraining trigger passes it on as the alert's evidence.
+        "exp_annotations": {"summary": summary, "description": description, "value": value},
     }
 
 
@@ -77,21 +78,22 @@ def test_each_alert_fires_on_a_bad_version_and_stays_quiet_on_a_good_one(tmp_pat
     who = "iris bad in ns"
     cases = [
         ("ShipwayModelErrorRateHigh", "critical",
-         f"{who}: 25% of requests failing (SLO: the model's own, else 5.00%).", "Model error rate above its SLO"),
+         f"{who}: 25% of requests failing (SLO: the model's own, else 5.00%).", "Model error rate above its SLO", "0.25"),
         ("ShipwayModelLatencyP99High", "warning", f"{who}: p99 latency 2.485s (SLO: the model's own, else 1s).",
-         "Model p99 latency above its SLO"),
+         "Model p99 latency above its SLO", "2.485"),
         ("ShipwayModelFeatureDrift", "warning",
          f"{who}: largest feature PSI 0.600 (bound: the model's own, else 0.25).",
-         "Model input features drifted from the training reference"),
+         "Model input features drifted from the training reference", "0.6"),
         ("ShipwayModelOnlineAccuracyLow", "critical",
-         f"{who}: online accuracy 50% (SLO: the model's own, else 80%).", "Model online accuracy below its SLO"),
+         f"{who}: online accuracy 50% (SLO: the model's own, else 80%).", "Model online accuracy below its SLO",
+         "0.5"),
     ]
     alert_tests = []
-    for name, severity, description, summary in cases:
+    for name, severity, description, summary, value in cases:
         # Before `for` has elapsed nothing fires; afterwards only the bad version does.
         alert_tests.append({"eval_time": "30s", "alertname": name, "exp_alerts": []})
         alert_tests.append(
-            {"eval_time": "5m", "alertname": name, "exp_alerts": [_alert(name, "bad", severity, description, summary)]}
+            {"eval_time": "5m", "alertname": name, "exp_alerts": [_alert(name, "bad", severity, description, summary, value)]}
         )
     unit = {
         "rule_files": ["rules.yml"],

@@ -85,11 +85,12 @@ def test_images_list_with_charts_reads_every_container_every_rendered_release_ru
     example: str, chart_cache: Path
 ) -> None:
     from shipway.charts.cache import ChartCache
+    from shipway.charts.engine import default_parse_cache
     from shipway.images.collect import platform_images
     from shipway.platform.synth import render_charts, run_program
 
     result = run_program(REPO / "blueprints" / f"{example}.yaml")
-    render = render_charts(result, ChartCache(chart_cache))
+    render = render_charts(result, ChartCache(chart_cache), default_parse_cache())
     rendered = {done.release.name: done.objects() for done in render.rendered}
     found = platform_images(result, rendered)
     listed = {use.image for use in found.images}
