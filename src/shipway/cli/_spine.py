@@ -238,7 +238,8 @@ def cluster_info(
         else:
             from rich.table import Table
 
-            table = Table("fact", "value", title=str(blueprint))
+            table = Table("fact", title=str(blueprint))
+            table.add_column("value", no_wrap=True, overflow="ignore")  # names are copied: never cut
             for key, value in facts.items():
                 table.add_row(key, value)
             console.print(table)
