@@ -12,7 +12,20 @@ from shipway.spec.gpus import RESERVED_EC2_FAMILIES, ec2_family, gpu_of_instance
 def warnings(blueprint: Blueprint) -> list[Located]:
     """Every warning for a blueprint that has already passed validation."""
     return [*_endpoint(blueprint), *_capacity(blueprint), *_gpu_models(blueprint), *_autoscaling(blueprint),
-            *_team_access(blueprint), *_gpu_stack(blueprint)]
+            *_team_access(blueprint), *_gpu_stack(blueprint), *_retraining(blueprint)]
+
+
+def _retraining(blueprint: Blueprint) -> list[Located]:
+    """The trigger refuses every repository no team lists, so retraining on with empty lists starts nothing."""
+    retraining = blueprint.observability.retraining
+    if retraining is None or not retraining.enabled:
+        return []
+    if any(team.retrain_repositories.github or team.retrain_repositories.gitlab for team in blueprint.teams):
+        return []
+    return [Located(("observability", "retraining"),
+                    "retraining is on but no team lists a repository, so the trigger refuses every model's retrain:",
+                    "list each team's model repositories under teams[].retrainRepositories (github: [owner/name "
+                    "or owner/*], gitlab: [group/project or group/*])")]
 
 
 def _endpoint(blueprint: Blueprint) -> list[Located]:

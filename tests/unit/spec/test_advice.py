@@ -97,3 +97,13 @@ def test_validate_prints_warnings_and_passes(tmp_path):
     assert warning["path"] == "cluster.network.publicEndpoint" and warning["line"] == 16
     table = CliRunner().invoke(app, ["validate", str(path)])
     assert table.exit_code == 0 and "warning:" in table.output and "1 warning(s)" in table.output
+
+
+def test_retraining_with_no_team_repository_listed_warns(tmp_path):
+    """The trigger refuses what no team lists (teams[].retrainRepositories), so retraining would start nothing."""
+    listed = "    retrainRepositories:\n      github: [fraud/*]\n"
+    assert listed in EKS
+    text = EKS.replace(listed, "")
+    [warning] = _warnings(tmp_path, text)
+    assert warning.path == "observability.retraining" and "refuses every model's retrain" in warning.message
+    assert warning.line == text.splitlines().index("    githubTokenSecret: retrainGithubToken") + 1  # the block
