@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import typer
@@ -16,6 +18,67 @@ from shipway.errors import ShipwayError, missing_extra
 # Never wrapped: a digest or path split over two lines cannot be copied or grepped from a CI log.
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+class BadOption(ShipwayError):
+    """A command-line option's value cannot be used: bad input, exit 2."""
+
+    exit_code = 2
+
+
+# One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63 characters.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def host_port(text: str, option: str, example: str) -> tuple[str, int]:
+    """`HOST:PORT` of a --listen-style option: an IPv4 address, an IPv6 address in brackets or a host name, and a
+    port 1-65535. Anything else is refused (exit 2) naming the option, the value and an example to copy."""
+    host, port = _split_host_port(text)
+    if host is None or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadOption(f"Got {option} {text!r}: expected HOST:PORT with a port 1-65535 and HOST an IPv4 address, "
+                        f"an IPv6 address in brackets ([::1]:{example.rpartition(':')[2]}) or a host name; "
+                        f"e.g. {option} {example}")
+    return host, int(port)
+
+
+def _split_host_port(text: str) -> tuple[str | None, str]:
+    """The host (None when it is no address or name) and the port text."""
+    if text.startswith("["):
+        inside, closed, port = text[1:].partition("]:")
+        try:
+            return (str(ipaddress.IPv6Address(inside)), port) if closed else (None, "")
+        except ValueError:
+            return None, port
+    host, _, port = text.rpartition(":")
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            return str(ipaddress.IPv4Address(host)), port
+        except ValueError:
+            return None, port
+    labels = host.rstrip(".").split(".")
+    named = 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+    return (host if named else None), port
+
+
+def run_service(serve: Callable[[], Awaitable[None]]) -> None:
+    """Run a server coroutine until SIGTERM (the kubelet stopping the pod) or Ctrl-C, letting it close its
+    listeners on the way out. SIGTERM ends quietly (exit 0); Ctrl-C is `guarded`'s "interrupted" (exit 130); a
+    port that cannot be bound is a one-line error (exit 1)."""
+    import asyncio
+    import signal
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await serve()
+
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        pass
+    except OSError as error:
+        raise ShipwayError(f"cannot listen: {error}") from None
 
 
 def former_name(name: str) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipway.cli._common import console, guarded
+from shipway.cli._common import console, guarded, host_port, run_service
 
 if TYPE_CHECKING:
     from shipway.artifacts.auth import Credentials
@@ -244,25 +244,16 @@ def cache_serve_command(
 
     Every request carries the requester's registry credentials. The cache asks the registry with them (HEAD of the blob) before answering, and downloads a missing blob once per node with them.
     """
-    _stop_on_sigterm()
     with guarded():
-        import asyncio
-
         from shipway.artifacts.cache import NodeCache
         from shipway.artifacts.cache_service import CacheServiceConfig, serve
-        from shipway.artifacts.errors import BadOptionError
 
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise BadOptionError(f"Got --listen {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:5080.")
+        host, port = host_port(listen, "--listen", "0.0.0.0:5080")
         limit = _bytes("--max-size", max_size)
         config = CacheServiceConfig(NodeCache(cache_dir, limit, keep_recent_s=0.0), registry, plain_http,
                                     _limits(max_size, "4Mi", deadline, min_rate, rate_window))
         console.print(f"node cache for {registry} on {listen}, {cache_dir} up to {max_size}", highlight=False)
-        try:
-            asyncio.run(serve(config, host, int(port)))
-        except KeyboardInterrupt:
-            pass
+        run_service(lambda: serve(config, host, port))
 
 
 def exists_command(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shipway.cli._common import console, guarded
+from shipway.cli._common import console, guarded, host_port, run_service
 from shipway.errors import ShipwayError
 
 
@@ -35,17 +35,13 @@ def retrain_trigger(
     Tokens come from the environment: SHIPWAY_GITHUB_TOKEN and SHIPWAY_GITLAB_TOKEN.
     """
     with guarded():
-        import asyncio
         import logging
-        import signal
 
         from shipway.render.retrain import GITHUB_TOKEN_ENV, GITLAB_TOKEN_ENV
         from shipway.retrain.service import TriggerConfig, in_cluster, load_allowed, serve
         from shipway.retry import RetryPolicy
 
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ShipwayError(f"--listen must be HOST:PORT, got {listen!r}")
+        host, port = host_port(listen, "--listen", "0.0.0.0:8080")
         if kube_api is not None:
             token = kube_token_file.read_text(encoding="utf-8").strip() if kube_token_file else None
             api, ca = kube_api.rstrip("/"), None
@@ -57,23 +53,12 @@ def retrain_trigger(
         github, gitlab = os.environ.get(GITHUB_TOKEN_ENV), os.environ.get(GITLAB_TOKEN_ENV)
         if not (github or gitlab):
             raise ShipwayError(f"no trigger credentials: set {GITHUB_TOKEN_ENV} or {GITLAB_TOKEN_ENV}")
-        config = TriggerConfig(listen_host=host.strip("[]"), listen_port=int(port), github_api=github_api,
+        config = TriggerConfig(listen_host=host, listen_port=port, github_api=github_api,
                                gitlab_url=gitlab_url, github_token=github, gitlab_token=gitlab, kube_api=api,
                                kube_token=token, kube_ca=ca,
                                retry=RetryPolicy(attempts=attempts, first_delay_s=backoff, max_delay_s=60.0),
                                allowed=load_allowed(allowed) if allowed is not None else {})
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-        async def main() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-            console.print(f"retrain trigger on {listen}/alerts; Kubernetes API {api}", highlight=False)
-            await serve(config)
-
-        try:
-            asyncio.run(main())
-        except asyncio.CancelledError:
-            pass
-        except OSError as error:
-            raise ShipwayError(f"cannot listen: {error}") from None
+        console.print(f"retrain trigger on {listen}/alerts; Kubernetes API {api}", highlight=False)
+        run_service(lambda: serve(config))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from shipway.cli._common import console, guarded
+from shipway.cli._common import console, guarded, host_port, run_service
 from shipway.errors import ShipwayError
 
 if TYPE_CHECKING:
@@ -73,16 +73,13 @@ def sidecar(
 ) -> None:
     """Run the observability reverse proxy in front of a model runtime."""
     with guarded():
-        import asyncio
-        import signal
-
         from shipway.drift.profile import ReferenceProfile
         from shipway.sidecar.observer import ObserverSettings
         from shipway.sidecar.server import SidecarConfig, serve
 
-        listen_host, listen_port = _address(listen, "--listen")
-        metrics_host, metrics_port = _address(metrics_listen, "--metrics-listen")
-        feedback_host, feedback_port = _address(feedback_listen, "--feedback-listen")
+        listen_host, listen_port = host_port(listen, "--listen", "0.0.0.0:8080")
+        metrics_host, metrics_port = host_port(metrics_listen, "--metrics-listen", "0.0.0.0:9091")
+        feedback_host, feedback_port = host_port(feedback_listen, "--feedback-listen", "0.0.0.0:9092")
         if not runtime_ready_path.startswith("/"):
             raise ShipwayError(f"--runtime-ready-path must start with '/', got {runtime_ready_path!r}")
         if not upstream.startswith(("http://", "https://")):
@@ -121,31 +118,18 @@ def sidecar(
             thresholds=thresholds,
         )
 
-        async def main() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            # SIGTERM (the kubelet stopping the pod) closes the listeners like Ctrl-C does.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-            console.print(
-                f"sidecar {model}:{version} on {listen} -> {upstream}; metrics and probes on {metrics_listen},"
-                f" feedback on {feedback_listen}",
-                highlight=False,
-            )
-            await serve(config)
-
         try:
             import uvloop  # optional: a faster event loop when the runtime image already has it
 
             uvloop.install()
         except ImportError:
             pass
-        try:
-            asyncio.run(main())
-        except asyncio.CancelledError:
-            pass
-        except OSError as error:
-            raise ShipwayError(f"cannot listen: {error}") from None
-
+        console.print(
+            f"sidecar {model}:{version} on {listen} -> {upstream}; metrics and probes on {metrics_listen},"
+            f" feedback on {feedback_listen}",
+            highlight=False,
+        )
+        run_service(lambda: serve(config))
 
 def profile(
     data: Path = typer.Argument(..., help="Training features: a .csv or .parquet file."),
@@ -189,9 +173,3 @@ def _thresholds(latency_p99_ms: float | None, error_rate: float | None, drift_ps
         accuracy_floor=accuracy_floor,
     )
 
-
-def _address(text: str, option: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ShipwayError(f"{option} must be HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)

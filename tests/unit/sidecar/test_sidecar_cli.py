@@ -40,8 +40,8 @@ def test_drift_profile_writes_a_loadable_profile(tmp_path: Path) -> None:
 def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(_app(), ["sidecar", "--listen", "nope", "--upstream", "http://127.0.0.1:1", "--model", "m", "--version", "v"])
-    assert result.exit_code == 1
-    assert "--listen must be HOST:PORT, got 'nope'" in result.output
+    assert result.exit_code == 2
+    assert "Got --listen 'nope': expected HOST:PORT" in result.output and "e.g. --listen 0.0.0.0:8080" in result.output
     assert "Traceback" not in result.output
     result = runner.invoke(_app(), ["sidecar", "--upstream", "127.0.0.1:1", "--model", "m", "--version", "v"])
     assert "--upstream must be an http(s) URL" in result.output

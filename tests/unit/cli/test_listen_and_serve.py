@@ -1,0 +1,135 @@
+"""One HOST:PORT parser and one serve loop for the three long-running commands (sidecar, retrain-trigger,
+model cache-serve): the same values accepted and refused (exit 2, an example, no traceback), the same SIGTERM ending."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from shipway.cli import app
+from shipway.cli._common import BadOption, host_port
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+READY_TIMEOUT_S = 20.0
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(SRC), "NO_COLOR": "1", "COLUMNS": "300",
+            "SHIPWAY_GITHUB_TOKEN": "test-token"}
+
+
+def _command(name: str, listen: str, tmp_path: Path) -> list[str]:
+    shipway = [sys.executable, "-m", "shipway"]
+    if name == "sidecar":
+        return [*shipway, "sidecar", "--listen", listen, "--upstream", "http://127.0.0.1:1", "--model", "m",
+                "--version", "v", "--metrics-listen", f"127.0.0.1:{_free_port()}",
+                "--feedback-listen", f"127.0.0.1:{_free_port()}"]
+    if name == "retrain-trigger":
+        return [*shipway, "retrain-trigger", "--listen", listen, "--kube-api", "http://127.0.0.1:1"]
+    return [*shipway, "model", "cache-serve", "--dir", str(tmp_path / "cache"), "--registry", "127.0.0.1:1",
+            "--plain-http", "--max-size", "1Gi", "--listen", listen]
+
+
+COMMANDS = ["sidecar", "retrain-trigger", "cache-serve"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+    ("127.0.0.1:1", ("127.0.0.1", 1)),
+    ("[::1]:5081", ("::1", 5081)),
+    ("[::]:65535", ("::", 65535)),
+    ("localhost:9091", ("localhost", 9091)),
+    ("node-cache.shipway-cache.svc.cluster.local:5080", ("node-cache.shipway-cache.svc.cluster.local", 5080)),
+])
+def test_ipv4_bracketed_ipv6_and_host_names_are_accepted(text: str, expected: tuple[str, int]) -> None:
+    assert host_port(text, "--listen", "0.0.0.0:8080") == expected
+
+
+@pytest.mark.parametrize("text", [
+    "0.0.0.0:99999", "0.0.0.0:0", "0.0.0.0:", "localhost", "nope", "::1:5081", "[::1]5081", "[nope]:80",
+    "999.1.1.1:80", "-bad-.example:80", "under_score:80", ":8080", "0.0.0.0:8o80",
+])
+def test_anything_else_is_refused_with_exit_2_and_an_example(text: str) -> None:
+    with pytest.raises(BadOption) as refused:
+        host_port(text, "--listen", "0.0.0.0:5080")
+    assert refused.value.exit_code == 2
+    assert f"Got --listen {text!r}" in str(refused.value) and "e.g. --listen 0.0.0.0:5080" in str(refused.value)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("listen", ["0.0.0.0:99999", "localhost", "::1:5081"])
+def test_each_service_refuses_a_bad_listen_with_exit_2_and_no_traceback(name: str, listen: str, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: retrain-trigger and cache-serve died with `OverflowError: bind(): port must be 0-65535`."""
+    monkeypatch.setenv("SHIPWAY_GITHUB_TOKEN", "test-token")
+    result = CliRunner().invoke(app, _command(name, listen, tmp_path)[3:])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # a traceback would be any other exception
+    assert f"Got --listen {listen!r}" in result.output and "e.g. --listen 0.0.0.0:" in result.output
+
+
+def _serve_then_sigterm(command: list[str], probe: str) -> subprocess.CompletedProcess[str]:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                if requests.get(probe, timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_service_serves_on_a_bracketed_ipv6_address_and_ends_cleanly_on_sigterm(name: str,
+                                                                                     tmp_path: Path) -> None:
+    """Before: cache-serve took `[::1]:PORT` for host `[::1]` and said "Name or service not known"."""
+    port = _free_port("::1")
+    command = _command(name, f"[::1]:{port}", tmp_path)
+    if name == "sidecar":
+        probe = f"http://{command[command.index('--metrics-listen') + 1]}/livez"
+    else:
+        probe = f"http://[::1]:{port}/healthz"
+    done = _serve_then_sigterm(command, probe)
+    assert done.returncode == 0, done.stdout
+    assert "Traceback" not in done.stdout and f"[::1]:{port}" in done.stdout
+    with pytest.raises(requests.ConnectionError):
+        requests.get(probe, timeout=1)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_port_in_use_is_one_line_not_a_traceback(name: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = subprocess.run(_command(name, listen, tmp_path), capture_output=True, text=True, env=_env(),
+                              timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "error: cannot listen:" in done.stderr
