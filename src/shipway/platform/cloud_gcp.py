@@ -59,7 +59,7 @@ def gke_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
         workload_identity_config={"workload_pool": f"{spec.project}.svc.id.goog"},
         ip_allocation_policy={},
         private_cluster_config={"enable_private_nodes": True, "enable_private_endpoint": False,
-                                "master_ipv4_cidr_block": "172.16.0.32/28"},
+                                "master_ipv4_cidr_block": spec.master_cidr},
         network_policy={"enabled": False},
         datapath_provider="ADVANCED_DATAPATH",
         resource_labels={"shipway-platform": blueprint.metadata.name},

@@ -6,7 +6,7 @@ from typing import Any
 
 from shipway import catalog
 from shipway.catalog import PROMETHEUS_RELEASE
-from shipway.spec.blueprint import Blueprint
+from shipway.spec.blueprint import Blueprint, EksCluster, GkeCluster
 
 Obj = dict[str, Any]
 
@@ -119,3 +119,28 @@ def service_monitor(name: str, namespace_name: str, selector: dict[str, str], po
 def shipway_image(blueprint: Blueprint) -> str:
     """The Shipway image platform workloads run: the blueprint's (a mirror's copy), else this Shipway's release."""
     return blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE
+
+
+# The API server listens on 443 (EKS, GKE, the `kubernetes` Service) or 6443 (kind and kubeadm endpoints).
+KUBE_API_PORTS = (443, 6443)
+
+
+def api_server_cidrs(blueprint: Blueprint) -> list[str]:
+    """The networks the Kubernetes API server's addresses are in, as pods see them.
+
+    EKS: the control plane's ENIs sit in the cluster's subnets, so the VPC's range. GKE: the private cluster's
+    control-plane /28. kind and existing clusters: what the blueprint says (the RFC 1918 ranges by default).
+    """
+    cluster = blueprint.cluster
+    if isinstance(cluster, EksCluster):
+        return [cluster.network.vpc_cidr]
+    if isinstance(cluster, GkeCluster):
+        return [cluster.master_cidr]
+    return list(cluster.api_server_cidrs)
+
+
+def kube_api_egress(blueprint: Blueprint) -> Obj:
+    """A NetworkPolicy egress rule to the Kubernetes API server and nowhere else: the API server is not a pod,
+    so it is named by address."""
+    return {"to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server_cidrs(blueprint)],
+            "ports": [{"protocol": "TCP", "port": port} for port in KUBE_API_PORTS]}

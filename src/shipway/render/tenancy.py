@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway.render import gateway, gpu, node_cache, observability, registry, retrain
-from shipway.render.common import Obj, metadata, namespace
+from shipway.render.common import KUBE_API_PORTS as KUBE_API_PORTS  # re-exported for render/retrain.py
+from shipway.render.common import Obj, kube_api_egress, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import (
     GPU_RESOURCE,
@@ -149,7 +150,6 @@ def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool
     return policies
 
 
-KUBE_API_PORTS = (443, 6443)
 # Where the API server calls each platform namespace's admission webhooks (container ports).
 WEBHOOK_PORTS = {"observability": 10250, "cert-manager": 10250, "kserve": 9443}
 
@@ -183,12 +183,28 @@ ENVOY_GATEWAY_WEBHOOK_PORT = 9443
 TEAM_NAMESPACES = {"namespaceSelector": {"matchExpressions": [{"key": "shipway.dev/team", "operator": "Exists"}]}}
 
 
+# What in the platform reaches the internet on 443 on purpose: component -> (namespace, why). Everything else
+# reaches only the API server's addresses (common.kube_api_egress) and named in-cluster peers, and each of
+# these is opened only when the blueprint uses it (platform_flows, render/retrain.py).
+INTERNET_HTTPS: dict[str, tuple[str, str]] = {
+    "alertmanager": (observability.NAMESPACE, "posts alerts to the receivers (PagerDuty, Slack, webhooks)"),
+    "retrain-trigger": (observability.NAMESPACE, "dispatches retraining workflows on the GitHub or GitLab API"),
+    "argocd-repo-server": ("argocd", "clones the GitOps repository from its Git host"),
+    "cert-manager": (gateway.CERT_MANAGER_NAMESPACE, "ACME: the CA's directory, and the DNS API for DNS-01"),
+    "external-dns": (gateway.EXTERNAL_DNS_NAMESPACE, "publishes route hosts through the DNS provider's API"),
+    "gpu-operator-driver": (gpu.NAMESPACE, "installs the driver: fetches kernel headers from package mirrors"),
+    "node-cache": (node_cache.NAMESPACE, "pulls blobs from an external registry (registry.type: external)"),
+}
+INTERNET_NAMESPACES = frozenset(namespace for namespace, _ in INTERNET_HTTPS.values())
+
+
 def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
     """The platform namespaces this blueprint creates, each with the flows its charts need."""
     from shipway.render import gitops, serving
 
     obs = observability.NAMESPACE
-    flows = [PlatformFlows(serving.NAMESPACE, https_out=True, egress_namespaces=(obs,))]
+    # Argo Rollouts queries Prometheus for analysis and loads its Gateway API plugin from a file: no internet.
+    flows = [PlatformFlows(serving.NAMESPACE, egress_namespaces=(obs,))]
     if blueprint.observability.enabled:
         # Prometheus scrapes every namespace and the nodes; Alertmanager calls receivers outside; Argo
         # Rollouts' analysis queries Prometheus.
@@ -246,15 +262,14 @@ def platform_network_policies(blueprint: Blueprint) -> list[Obj]:
     """Default deny in every platform namespace, then only the flows platform_flows names."""
     objects: list[Obj] = []
     outside = {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}
-    anywhere = {"ipBlock": {"cidr": "0.0.0.0/0"}}
     for flows in platform_flows(blueprint):
         ns = flows.namespace
         egress: list[Obj] = []
         ingress: list[Obj] = []
         if flows.kube_api:
-            # The API server is not a pod: its address is the cluster's, reached on 443 or 6443.
-            egress.append({"to": [anywhere], "ports": [{"protocol": "TCP", "port": p} for p in KUBE_API_PORTS]})
+            egress.append(kube_api_egress(blueprint))
         if flows.https_out:
+            assert ns in INTERNET_NAMESPACES, f"{ns} reaches the internet but INTERNET_HTTPS does not say why"
             egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]})
         if flows.ssh_out:
             egress.append({"to": [outside], "ports": [{"protocol": "TCP", "port": 22}]})

@@ -58,6 +58,35 @@ class Metadata(Spec):
 # --- cluster ----------------------------------------------------------------------------
 
 
+# Where an API server whose address Shipway cannot know (kind, an existing cluster) is assumed to live: the
+# RFC 1918 ranges, so platform pods reach it without reaching the internet.
+PRIVATE_API_SERVER_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+Cidr = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$")]
+
+
+def _ipv4_network(value: str, example: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError as error:
+        raise ValueError(f'Got "{value}", which is not an IPv4 network ({error}). '
+                         f'Write the network address, e.g. "{example}"') from None
+
+
+def _api_server_cidrs(value: list[str]) -> list[str]:
+    for cidr in value:
+        if _ipv4_network(cidr, "172.18.0.0/16").prefixlen == 0:
+            raise ValueError(f'Got "{cidr}", which would let platform pods reach the whole internet on the API '
+                             "server's ports. List the networks the API server's addresses are in, e.g. "
+                             '"172.18.0.0/16" (kind\'s Docker network)')
+    return value
+
+
+def _api_server_cidrs_field() -> Any:
+    return Field(default_factory=lambda: list(PRIVATE_API_SERVER_CIDRS), min_length=1, description=(
+        "Networks the Kubernetes API server's addresses are in (the `kubernetes` Service's endpoints and "
+        "ClusterIP); platform pods may reach only these on 443 and 6443. Defaults to the RFC 1918 ranges."))
+
+
 class KindCluster(Spec):
     """A local kind cluster for development; Shipway writes its config (`shipway kind-config`)."""
 
@@ -66,6 +95,9 @@ class KindCluster(Spec):
     context: str | None = Field(None, description="kubeconfig context; defaults to kind-<name>.")
     http_port: int = Field(8080, ge=1, le=65535, description="Port on 127.0.0.1 that reaches the Gateway's HTTP listener.")
     https_port: int = Field(8443, ge=1, le=65535, description="Port on 127.0.0.1 that reaches the Gateway's HTTPS listeners.")
+    api_server_cidrs: list[Cidr] = _api_server_cidrs_field()
+
+    _check_api_server_cidrs = field_validator("api_server_cidrs")(_api_server_cidrs)
 
 
 class ExistingCluster(Spec):
@@ -73,6 +105,9 @@ class ExistingCluster(Spec):
 
     kind: Literal["existing"] = Field(description="Cluster variant.")
     context: str = Field(min_length=1, description="kubeconfig context to deploy into.")
+    api_server_cidrs: list[Cidr] = _api_server_cidrs_field()
+
+    _check_api_server_cidrs = field_validator("api_server_cidrs")(_api_server_cidrs)
 
 
 class EksNetwork(Spec):
@@ -95,11 +130,7 @@ class EksNetwork(Spec):
     @field_validator("vpc_cidr")
     @classmethod
     def _vpc_cidr(cls, value: str) -> str:
-        try:
-            network = ipaddress.IPv4Network(value)
-        except ValueError as error:
-            raise ValueError(f'Got "{value}", which is not an IPv4 network ({error}). '
-                             'Write the network address, e.g. "10.0.0.0/16"') from None
+        network = _ipv4_network(value, "10.0.0.0/16")
         # AWS takes VPCs of /16 to /28; each subnet is 4 bits longer and AWS subnets stop at /28.
         if not 16 <= network.prefixlen <= 24:
             raise ValueError(f'Got "{value}". A VPC CIDR must be /16 to /24, so its /prefix+4 subnets fit AWS')
@@ -161,6 +192,17 @@ class GkeCluster(Spec):
                     "and GKE sizes regional pools per zone, so Shipway needs to know them.",
     )
     access: GkeAccess = Field(default_factory=GkeAccess, description="Google Groups for RBAC and cluster admins.")
+    master_cidr: Cidr = Field(
+        "172.16.0.32/28", description="The private cluster's control-plane range (master_ipv4_cidr_block), a /28 "
+                                      "outside the network's subnets; platform pods reach the API server only here.")
+
+    @field_validator("master_cidr")
+    @classmethod
+    def _master_cidr(cls, value: str) -> str:
+        network = _ipv4_network(value, "172.16.0.32/28")
+        if network.prefixlen != 28 or not network.is_private:
+            raise ValueError(f'Got "{value}". GKE takes a private /28 for the control plane, e.g. "172.16.0.32/28"')
+        return value
 
 
 Cluster = Annotated[KindCluster | ExistingCluster | EksCluster | GkeCluster, Field(discriminator="kind")]

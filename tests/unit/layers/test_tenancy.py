@@ -250,3 +250,92 @@ def test_the_gateway_namespaces_admit_only_their_listeners_and_reach_only_servin
     assert [_ports(rule) for rule in cert_ingress] == [{tenancy.WEBHOOK_PORTS["cert-manager"]}]
     assert {frozenset(_ports(rule)) for rule in cert_egress} <= {frozenset({443, 6443}), frozenset({443}),
                                                                  frozenset({80})}
+
+
+def _opens_anywhere(rule: dict) -> bool:
+    """Whether an egress rule reaches addresses outside the cluster's networks: no `to`, or 0.0.0.0/0."""
+    return "to" not in rule or any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in rule["to"])
+
+
+def test_platform_pods_reach_the_api_server_only_at_its_addresses(each_blueprint):
+    """Review 1.6: the API-server rule allowed 0.0.0.0/0 on 443/6443 in every platform namespace, which made
+    `https_out` meaningless. It now names the API server's networks per target: EKS, the VPC (the control
+    plane's cross-account ENIs sit in the cluster's subnets; aws/aws-network-policy-agent issue #281, where the
+    maintainers advise allowing the `kubernetes` Service's endpoint IPs or their subnet); GKE, the private
+    cluster's control-plane /28 (master_ipv4_cidr_block); kind, the RFC 1918 ranges (apiServerCidrs' default)."""
+    from shipway.render import common
+
+    blueprint = each_blueprint.blueprint
+    expected = {"kind": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], "eks": ["10.40.0.0/16"],
+                "gke": ["172.16.0.32/28"]}
+    cidrs = common.api_server_cidrs(blueprint)
+    assert cidrs == expected[blueprint.cluster.kind]
+    assert "0.0.0.0/0" not in cidrs
+    api_rules = [rule for policy in each_blueprint.kind("NetworkPolicy")
+                 if policy["metadata"]["name"] == "allow-platform-egress"
+                 for rule in policy["spec"]["egress"] if 6443 in _ports(rule)]
+    assert api_rules, "no platform namespace reaches the API server"
+    for rule in api_rules:
+        assert rule == common.kube_api_egress(blueprint)
+        assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == cidrs
+
+
+def test_gpu_operator_on_kind_reaches_nothing_beyond_the_private_ranges(kind_dev):
+    """Review 1.6's example: kind-dev's gpu-operator (no driver install) got 0.0.0.0/0:443 through the API rule."""
+    import ipaddress
+
+    from shipway.render import tenancy
+
+    egress, _ = _platform_rules(kind_dev, "gpu-operator")
+    private = [ipaddress.ip_network(cidr) for cidr in tenancy.PRIVATE_RANGES]
+    for rule in egress:
+        for peer in rule["to"]:
+            network = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+            assert any(network.subnet_of(block) for block in private), peer
+
+
+def test_only_the_listed_components_reach_the_internet_on_443(each_blueprint):
+    """Every NetworkPolicy rule outside the team namespaces that reaches 0.0.0.0/0 (or anywhere) on 443 belongs
+    to a namespace tenancy.INTERNET_HTTPS names with its reason; Argo Rollouts, Envoy Gateway, KServe, zot and
+    the GPU stack without a driver install reach none of it."""
+    from shipway.render import gitops, tenancy
+
+    assert tenancy.INTERNET_HTTPS["argocd-repo-server"][0] == gitops.NAMESPACE
+    blueprint = each_blueprint.blueprint
+    team_namespaces = {ns for envs in blueprint.namespaces.values() for ns in envs.values()}
+    reaching = set()
+    for policy in each_blueprint.kind("NetworkPolicy"):
+        ns = policy["metadata"]["namespace"]
+        if ns in team_namespaces:
+            continue
+        for rule in policy["spec"].get("egress", []):
+            if _opens_anywhere(rule) and (not rule.get("ports") or 443 in _ports(rule)):
+                reaching.add(ns)
+    assert reaching <= tenancy.INTERNET_NAMESPACES, reaching - tenancy.INTERNET_NAMESPACES
+    assert not reaching & {"argo-rollouts", gateway.NAMESPACE, "kserve", "zot"}
+    assert "gpu-operator" not in reaching or blueprint.gpu_stack.install_driver
+
+
+def test_the_api_server_networks_are_the_blueprints_to_set(tmp_path):
+    """kind/existing: cluster.apiServerCidrs narrows the rule further and never opens the internet; GKE: the
+    control-plane /28 is one setting feeding both the cluster and the rule."""
+    import pytest
+
+    from shipway.render import common, tenancy
+    from shipway.spec.blueprint import Blueprint
+
+    base = {"metadata": {"name": "x"}, "gitops": {"enabled": False}, "teams": [{"name": "t"}]}
+    kind = Blueprint.model_validate({**base, "cluster": {"kind": "kind", "apiServerCidrs": ["172.18.0.0/16"]}})
+    assert common.kube_api_egress(kind)["to"] == [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
+    existing = {**base, "cluster": {"kind": "existing", "context": "c", "apiServerCidrs": ["0.0.0.0/0"]}}
+    with pytest.raises(ValueError, match="whole internet"):
+        Blueprint.model_validate(existing)
+    gke = Blueprint.model_validate({**base, "cluster": {
+        "kind": "gke", "project": "my-project", "region": "europe-west4", "zones": ["europe-west4-a"],
+        "masterCidr": "172.16.8.0/28"}, "nodePools": [{"name": "system", "instanceType": "e2-standard-4"}]})
+    rules = [rule for p in tenancy.platform_network_policies(gke) if p["metadata"]["name"] == "allow-platform-egress"
+             for rule in p["spec"]["egress"] if 6443 in _ports(rule)]
+    assert rules and all(rule["to"] == [{"ipBlock": {"cidr": "172.16.8.0/28"}}] for rule in rules)
+    with pytest.raises(ValueError, match="private /28"):
+        Blueprint.model_validate({**base, "cluster": {**gke.cluster.model_dump(by_alias=True), "masterCidr": "8.8.8.0/28"},
+                                  "nodePools": [{"name": "system", "instanceType": "e2-standard-4"}]})
