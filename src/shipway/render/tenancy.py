@@ -211,6 +211,9 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
         flows.append(PlatformFlows(obs, https_out=True, scrape_everything=True, ingress_ports=(3000, 9090, 9093),
                                    ingress_namespaces=(serving.NAMESPACE,),
                                    webhook_port=WEBHOOK_PORTS["observability"]))
+        # node-exporter answers on the host's network, outside every NetworkPolicy, and calls nothing; its
+        # namespace is default-deny for anything else that lands there.
+        flows.append(PlatformFlows(observability.NODE_EXPORTER_NAMESPACE, kube_api=False))
     if isinstance(blueprint.registry, ZotRegistry):
         # Model pods of every team and CI through the gateway pull and push; on kind the nodes' image
         # mirror reaches zot's NodePort from node addresses. zot itself calls nothing.
