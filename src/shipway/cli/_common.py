@@ -7,6 +7,7 @@ import ipaddress
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from shipway.errors import ShipwayError, missing_extra
+from shipway.report_output import ReportFormat, ReportWriters, report_text
 
 # Never wrapped: a digest or path split over two lines cannot be copied or grepped from a CI log.
 console = Console(soft_wrap=True)
@@ -79,6 +81,23 @@ def run_service(serve: Callable[[], Awaitable[None]]) -> None:
         pass
     except OSError as error:
         raise ShipwayError(f"cannot listen: {error}") from None
+
+
+def emit_report(report: object, output_format: ReportFormat, output: Path | None, writers: ReportWriters,
+                summary: str) -> None:
+    """A report on the terminal (the table in colour), or written to --output with a one-line `wrote` note."""
+    if output_format is ReportFormat.TABLE and output is None:
+        for renderable in writers.to_rich(report):
+            console.print(renderable)
+        return
+    text = report_text(report, output_format, writers)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from shipway.files import write_atomic
+
+    write_atomic(output, text)
+    console.print(f"wrote {output}: {summary}", highlight=False)
 
 
 def former_name(name: str) -> Any:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from shipway.cli._common import console, guarded
-from shipway.cli.readiness import ReportFormat
+from shipway.cli._common import emit_report, guarded
+from shipway.report_output import ReportFormat
 
 
 def register(app: typer.Typer) -> None:
@@ -33,17 +33,6 @@ def _until(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def _recorded(renderables: list) -> str:
-    import io
-
-    from rich.console import Console
-
-    recorder = Console(record=True, width=160, file=io.StringIO())
-    for renderable in renderables:
-        recorder.print(renderable)
-    return recorder.export_text()
-
-
 def dora(
     gitops_repo: Path = typer.Option(..., "--gitops-repo", help="A clone of the GitOps repository."),
     prometheus: str | None = typer.Option(
@@ -62,20 +51,8 @@ def dora(
     """DORA's four keys for model delivery, per model, team and platform, from the GitOps history."""
     with guarded():
         from shipway.dora.measure import measure
-        from shipway.dora.output import to_html, to_json, to_markdown, to_rich
+        from shipway.dora.output import WRITERS
 
         report = measure(gitops_repo, since, _until(until), env, prometheus, team, model)
-        if output_format is ReportFormat.TABLE and output is None:
-            for renderable in to_rich(report):
-                console.print(renderable)
-            return
-        writers = {ReportFormat.JSON: to_json, ReportFormat.MARKDOWN: to_markdown, ReportFormat.HTML: to_html}
-        text = _recorded(to_rich(report)) if output_format is ReportFormat.TABLE else writers[output_format](report)
-        if output is None:
-            typer.echo(text, nl=False)
-            return
-        from shipway.files import write_atomic
-
-        write_atomic(output, text)
-        console.print(f"wrote {output}: {report.platform.deployments} deployments to {report.environment}",
-                      highlight=False)
+        emit_report(report, output_format, output, WRITERS,
+                    f"{report.platform.deployments} deployments to {report.environment}")

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import typer
 
-from shipway.cli._common import console, err_console, guarded
-
-if TYPE_CHECKING:
-    from shipway.readiness import Report
-
-
-class ReportFormat(StrEnum):
-    """How the assessment is written."""
-
-    TABLE = "table"
-    JSON = "json"
-    MARKDOWN = "markdown"
-    HTML = "html"
-
+from shipway.cli._common import emit_report, err_console, guarded
+from shipway.report_output import ReportFormat
 
 def register(app: typer.Typer) -> None:
     """Add `readiness` to the app."""
@@ -62,35 +47,11 @@ def readiness(
 
             dora = measure(gitops_repo, since)
         report = assess(spec, str(blueprint), KubeCluster(context) if context else None, repos, dora)
-    _emit(report, output_format, output)
+    from shipway.readiness.output import WRITERS
+
+    emit_report(report, output_format, output, WRITERS, report.verdict)
     if fail_under is not None and report.passed < fail_under:
         err_console.print(f"[bold red]readiness {report.passed} is under --fail-under {fail_under}[/]",
                           highlight=False)
         raise typer.Exit(1)
 
-
-def _emit(report: Report, output_format: ReportFormat, output: Path | None) -> None:
-    import io
-
-    from rich.console import Console
-
-    from shipway.files import write_atomic
-    from shipway.readiness.output import to_html, to_json, to_markdown, to_rich
-
-    if output_format is ReportFormat.TABLE:
-        if output is None:
-            for renderable in to_rich(report):
-                console.print(renderable)
-            return
-        recorder = Console(record=True, width=160, file=io.StringIO())
-        for renderable in to_rich(report):
-            recorder.print(renderable)
-        text = recorder.export_text()
-    else:
-        text = {ReportFormat.JSON: to_json, ReportFormat.MARKDOWN: to_markdown,
-                ReportFormat.HTML: to_html}[output_format](report)
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    write_atomic(output, text)
-    console.print(f"wrote {output}: {report.verdict}", highlight=False)

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from shipway.dora.metrics import Band, DoraReport, Keys, iso
+from shipway.report_output import PAGE_STYLE, ReportWriters
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -149,9 +150,6 @@ def _rows(rows: tuple[Keys, ...]) -> str:
 
 def to_html(report: DoraReport) -> str:
     """A self-contained page: key cards, weekly chart, band grid, per-team and per-model tables."""
-    # The readiness report's page style, imported here so other formats do not load the readiness package.
-    from shipway.readiness.output import PAGE_STYLE
-
     escape = html.escape
     shown = figures(report.platform)
     cards = "".join(
@@ -196,3 +194,6 @@ def to_rich(report: DoraReport) -> list[RenderableType]:
                           *(f"{escape(shown[key])} [{colour[band]}]{band.value}[/]" for key, band in keys.bands.items()))
         tables.append(table)
     return tables
+
+
+WRITERS = ReportWriters(to_rich=to_rich, to_json=to_json, to_markdown=to_markdown, to_html=to_html)

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from shipway.readiness.model import Report, Status
+from shipway.report_output import PAGE_STYLE, ReportWriters
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -103,12 +104,6 @@ def category_chart_svg(report: Report) -> str:
     return "".join(parts)
 
 
-# The page and table look every Shipway HTML report shares (the DORA report adds its own rules).
-PAGE_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #212121; max-width: 72rem; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
-th, td { border-bottom: 1px solid #e0e0e0; padding: .35rem .5rem; text-align: left; vertical-align: top; }
-"""
 _STYLE = PAGE_STYLE + """td.status { font-weight: 600; white-space: nowrap; }
 td.pass { color: #2e7d32; } td.fail { color: #c62828; } td.unknown { color: #757575; }
 .verdict { font-size: 1.15rem; font-weight: 600; }
@@ -196,3 +191,6 @@ def to_rich(report: Report) -> list[RenderableType]:
             delivery.add_row(*(escape(cell) for cell in row))
         shown.append(delivery)
     return [*shown, Text(report.verdict, style=f"bold {colour}")]
+
+
+WRITERS = ReportWriters(to_rich=to_rich, to_json=to_json, to_markdown=to_markdown, to_html=to_html)
