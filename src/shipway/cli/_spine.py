@@ -236,13 +236,10 @@ def cluster_info(
         elif output_format is FactsFormat.env:
             typer.echo("\n".join(f"{key}={value}" for key, value in facts.items()))
         else:
-            from rich.table import Table
-
-            table = Table("fact", title=str(blueprint))
-            table.add_column("value", no_wrap=True, overflow="ignore")  # names are copied: never cut
+            # Plain aligned lines, never a table: a digest cut to a terminal's width cannot be copied.
+            width = max(map(len, facts))
             for key, value in facts.items():
-                table.add_row(key, value)
-            console.print(table)
+                console.print(f"[bold]{key:<{width}}[/]  {value}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -71,11 +71,15 @@ def list_command(
 
             table = Table(title=f"{len(found.images)} images of {blueprint}")
             # An image name is copied and pasted: never cut or wrapped; the uses wrap instead.
-            table.add_column("image", no_wrap=True, overflow="ignore")
-            table.add_column("used by")
+            table.add_column("image", no_wrap=True)
+            table.add_column("used by", min_width=24)
             for use in found.images:
                 table.add_row(str(use.image), "\n".join(use.used_by))
-            console.print(table)
+            # Wide enough for the longest name: an image cut to the terminal's width cannot be copied.
+            longest = max((len(str(use.image)) for use in found.images), default=0)
+            from rich.console import Console
+
+            Console(width=max(console.width, longest + 64), soft_wrap=True).print(table)
         if found.unread_releases:
             from shipway.charts.cache import PULL_HINT
 

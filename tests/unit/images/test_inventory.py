@@ -75,7 +75,7 @@ def test_images_list_names_every_image_of_the_platform_and_what_it_could_not_rea
     from shipway import catalog
 
     images = {entry["image"]: entry["usedBy"] for entry in listed["images"]}
-    assert images[catalog.SHIPWAY_IMAGE] == ["model pods: artifact pull and sidecar"]
+    assert "model pods: artifact pull and sidecar" in images[catalog.SHIPWAY_IMAGE]
     assert images["docker.io/seldonio/mlserver:1.7.1-sklearn"] == ["runtime catalog: sklearn"]
     assert all(image == str(parse_image(image)) for image in images), "every name is normalised"
 
@@ -113,3 +113,15 @@ def _containers(obj: object) -> list[dict]:
         for item in obj:
             found += _containers(item)
     return found
+
+
+def test_tables_never_cut_a_long_image_name(tmp_path: Path) -> None:
+    mirror = "registry.internal.example.com:5000/mirror/ghcr.io/shipway-dev/shipway:0.1.0@sha256:" + "c" * 64
+    blueprint = tmp_path / "mirrored.yaml"
+    blueprint.write_text((REPO / "blueprints" / "kind-dev.yaml").read_text(encoding="utf-8")
+                         + f"platform:\n  images:\n    shipway: {mirror}\n", encoding="utf-8")
+    runner = CliRunner()
+    for args in (["images", "list", str(blueprint), "--no-charts"], ["cluster-info", str(blueprint)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert mirror in result.stdout, f"`shipway {' '.join(args[:2])}` cut the name:\n{result.stdout}"
