@@ -22,6 +22,7 @@ from shipway.render.common import (
     RESTRICTED_CONTAINER_SECURITY,
     RESTRICTED_POD_SECURITY,
     Obj,
+    kube_api_egress,
     metadata,
     service_monitor,
 )
@@ -134,23 +135,24 @@ def forge_ports(retraining: Retraining) -> list[int]:
     return sorted(ports)
 
 
-def egress(retraining: Retraining) -> list[Obj]:
-    """DNS, the Kubernetes API, and GitHub or GitLab: nothing else.
+def egress(blueprint: Blueprint) -> list[Obj]:
+    """DNS, the Kubernetes API, and GitHub or GitLab: nothing else, each by its own rule.
 
-    The API server is not a pod, so no selector names it: its rule is the private address ranges on the API ports
-    (the in-cluster Service's endpoints are the control plane's addresses in the cluster's network). The forges
-    are on the internet: their rule is every public address, private ranges excepted, on the ports their URLs
-    name, so a GitHub Enterprise or GitLab on a private address needs its range added here.
+    - The Kubernetes API (read the model's ConfigMap, write Events): the API server is not a pod, so the rule
+      names its addresses, the same rule every platform namespace uses (common.kube_api_egress).
+    - GitHub or GitLab (start the pipeline): on the internet, so every public address, private ranges excepted,
+      on the ports the blueprint's URLs name (tenancy.INTERNET_HTTPS lists why this component goes out). A GitHub
+      Enterprise or GitLab on a private address is outside this rule.
     """
-    from shipway.render.tenancy import KUBE_API_PORTS, PRIVATE_RANGES
+    from shipway.render.tenancy import PRIVATE_RANGES
 
+    retraining = blueprint.observability.retraining
+    assert retraining is not None
     dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-    kube_api = {"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES],
-                "ports": [{"protocol": "TCP", "port": port} for port in KUBE_API_PORTS]}
     forges = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
               "ports": [{"protocol": "TCP", "port": port} for port in forge_ports(retraining)]}
-    return [dns, kube_api, forges]
+    return [dns, kube_api_egress(blueprint), forges]
 
 
 def objects(blueprint: Blueprint, namespace: str, image: str, token_secret_data: dict[str, Any]) -> list[Obj]:
@@ -192,7 +194,7 @@ def objects(blueprint: Blueprint, namespace: str, image: str, token_secret_data:
          "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress", "Egress"],
                   # Alertmanager and Prometheus live in this namespace; nothing else may post alerts.
                   "ingress": [{"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": PORT}]}],
-                  "egress": egress(retraining)}},
+                  "egress": egress(blueprint)}},
         service_monitor(NAME, namespace, labels, "http"),
     ]
     return made

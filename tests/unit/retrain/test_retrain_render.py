@@ -15,7 +15,7 @@ from shipway import catalog
 from shipway.delivery.render import render as render_model
 from shipway.platform.program import secret_keys
 from shipway.render import observability, retrain, tenancy
-from shipway.render.common import service_monitor
+from shipway.render.common import kube_api_egress, service_monitor
 from shipway.render.profile import platform_profile
 from shipway.spec import load_blueprint
 from shipway.spec.blueprint import Blueprint
@@ -173,14 +173,14 @@ def test_egress_is_dns_the_api_server_and_the_forges_each_by_its_own_rule(eks: B
     dns, kube_api, forges = policy["egress"]
     assert all(rule.get("to") for rule in policy["egress"])  # no rule reaches every address
     assert {port["port"] for port in dns["ports"]} == {53}
-    assert [peer["ipBlock"]["cidr"] for peer in kube_api["to"]] == list(tenancy.PRIVATE_RANGES)
-    assert [port["port"] for port in kube_api["ports"]] == list(tenancy.KUBE_API_PORTS)
+    # The API server by its addresses (eks-prod: the VPC), the rule every platform namespace uses.
+    assert kube_api == kube_api_egress(eks) and kube_api["to"] == [{"ipBlock": {"cidr": eks.cluster.network.vpc_cidr}}]
     assert forges["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(tenancy.PRIVATE_RANGES)}}]
     assert forges["ports"] == [{"protocol": "TCP", "port": 443}]
     # A self-hosted GitLab on its own port: that port, still only towards the internet.
     data = eks.model_dump(by_alias=True, exclude_unset=True)
     data["observability"]["retraining"]["gitlabUrl"] = "https://gitlab.acme.dev:8443"
-    assert retrain.egress(Blueprint.model_validate(data).observability.retraining)[2]["ports"] == [
+    assert retrain.egress(Blueprint.model_validate(data))[2]["ports"] == [
         {"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 8443}]
 
 
