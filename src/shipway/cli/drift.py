@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
@@ -12,10 +13,19 @@ import typer
 from shipway.cli._common import console, guarded
 
 
+class CheckFormat(StrEnum):
+    """How `drift check` shows its result."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
 def check(
     profile: Path = typer.Argument(..., help="Reference profile JSON from `shipway drift profile`."),
     data: Path = typer.Argument(..., help="The batch to check: a .csv or .parquet file with the profiled columns."),
-    output_format: str = typer.Option("table", "--format", help="table (one row per feature) or json."),
+    output_format: CheckFormat = typer.Option(
+        CheckFormat.TABLE, "--format", help="table (one row per feature) or json."
+    ),
     max_psi: Optional[float] = typer.Option(
         None, "--max-psi", help="Bound on any feature's PSI; default the profile's (the platform default, 0.25)."
     ),
@@ -29,12 +39,10 @@ def check(
     Exit 0 when no feature's PSI is over the bound, 1 when any is, 2 on bad input.
     """
     with guarded():
-        from shipway.drift.check import DriftInputError, check_file
+        from shipway.drift.check import check_file
 
-        if output_format not in ("table", "json"):
-            raise DriftInputError(f"--format must be table or json, got {output_format!r}")
         result = check_file(profile, data, max_psi, min_rows, prediction)
-    if output_format == "json":
+    if output_format is CheckFormat.JSON:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         _show(result)
