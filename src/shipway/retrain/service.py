@@ -380,6 +380,8 @@ class TriggerService:
 async def serve(config: TriggerConfig) -> None:
     """Run until cancelled (Ctrl-C or SIGTERM in the CLI)."""
     service = TriggerService(config)
+    if not config.allowed:
+        LOG.warning("no allow-list (--allowed): every retraining trigger will be refused")
     await service.start()
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()

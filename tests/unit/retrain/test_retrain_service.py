@@ -292,3 +292,18 @@ def test_allow_list_patterns_match_whole_paths_without_case() -> None:
     assert names.repository_allowed(allowed, "group/sub/project")  # a GitLab group's subgroups
     for refused in ("acme", "acme/", "acmeX/churn", "ml/fraud/churn2", "ml/fraud", "group", "other/acme/x"):
         assert not names.repository_allowed(allowed, refused), refused
+
+
+def test_an_allow_list_file_that_is_not_one_exits_2_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from shipway.cli import app
+
+    monkeypatch.setenv(names.GITHUB_TOKEN_ENV, "gh")
+    bad = tmp_path / "allowed.json"
+    bad.write_text('{"fraud-prod": ["acme/churn"]}')
+    for path, expected in ((bad, "is not a retraining allow-list"), (tmp_path / "absent.json", "cannot read")):
+        result = CliRunner().invoke(app, ["retrain-trigger", "--kube-api", "http://127.0.0.1:9", "--allowed",
+                                          str(path)])
+        assert result.exit_code == 2 and expected in result.output and str(path) in result.output.replace("\n", "")
+        assert "Traceback" not in result.output
