@@ -131,3 +131,18 @@ def guarded() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
+
+
+def print_table(table: Any) -> None:
+    """Print a rich table as wide as its content needs, never cut to the terminal's width.
+
+    Names, paths and digests in a table are copied and pasted; a column cut to fit 80 characters would
+    print something that is not the name.
+    """
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    if needed <= console.width:
+        console.print(table)
+    else:
+        Console(width=needed, soft_wrap=True, no_color=console.no_color).print(table)

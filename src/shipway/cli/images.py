@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli._common import console, err_console, guarded
+from shipway.cli._common import console, err_console, guarded, print_table
 
 images_app = typer.Typer(help="The images a platform and its models run: list them, or copy them to a mirror.",
                          no_args_is_help=True)
@@ -72,14 +72,10 @@ def list_command(
             table = Table(title=f"{len(found.images)} images of {blueprint}")
             # An image name is copied and pasted: never cut or wrapped; the uses wrap instead.
             table.add_column("image", no_wrap=True)
-            table.add_column("used by", min_width=24)
+            table.add_column("used by")
             for use in found.images:
                 table.add_row(str(use.image), "\n".join(use.used_by))
-            # Wide enough for the longest name: an image cut to the terminal's width cannot be copied.
-            longest = max((len(str(use.image)) for use in found.images), default=0)
-            from rich.console import Console
-
-            Console(width=max(console.width, longest + 64), soft_wrap=True).print(table)
+            print_table(table)
         if found.unread_releases:
             from shipway.charts.cache import PULL_HINT
 
