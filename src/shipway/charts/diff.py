@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from shipway.errors import ShipwayError
 from shipway.yamlio import from_yaml
 
@@ -36,13 +38,28 @@ class Entry:
     changes: list[Change] = field(default_factory=list)
 
 
+class NotASynthOutput(ShipwayError):
+    """A folder given to `diff` is not what `shipway synth -o` writes: bad input."""
+
+    exit_code = 2
+
+
+def _read_yaml(path: Path, folder: Path) -> Any:
+    try:
+        return from_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise NotASynthOutput(f"{path}: not YAML ({' '.join(str(error).split())}); {folder} is not a synth output "
+                              f"as written: write it again with `shipway synth -o {folder}`") from None
+
+
 def _load_tree(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (folder / "plan.json").is_file():
-        raise ShipwayError(f"{folder} is not a synth output (no plan.json); write one with `shipway synth -o {folder}`")
+        raise NotASynthOutput(f"{folder} is not a synth output (no plan.json); write one with "
+                              f"`shipway synth -o {folder}`")
     objects: dict[str, Any] = {}
     for sub in ("manifests", "rendered"):
         for path in sorted((folder / sub).rglob("*.yaml")) if (folder / sub).is_dir() else []:
-            obj = from_yaml(path.read_text(encoding="utf-8"))
+            obj = _read_yaml(path, folder)
             if not isinstance(obj, dict):
                 continue
             meta = obj.get("metadata") or {}
@@ -51,7 +68,7 @@ def _load_tree(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             objects[key] = obj
     releases = {}
     for path in sorted((folder / "releases").glob("*.yaml")) if (folder / "releases").is_dir() else []:
-        release = from_yaml(path.read_text(encoding="utf-8"))
+        release = _read_yaml(path, folder)
         releases[f"{release.get('namespace')}/{release.get('name')}"] = release
     return objects, releases
 

@@ -43,6 +43,26 @@ def host_port(text: str, option: str, example: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def registry_host(text: str, option: str) -> str:
+    """`HOST[:PORT]` of a registry (no scheme, no path), checked as `host_port` checks an address; exit 2 if not."""
+    has_port = ":" in text.rpartition("]")[2]
+    host, port = _split_host_port(text if has_port else f"{text}:443")
+    if host is None or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadOption(f"Got {option} {text!r}: expected HOST[:PORT] of the registry, no scheme or path; "
+                        f"e.g. {option} registry.example.com or {option} 127.0.0.1:5000")
+    return text
+
+
+def http_url(text: str, option: str, example: str) -> str:
+    """An http(s) base URL option, without its trailing slash; exit 2 with an example if it is none."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in text:
+        raise BadOption(f"Got {option} {text!r}: expected an http(s) URL, e.g. {option} {example}")
+    return text.rstrip("/")
+
+
 def _split_host_port(text: str) -> tuple[str | None, str]:
     """The host (None when it is no address or name) and the port text."""
     if text.startswith("["):
@@ -123,11 +143,13 @@ def guarded() -> Iterator[None]:
         sys.stderr.close()
         raise typer.Exit(1) from None
     except OSError as error:
-        # A path that cannot be read or written is the user's to fix, not a crash to report.
+        # A path that cannot be read or written is the user's to fix, not a crash to report; a path given that
+        # is absent, or a file where a folder belongs (or the reverse), is bad input (exit 2).
         where = f": {error.filename}" if error.filename else ""
         err_console.print(f"[bold red]error:[/] {escape(error.strerror or str(error))}{escape(where)}",
                           highlight=False)
-        raise typer.Exit(1) from None
+        bad_path = isinstance(error, FileNotFoundError | NotADirectoryError | IsADirectoryError)
+        raise typer.Exit(2 if bad_path else 1) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipway.cli._common import console, guarded, host_port, run_service
+from shipway.cli._common import console, guarded, host_port, registry_host, run_service
 
 if TYPE_CHECKING:
     from shipway.artifacts.auth import Credentials
@@ -249,6 +249,7 @@ def cache_serve_command(
         from shipway.artifacts.cache_service import CacheServiceConfig, serve
 
         host, port = host_port(listen, "--listen", "0.0.0.0:5080")
+        registry = registry_host(registry, "--registry")
         limit = _bytes("--max-size", max_size)
         config = CacheServiceConfig(NodeCache(cache_dir, limit, keep_recent_s=0.0), registry, plain_http,
                                     _limits(max_size, "4Mi", deadline, min_rate, rate_window))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shipway.cli._common import console, err_console, guarded, print_table
+from shipway.cli._common import BadOption, console, err_console, guarded, print_table
 
 charts_app = typer.Typer(help="The pinned Helm charts: fill the local cache synth renders them from.",
                          no_args_is_help=True)
@@ -36,11 +36,9 @@ def pull(
         from shipway import catalog
         from shipway.charts.cache import default_dir
         from shipway.charts.pull import pull as pull_chart
-        from shipway.errors import ShipwayError
-
         unknown = sorted(set(names or []) - set(catalog.CHARTS))
         if unknown:
-            raise ShipwayError(f"not in the catalog: {', '.join(unknown)}; known: {', '.join(sorted(catalog.CHARTS))}")
+            raise BadOption(f"not in the catalog: {', '.join(unknown)}; known: {', '.join(sorted(catalog.CHARTS))}")
         root = charts or default_dir()
         table = Table("chart", "version", "from", "sha256", "checked against")
         for name in names or sorted(catalog.CHARTS):

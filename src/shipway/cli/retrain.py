@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shipway.cli._common import console, guarded, host_port, run_service
+from shipway.cli._common import console, guarded, host_port, http_url, run_service
 from shipway.errors import ShipwayError
 
 
@@ -42,7 +42,10 @@ def retrain_trigger(
         from shipway.retry import RetryPolicy
 
         host, port = host_port(listen, "--listen", "0.0.0.0:8080")
+        github_api = http_url(github_api, "--github-api", "https://github.example.com/api/v3")
+        gitlab_url = http_url(gitlab_url, "--gitlab-url", "https://gitlab.example.com")
         if kube_api is not None:
+            kube_api = http_url(kube_api, "--kube-api", "https://kubernetes.default.svc")
             token = kube_token_file.read_text(encoding="utf-8").strip() if kube_token_file else None
             api, ca = kube_api.rstrip("/"), None
         else:

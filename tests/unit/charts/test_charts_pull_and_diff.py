@@ -74,7 +74,7 @@ def test_a_version_the_repository_does_not_list_is_named(repository: tuple[str, 
 
 def test_pull_refuses_a_chart_the_catalog_does_not_pin(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["charts", "pull", "nginx", "--charts", str(tmp_path)])
-    assert result.exit_code == 1 and "not in the catalog: nginx" in result.output
+    assert result.exit_code == 2 and "not in the catalog: nginx" in result.output  # bad input
 
 
 def _synth(out: Path, blueprint: Path, chart_cache: Path) -> None:
@@ -107,4 +107,4 @@ def test_diff_names_the_objects_and_fields_a_blueprint_change_touches(chart_cach
 
 def test_diff_of_a_folder_that_is_no_synth_output_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["diff", str(tmp_path), str(tmp_path)])
-    assert result.exit_code == 1 and "is not a synth output" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "is not a synth output" in result.output and "Traceback" not in result.output
