@@ -160,18 +160,21 @@ def eks_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
     else:
         _controller_role(name, "cluster-autoscaler", render_eks.cluster_autoscaler_policy(blueprint),
                          nodepools.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT, blueprint, tags, parent, [cluster, agent])
+    for identity in render_eks.dns_identities(blueprint):
+        _controller_role(name, identity.controller, identity.policy, identity.service_account, blueprint, tags,
+                         parent, [cluster, agent], namespace=identity.namespace)
     return pulumi.Output.secret(cluster.kubeconfig_json), pulumi.Output.from_input(cluster_name)
 
 
 def _controller_role(name: str, controller: str, policy: pulumi.Input[dict], service_account: str,
                      blueprint: Blueprint, tags: dict[str, str], parent: pulumi.Resource,
-                     after: list[pulumi.Resource]) -> aws.iam.Role:
+                     after: list[pulumi.Resource], namespace: str = nodepools.SYSTEM_NAMESPACE) -> aws.iam.Role:
     """An IAM role for an in-cluster controller, handed to its service account by EKS Pod Identity."""
     child = pulumi.ResourceOptions(parent=parent)
     role = _role(f"{name}-{controller}", render_eks.pod_identity_trust(), tags, child)
     aws.iam.RolePolicy(f"{name}-{controller}", role=role.id, policy=pulumi.Output.json_dumps(policy), opts=child)
     aws.eks.PodIdentityAssociation(f"{name}-{controller}", cluster_name=blueprint.metadata.name,
-                                   namespace=nodepools.SYSTEM_NAMESPACE, service_account=service_account,
+                                   namespace=namespace, service_account=service_account,
                                    role_arn=role.arn, tags=tags,
                                    opts=pulumi.ResourceOptions(parent=parent, depends_on=after))
     return role

@@ -5,8 +5,10 @@ ARNs that only AWS knows are passed in (Pulumi outputs fit: json_dumps resolves 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from shipway.render import gateway
 from shipway.render.common import Obj
 from shipway.render.nodepools import EBS_CSI_SERVICE_ACCOUNT
 from shipway.spec.blueprint import Blueprint, EksCluster
@@ -170,3 +172,70 @@ def cluster_autoscaler_policy(blueprint: Blueprint) -> Obj:
          "Resource": "*",
          "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{name}": "owned"}}},
     ]}
+
+
+@dataclass(frozen=True)
+class DnsIdentity:
+    """A DNS controller's IAM role: the service account EKS Pod Identity hands it to, and what it may do."""
+
+    controller: str
+    namespace: str
+    service_account: str
+    policy: Obj
+
+
+# The service accounts cert-manager v1.19 and external-dns 1.21 render for releases named after their charts
+# (each chart's fullname; proven against the charts in tests/unit/charts/test_dns_identity_charts.py).
+CERT_MANAGER_SERVICE_ACCOUNT = "cert-manager"
+EXTERNAL_DNS_SERVICE_ACCOUNT = "external-dns"
+
+
+def _zones(blueprint: Blueprint) -> list[str]:
+    region = blueprint.cluster.region if isinstance(blueprint.cluster, EksCluster) else ""
+    return [f"arn:{partition(region)}:route53:::hostedzone/{zone}" for zone in blueprint.gateway.hosted_zone_ids]
+
+
+def cert_manager_route53_policy(blueprint: Blueprint) -> Obj:
+    """DNS-01 through Route53: write only _acme-challenge TXT records, only in the blueprint's zones."""
+    zones = _zones(blueprint)
+    region = blueprint.cluster.region if isinstance(blueprint.cluster, EksCluster) else ""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ChallengeRecords", "Effect": "Allow", "Action": "route53:ChangeResourceRecordSets", "Resource": zones,
+         "Condition": {"ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]},
+                       "ForAllValues:StringLike": {
+                           "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"]}}},
+        {"Sid": "ReadZones", "Effect": "Allow", "Action": "route53:ListResourceRecordSets", "Resource": zones},
+        {"Sid": "WaitForChanges", "Effect": "Allow", "Action": "route53:GetChange",
+         "Resource": f"arn:{partition(region)}:route53:::change/*"},
+        {"Sid": "FindZones", "Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
+    ]}
+
+
+def external_dns_route53_policy(blueprint: Blueprint) -> Obj:
+    """external-dns on AWS: change records under the gateway's domain, only in the blueprint's zones."""
+    zones = _zones(blueprint)
+    domain = blueprint.gateway_domain
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "RouteRecords", "Effect": "Allow", "Action": "route53:ChangeResourceRecordSets", "Resource": zones,
+         "Condition": {"ForAllValues:StringLike": {
+             "route53:ChangeResourceRecordSetsNormalizedRecordNames": [domain, f"*.{domain}"]}}},
+        {"Sid": "ReadZones", "Effect": "Allow",
+         "Action": ["route53:ListResourceRecordSets", "route53:ListTagsForResource", "route53:ListTagsForResources"],
+         "Resource": zones},
+        {"Sid": "FindZones", "Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"},
+    ]}
+
+
+def dns_identities(blueprint: Blueprint) -> list[DnsIdentity]:
+    """The Route53 roles the blueprint's DNS controllers need on EKS (none when neither uses Route53)."""
+    if not isinstance(blueprint.cluster, EksCluster):
+        return []
+    users = blueprint.route53_users
+    found = []
+    if "cert-manager" in users:
+        found.append(DnsIdentity("cert-manager", gateway.CERT_MANAGER_NAMESPACE, CERT_MANAGER_SERVICE_ACCOUNT,
+                                 cert_manager_route53_policy(blueprint)))
+    if "external-dns" in users:
+        found.append(DnsIdentity("external-dns", gateway.EXTERNAL_DNS_NAMESPACE, EXTERNAL_DNS_SERVICE_ACCOUNT,
+                                 external_dns_route53_policy(blueprint)))
+    return found

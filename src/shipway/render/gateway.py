@@ -14,7 +14,7 @@ from shipway.render import registry
 from shipway.render.common import Obj, deep_merge, metadata, namespace
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.base import quantity_value
-from shipway.spec.blueprint import AcmeIssuer, Blueprint, ZotRegistry
+from shipway.spec.blueprint import AcmeIssuer, Blueprint, EksCluster, ZotRegistry
 
 NAMESPACE = "envoy-gateway-system"
 CERT_MANAGER_NAMESPACE = "cert-manager"
@@ -214,6 +214,11 @@ def external_dns_values(blueprint: Blueprint) -> Obj:
     values: Obj = {"provider": {"name": external.provider}, "sources": ["gateway-httproute"],
                    "domainFilters": [blueprint.gateway_domain], "policy": "upsert-only", "registry": "txt",
                    "txtOwnerId": blueprint.metadata.name}
+    if external.provider == "aws" and blueprint.gateway.hosted_zone_ids:
+        # Only the zones its IAM role may change; Route53 is global, but the AWS SDK still needs a region.
+        values["extraArgs"] = {"zone-id-filter": list(blueprint.gateway.hosted_zone_ids)}
+        if isinstance(blueprint.cluster, EksCluster):
+            values["env"] = [{"name": "AWS_DEFAULT_REGION", "value": blueprint.cluster.region}]
     return deep_merge(values, external.values)
 
 

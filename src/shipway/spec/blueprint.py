@@ -494,6 +494,10 @@ class Gateway(Spec):
     issuer: Issuer = Field(default_factory=lambda: SelfSignedIssuer(type="self-signed"),
                            description="Where the listeners' certificates come from.")
     external_dns: ExternalDns | None = Field(None, description="Publish route hostnames with external-dns.")
+    hosted_zone_ids: list[Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]] = Field(
+        default_factory=list, description=(
+            "Route53 hosted zone ids (e.g. Z0123456789ABCDEFGHIJ) that hold `domain`. On EKS, cert-manager's "
+            "DNS-01 and external-dns on AWS get IAM roles (EKS Pod Identity) that change records only in these."))
     values: Values = Field(default_factory=dict, description="Helm values merged last over Shipway's, "
                                                              "into the Envoy Gateway release.")
 
@@ -795,6 +799,19 @@ class Blueprint(Spec):
         return self.cluster.kind != "eks"
 
     @property
+    def route53_users(self) -> list[str]:
+        """Which of cert-manager (DNS-01 through Route53) and external-dns (provider aws) change Route53 records."""
+        gateway = self.gateway
+        if not gateway.enabled:
+            return []
+        users = []
+        if isinstance(gateway.issuer, AcmeIssuer) and gateway.issuer.solver == "dns01" and "route53" in gateway.issuer.dns01:
+            users.append("cert-manager")
+        if gateway.external_dns is not None and gateway.external_dns.provider == "aws":
+            users.append("external-dns")
+        return users
+
+    @property
     def uses_karpenter(self) -> bool:
         """Whether Karpenter provisions the non-system pools (EKS with autoscaling: karpenter)."""
         return isinstance(self.cluster, EksCluster) and self.cluster.autoscaling == "karpenter"
@@ -1050,6 +1067,13 @@ class Blueprint(Spec):
             problems.append(Located(("gateway", "issuer", "solver"), "a {model} host needs wildcard certificates, "
                                     "which ACME issues only through DNS-01",
                                     'use solver: dns01, or put {model} in the path, e.g. path: "/{model}"'))
+        if isinstance(self.cluster, EksCluster) and self.route53_users and not gateway.hosted_zone_ids:
+            problems.append(Located(
+                ("gateway", "hostedZoneIds"),
+                f"{' and '.join(self.route53_users)} change Route53 records, but Shipway cannot give them an IAM "
+                "role without knowing which hosted zone holds the domain",
+                f"set gateway.hostedZoneIds to the zone of {gateway.domain or 'gateway.domain'}, e.g. "
+                "[Z0123456789ABCDEFGHIJ] (aws route53 list-hosted-zones-by-name)"))
         if isinstance(gateway.issuer, AcmeIssuer) and gateway.issuer.solver == "dns01" and not gateway.issuer.dns01:
             problems.append(Located(("gateway", "issuer", "dns01"), "solver dns01 has no DNS provider",
                                     "set dns01, e.g. {route53: {region: eu-west-1}} or {cloudDNS: {project: p}}"))

@@ -1,8 +1,9 @@
 """A small evaluator of IAM identity policies: enough of AWS's rules to ask whether a call is allowed.
 
-It covers what Shipway's policies use: Action and Resource wildcards, and the StringEquals, StringLike and
-ForAllValues:StringEquals condition operators. A call is allowed when an Allow statement matches it and no Deny
-does; a condition key the call does not carry fails StringEquals/StringLike and passes ForAllValues (as in AWS).
+It covers what Shipway's policies use: Action and Resource wildcards, and the StringEquals, StringLike,
+ForAllValues:StringEquals and ForAllValues:StringLike condition operators. A call is allowed when an Allow
+statement matches it and no Deny does; a condition key the call does not carry fails StringEquals/StringLike
+and passes ForAllValues (as in AWS).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def _listed(value: Any) -> list[Any]:
 def _condition_holds(operator: str, key: str, wanted: Any, context: dict[str, Any]) -> bool:
     if operator == "ForAllValues:StringEquals":
         return all(value in _listed(wanted) for value in _listed(context.get(key, [])))
+    if operator == "ForAllValues:StringLike":
+        return all(any(fnmatchcase(value, pattern) for pattern in _listed(wanted))
+                   for value in _listed(context.get(key, [])))
     if key not in context:
         return False
     if operator == "StringEquals":

@@ -76,7 +76,10 @@ DOCUMENTED: dict[str, set[str]] = {
     "fake-gpu-operator": {"topology.nodePoolLabelKey", "topology.nodePools"},
     "cert-manager": {"crds.enabled", "config.apiVersion", "config.kind", "config.enableGatewayAPI"},
     "gateway-helm": set(),
-    "external-dns": {"provider.name", "sources", "domainFilters", "policy", "registry", "txtOwnerId"},
+    # env and extraArgs (a map rendered as --key=value, templates/deployment.yaml): values.yaml at 1.21.1;
+    # tests/unit/charts/test_dns_identity_charts.py shows both reach the container.
+    "external-dns": {"provider.name", "sources", "domainFilters", "policy", "registry", "txtOwnerId", "env",
+                     "extraArgs.zone-id-filter"},
     "kserve-crd": set(),
     "kserve-resources": {"kserve.controller.deploymentMode"},
     # aws/karpenter-provider-aws charts/karpenter/values.yaml at v1.14.1 (shared/charts/karpenter-1.14.1).

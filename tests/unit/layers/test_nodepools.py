@@ -103,7 +103,8 @@ def test_cluster_autoscaler_is_the_alternative(eks_cluster_autoscaler):
     assert values["autoDiscovery"] == {"clusterName": "shipway-prod"} and values["awsRegion"] == "eu-west-1"
     groups = {r.inputs["nodeGroupName"] for r in resources if r.type == "eks:index:ManagedNodeGroup"}
     assert groups == {"shipway-prod-system", "shipway-prod-a10g", "shipway-prod-h100"}
-    [association] = [r for r in resources if r.type == "aws:eks/podIdentityAssociation:PodIdentityAssociation"]
+    [association] = [r for r in resources if r.type == "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+                     and r.inputs["namespace"] == nodepools.SYSTEM_NAMESPACE]
     assert association.inputs["serviceAccount"] == values["rbac"]["serviceAccount"]["name"]
     assert not [r for r in resources if r.type.startswith("kubernetes:karpenter")]
 

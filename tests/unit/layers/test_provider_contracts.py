@@ -129,13 +129,33 @@ def test_pod_identity_needs_its_agent_and_a_trusting_role(each_eks: Synthesised)
     roles = {role.urn: role for role in each_eks.of_type("aws:iam/role:Role")}
     users = [addon for addon in addons.values() if addon.inputs.get("podIdentityAssociations")]
     users += each_eks.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
-    assert len(users) == 2  # the EBS CSI driver, and Karpenter or the Cluster Autoscaler
+    # The EBS CSI driver, Karpenter or the Cluster Autoscaler, and cert-manager and external-dns (Route53).
+    assert len(users) == 4
     for user in users:
         assert agent.urn in user.dependencies, user.name
         [role] = [roles[urn] for urn in user.dependencies if urn in roles]  # the role whose ARN it hands out
         [statement] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
         assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
         assert set(statement["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
+
+
+def test_pod_identity_associations_name_a_cluster_namespace_and_service_account(each_eks: Synthesised) -> None:
+    """terraform-provider-aws internal/service/eks/pod_identity_association.go (Schema): cluster_name, namespace,
+    service_account and role_arn are required, and changing cluster_name, namespace or service_account replaces
+    the association. So each association names this cluster and a namespace the platform installs a release
+    into; no two claim the same service account; its role is one of the stack's roles (role.go)."""
+    cluster = _cluster(each_eks)
+    roles = {role.urn for role in each_eks.of_type("aws:iam/role:Role")}
+    namespaces = {release["namespace"] for release in each_eks.releases.values()} | {"kube-system"}
+    pairs = []
+    for association in each_eks.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+        inputs = association.inputs
+        assert inputs["clusterName"] == cluster.inputs["name"]
+        assert inputs["namespace"] in namespaces and inputs["serviceAccount"]
+        assert roles & set(association.dependencies), association.name
+        pairs.append((inputs["namespace"], inputs["serviceAccount"]))
+    assert len(pairs) == len(set(pairs))
+    assert {("cert-manager", "cert-manager"), ("external-dns", "external-dns")} <= set(pairs)
 
 
 def test_managed_node_group_roles_get_no_access_entry_of_ours(each_eks: Synthesised) -> None:
