@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from shipway.cli._common import console, guarded, host_port, run_service
-from shipway.errors import ShipwayError
+from shipway.cli._common import BadOption, console, guarded, host_port, run_service
 
 if TYPE_CHECKING:
     from shipway.sidecar.metrics import SloThresholds
@@ -81,19 +80,19 @@ def sidecar(
         metrics_host, metrics_port = host_port(metrics_listen, "--metrics-listen", "0.0.0.0:9091")
         feedback_host, feedback_port = host_port(feedback_listen, "--feedback-listen", "0.0.0.0:9092")
         if not runtime_ready_path.startswith("/"):
-            raise ShipwayError(f"--runtime-ready-path must start with '/', got {runtime_ready_path!r}")
+            raise BadOption(f"--runtime-ready-path must start with '/', got {runtime_ready_path!r}")
         if not upstream.startswith(("http://", "https://")):
-            raise ShipwayError(f"--upstream must be an http(s) URL, got {upstream!r}")
+            raise BadOption(f"--upstream must be an http(s) URL, got {upstream!r}")
         if min(window_rows, accuracy_window) < 1 or pending_limit < 0 or label_ttl <= 0:
-            raise ShipwayError("--window-rows, --accuracy-window and --label-ttl must be positive, "
+            raise BadOption("--window-rows, --accuracy-window and --label-ttl must be positive, "
                                "--pending-limit 0 or more (0 keeps no predictions for labels)")
         thresholds = _thresholds(slo_latency_p99_ms, slo_error_rate, slo_drift_psi, slo_drift_min_rows,
                                  slo_accuracy_floor)
         if len({listen_port, metrics_port, feedback_port}) < 3:
-            raise ShipwayError(f"--listen, --metrics-listen and --feedback-listen need three different ports, "
+            raise BadOption(f"--listen, --metrics-listen and --feedback-listen need three different ports, "
                                f"got {listen}, {metrics_listen} and {feedback_listen}")
         if features and reference is None:
-            raise ShipwayError("--feature needs --reference: drift is watched against the reference profile")
+            raise BadOption("--feature needs --reference: drift is watched against the reference profile")
         config = SidecarConfig(
             listen_host=listen_host,
             listen_port=listen_port,
@@ -147,7 +146,7 @@ def profile(
         from shipway.drift.data import profile_from_file
 
         if not (max_psi > 0 and max_psi != float("inf")):
-            raise ShipwayError(f"--max-psi must be a positive number, got {max_psi}")
+            raise BadOption(f"--max-psi must be a positive number, got {max_psi}")
         built = profile_from_file(data, features, categorical, prediction, bins, max_psi)
         built.save(output)
     console.print(f"profile of {len(built.features)} features: {output}", highlight=False)
@@ -164,7 +163,7 @@ def _thresholds(latency_p99_ms: float | None, error_rate: float | None, drift_ps
     for option, value, fraction in bounds:
         if value is not None and not (0 < value <= (1 if fraction else float("inf"))):
             allowed = "in (0, 1]" if fraction else "positive"
-            raise ShipwayError(f"{option} must be {allowed}, got {value:g}")
+            raise BadOption(f"{option} must be {allowed}, got {value:g}")
     return SloThresholds(
         latency_p99_seconds=None if latency_p99_ms is None else latency_p99_ms / 1000,
         error_rate=error_rate,

@@ -44,7 +44,7 @@ def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path: Path) -> Non
     assert "Got --listen 'nope': expected HOST:PORT" in result.output and "e.g. --listen 0.0.0.0:8080" in result.output
     assert "Traceback" not in result.output
     result = runner.invoke(_app(), ["sidecar", "--upstream", "127.0.0.1:1", "--model", "m", "--version", "v"])
-    assert "--upstream must be an http(s) URL" in result.output
+    assert "--upstream must be an http(s) URL" in result.output and result.exit_code == 2
     result = runner.invoke(_app(), ["drift", "profile", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "p.json")])
     assert result.exit_code == 1
     assert "no such file" in result.output
@@ -65,7 +65,7 @@ def test_slo_flags_become_threshold_gauges_and_bad_values_are_refused() -> None:
     base = ["sidecar", "--upstream", "http://127.0.0.1:1", "--model", "m", "--version", "v"]
     for flag, value in (("--slo-error-rate", "1.5"), ("--slo-accuracy-floor", "0"), ("--slo-latency-p99-ms", "-1")):
         result = runner.invoke(_app(), [*base, flag, value])
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output  # bad input
         assert f"{flag} must be" in result.output and "Traceback" not in result.output
 
 
@@ -78,5 +78,5 @@ def test_a_feature_the_reference_lacks_is_refused_at_start_up_naming_the_profile
     assert result.output.strip() == "error: feature 'agee' not in the reference profile, which has: age, income, tenure"
     assert "sidecar m:v on" not in result.output
     result = CliRunner().invoke(_app(), [*base, "--feature", "age"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "--feature needs --reference" in result.output and "Traceback" not in result.output
