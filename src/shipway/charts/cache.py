@@ -22,6 +22,11 @@ def default_dir() -> Path:
     return Path(base) / "shipway" / "charts"
 
 
+def chosen_dir(charts: Path | None, no_charts: bool) -> Path | None:
+    """The chart cache a command renders through: --charts, else the default folder; None with --no-charts."""
+    return None if no_charts else (charts or default_dir())
+
+
 def chart_dir_name(chart: str, version: str) -> str:
     """The cache folder of one chart at one version."""
     return f"{chart}-{version}"

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -118,6 +118,13 @@ def emit_report(report: object, output_format: ReportFormat, output: Path | None
 
     write_atomic(output, text)
     console.print(f"wrote {output}: {summary}", highlight=False)
+
+
+ChartsOption = Annotated[Path | None, typer.Option(
+    "--charts", envvar="SHIPWAY_CHARTS", show_default=False,
+    help="Chart cache (<name>-<version> folders) to render every release through; default: where "
+         "`shipway charts pull` writes.")]
+NoChartsOption = Annotated[bool, typer.Option("--no-charts", help="Do not render the releases' charts.")]
 
 
 def former_name(name: str) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from shipway.cli._common import console, err_console, former_name, guarded
+from shipway.cli._common import ChartsOption, NoChartsOption, console, err_console, former_name, guarded
 
 if TYPE_CHECKING:  # the CLI's start-up path imports neither rich.tree nor pulumi
     from rich.tree import Tree
@@ -103,11 +103,8 @@ def synth(
     out: Path = typer.Option(Path("synth.out"), "-o", "--output", help="Output folder (replaced atomically)."),
     out_former: Path | None = former_name("--out"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Skip the resource tree."),
-    charts: Path | None = typer.Option(
-        None, "--charts", envvar="SHIPWAY_CHARTS", show_default=False,
-        help="Chart cache (<name>-<version> folders) to render every release through; default: where "
-             "`shipway charts pull` writes."),
-    no_charts: bool = typer.Option(False, "--no-charts", help="Do not render the releases' charts."),
+    charts: ChartsOption = None,
+    no_charts: NoChartsOption = False,
 ) -> None:
     """Run the real Pulumi program offline under the mock engine and write what `pulumi up` would register.
 
@@ -119,16 +116,15 @@ def synth(
         from rich.markup import escape
         from rich.status import Status
 
-        from shipway.charts.cache import PULL_HINT, ChartCache, default_dir
-        from shipway.charts.engine import default_parse_cache
-        from shipway.platform.synth import render_charts, run_program, write
+        from shipway.charts.cache import PULL_HINT, chosen_dir
+        from shipway.platform.synth import render_charts_if_cached, run_program, write
 
         with Status(f"synthesising {blueprint} under the Pulumi mock engine", console=err_console) as status:
             result = run_program(blueprint)
-            cache = None if no_charts else (charts or default_dir())
-            if cache is not None and cache.is_dir():
+            cache = chosen_dir(charts, no_charts)
+            if cache is not None:
                 status.update(f"rendering {blueprint}'s releases through the charts in {cache}")
-                render_charts(result, ChartCache(cache), default_parse_cache())
+            render_charts_if_cached(result, cache)
             files = write(result, out)
         if not quiet:
             console.print(_tree(result))

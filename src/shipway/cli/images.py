@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli._common import console, err_console, guarded, print_table
+from shipway.cli._common import ChartsOption, NoChartsOption, console, err_console, guarded, print_table
 
 images_app = typer.Typer(help="The images a platform and its models run: list them, or copy them to a mirror.",
                          no_args_is_help=True)
@@ -24,37 +24,29 @@ class ListFormat(str, Enum):
 
 
 Blueprint = Annotated[Path, typer.Argument(help="Blueprint YAML file.")]
-Charts = Annotated[Path | None, typer.Option(
-    "--charts", envvar="SHIPWAY_CHARTS", show_default=False,
-    help="Chart cache to render every release through, so the images its chart sets are read; default: where "
-         "`shipway charts pull` writes.")]
-NoCharts = Annotated[bool, typer.Option("--no-charts", help="Do not render the releases' charts.")]
 
 
 def _platform_images(blueprint: Path, charts: Path | None, no_charts: bool):  # noqa: ANN202 - PlatformImages
     from rich.status import Status
 
-    from shipway.charts.cache import ChartCache, default_dir
-    from shipway.charts.engine import default_parse_cache
+    from shipway.charts.cache import chosen_dir
     from shipway.images.collect import platform_images
-    from shipway.platform.synth import render_charts, run_program
+    from shipway.platform.synth import render_charts_if_cached, run_program
 
     with Status(f"synthesising {blueprint} to find its images", console=err_console) as status:
         result = run_program(blueprint)
-        cache = None if no_charts else (charts or default_dir())
-        rendered = None
-        if cache is not None and cache.is_dir():
+        cache = chosen_dir(charts, no_charts)
+        if cache is not None:
             status.update(f"rendering {blueprint}'s releases through the charts in {cache}")
-            render = render_charts(result, ChartCache(cache), default_parse_cache())
-            rendered = {done.release.name: done.objects() for done in render.rendered}
-        return platform_images(result, rendered)
+        render_charts_if_cached(result, cache)
+        return platform_images(result)
 
 
 @images_app.command("list")
 def list_command(
     blueprint: Blueprint,
-    charts: Charts = None,
-    no_charts: NoCharts = False,
+    charts: ChartsOption = None,
+    no_charts: NoChartsOption = False,
     output_format: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json, or plain (one a line)."),
 ) -> None:
     """List every image the platform and its models will run, with what runs each."""
@@ -86,8 +78,8 @@ def list_command(
 @images_app.command("mirror")
 def mirror_command(
     blueprint: Annotated[Path | None, typer.Argument(help="Blueprint whose images to copy.")] = None,
-    charts: Charts = None,
-    no_charts: NoCharts = False,
+    charts: ChartsOption = None,
+    no_charts: NoChartsOption = False,
     to: str = typer.Option(..., "--to", help="Mirror registry and path prefix: oci://HOST or oci://HOST/PREFIX."),
     image: list[str] = typer.Option([], "--image", help="Copy this image too (repeatable); needed without a blueprint."),
     plain_http: bool = typer.Option(False, "--plain-http", envvar="SHIPWAY_PLAIN_HTTP",

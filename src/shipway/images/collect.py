@@ -23,16 +23,17 @@ def _name(layer: str, obj: dict[str, Any]) -> str:
     return f"{layer}: {obj['kind']} {where}{meta.get('name', '?')}"
 
 
-def platform_images(result: SynthResult, rendered: dict[str, list[dict[str, Any]]] | None = None) -> PlatformImages:
-    """The platform's images; `rendered` maps a release name to the objects its chart renders.
+def platform_images(result: SynthResult) -> PlatformImages:
+    """The platform's images, with every object its charts rendered when the synth rendered them.
 
-    Releases missing from `rendered` are listed as unread: their images are set inside the chart,
+    Releases the synth did not render are listed as unread: their images are set inside the chart,
     which only a render shows.
     """
+    rendered = {done.release.name: done.objects() for done in result.charts.rendered} if result.charts else {}
     sources: list[tuple[str, Any]] = [(_name(layer, obj), obj) for layer, obj in kubernetes_objects(result)]
     unread = []
     for layer, release in releases(result):
-        objects = (rendered or {}).get(release["name"])
+        objects = rendered.get(release["name"])
         if objects is None:
             unread.append(f"{layer}/{release['name']} ({release['chart']} {release['version']})")
             continue

@@ -333,6 +333,15 @@ def render_charts(result: SynthResult, cache: ChartCache, parse_cache: ParseCach
     return result.charts
 
 
+def render_charts_if_cached(result: SynthResult, cache: Path | None) -> PlatformRender | None:
+    """Render the synth's releases through the chart cache when that folder exists (None: not rendered)."""
+    from shipway.charts.engine import default_parse_cache
+
+    if cache is None or not cache.is_dir():
+        return None
+    return render_charts(result, ChartCache(cache), default_parse_cache())
+
+
 def synth(blueprint_path: str | Path, out_dir: str | Path | None = None,
           charts: str | Path | None = None) -> SynthResult:
     """Synthesise a blueprint, rendering its releases through the charts in `charts` when given; write it

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway.render import gateway, gpu, node_cache, observability, registry, retrain
-from shipway.render.common import KUBE_API_PORTS as KUBE_API_PORTS  # re-exported for render/retrain.py
 from shipway.render.common import Obj, kube_api_egress, metadata, namespace
 from shipway.render.layer import LayerRender
 from shipway.spec.blueprint import (

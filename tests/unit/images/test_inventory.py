@@ -92,7 +92,7 @@ def test_images_list_with_charts_reads_every_container_every_rendered_release_ru
     result = run_program(REPO / "blueprints" / f"{example}.yaml")
     render = render_charts(result, ChartCache(chart_cache), default_parse_cache())
     rendered = {done.release.name: done.objects() for done in render.rendered}
-    found = platform_images(result, rendered)
+    found = platform_images(result)
     listed = {use.image for use in found.images}
     containers = {parse_image(container["image"]) for objects in rendered.values() for obj in objects
                   for container in _containers(obj)}
