@@ -156,6 +156,11 @@ def _describe(item: dict[str, Any], data: Any, loc: Loc, model: type[BaseModel])
         return f'unknown key "{key}"', "; ".join(part for part in (hint, listing) if part)
     if kind == "missing":
         return "required field is missing", f"add `{loc[-1]}:` here" if loc else "add this field"
+    if kind == "union_tag_not_found":
+        key = str((item.get("ctx") or {}).get("discriminator", "")).strip("'")
+        tags = _union_tags(model, loc, key)
+        return (f"`{key}:` is missing; it says which variant this is",
+                f"add `{key}:` with one of: {', '.join(tags)}" if tags else f"add `{key}:`")
     got = item.get("input")
     if kind not in ("value_error", "assertion_error") and not isinstance(got, dict | list) and got is not None:
         shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
@@ -238,6 +243,20 @@ def _valid_keys(model: type[BaseModel], loc: Loc) -> list[str]:
             if isinstance(alt, type) and issubclass(alt, BaseModel):
                 keys += [field.alias or name for name, field in alt.model_fields.items()]
     return sorted(dict.fromkeys(keys))
+
+
+def _union_tags(model: type[BaseModel], loc: Loc, key: str) -> list[str]:
+    """The values a union's discriminator `key` may take at loc, in the order the model lists them."""
+    candidates: list[Any] = [model]
+    for part in loc:
+        candidates = [following for candidate in candidates for following in _step(candidate, part)]
+    tags: list[str] = []
+    for candidate in candidates:
+        for alt in _unwrap(candidate):
+            field = alt.model_fields.get(key) if isinstance(alt, type) and issubclass(alt, BaseModel) else None
+            if field is not None and typing.get_origin(field.annotation) is typing.Literal:
+                tags += [str(value) for value in typing.get_args(field.annotation)]
+    return list(dict.fromkeys(tags))
 
 
 def _step(annotation: Any, part: str | int) -> list[Any]:
