@@ -12,16 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipway.drift.data import read_frame
+from shipway.drift.data import DriftInputError, read_frame
 from shipway.drift.profile import ReferenceProfile
 from shipway.drift.window import DriftStatistics, DriftWindow, FeatureDrift
 from shipway.errors import ShipwayError
-
-
-class DriftInputError(ShipwayError):
-    """The check's input is unusable (profile, data file or column); exit code 2."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

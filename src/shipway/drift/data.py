@@ -10,6 +10,12 @@ from shipway.drift.profile import DEFAULT_BINS, DEFAULT_MAX_PSI, ReferenceProfil
 from shipway.errors import ShipwayError
 
 
+class DriftInputError(ShipwayError):
+    """A drift command's input is unusable (profile, data file or column); exit code 2."""
+
+    exit_code = 2
+
+
 def read_frame(path: Path, error: type[ShipwayError] = ShipwayError) -> Any:
     """A CSV or parquet file as a pandas DataFrame; anything else, or an unreadable file, raises `error`."""
     import pandas as pd
@@ -34,9 +40,9 @@ def profile_from_file(
     max_psi: float = DEFAULT_MAX_PSI,
 ) -> ReferenceProfile:
     """Profile a CSV or parquet file: the named features (default: every column but the prediction)."""
-    frame = read_frame(path)
+    frame = read_frame(path, DriftInputError)
     if prediction is not None and prediction not in frame.columns:
-        raise ShipwayError(f"{path}: prediction column {prediction!r} not found; columns: {list(frame.columns)}")
+        raise DriftInputError(f"{path}: prediction column {prediction!r} not found; columns: {list(frame.columns)}")
     chosen = list(features) or [str(column) for column in frame.columns if column != prediction]
     return build_profile(
         frame,

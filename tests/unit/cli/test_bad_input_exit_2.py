@@ -32,6 +32,12 @@ def _garbage(tmp: Path, name: str = "garbage.yaml") -> str:
     return str(path)
 
 
+def _table(tmp: Path) -> str:
+    path = tmp / "data.csv"
+    path.write_text("age,income\n30,1.5\n40,2.5\n", encoding="utf-8")
+    return str(path)
+
+
 def _broken_synth(tmp: Path) -> str:
     (tmp / "synth" / "manifests").mkdir(parents=True, exist_ok=True)
     (tmp / "synth" / "plan.json").write_text("{}", encoding="utf-8")
@@ -52,6 +58,10 @@ CASES: dict[str, Case] = {
     "drift check, missing profile": lambda t, p: ["drift", "check", str(t / "missing.json"), str(t / "b.csv")],
     "drift check, invalid profile": lambda t, p: ["drift", "check", _garbage(t, "p.json"), _garbage(t, "b.csv")],
     "drift check, bad --format": lambda t, p: ["drift", "check", "p.json", "b.csv", "--format", "yaml"],
+    "drift profile, missing data": lambda t, p: ["drift", "profile", str(t / "missing.csv"), "-o", str(t / "p.json")],
+    "drift profile, not a table": lambda t, p: ["drift", "profile", _garbage(t, "data.txt"), "-o", str(t / "p.json")],
+    "drift profile, unknown prediction column": lambda t, p: [
+        "drift", "profile", _table(t), "--prediction", "score", "-o", str(t / "p.json")],
     "charts pull, unknown chart": lambda t, p: ["charts", "pull", "no-such-chart", "--charts", str(t)],
     "charts pull, malformed option": lambda t, p: ["charts", "pull", "--charts"],
     "diff, missing folder": lambda t, p: ["diff", str(t / "missing"), str(t / "missing2")],
