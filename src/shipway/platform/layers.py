@@ -59,6 +59,9 @@ class NodePools(_Layer):
         if blueprint.cluster.kind != "kind":
             layer.objects.append(node_pool_inventory(blueprint))
             layer.namespaces.append(namespace(SYSTEM_NAMESPACE))
+            # No pod runs there (it holds the inventory ConfigMap), so it needs no flow: deny everything, so
+            # that whatever lands there later starts isolated and gets exactly the flows it is given.
+            layer.objects.append(tenancy.default_deny(SYSTEM_NAMESPACE))
             return layer
         cluster_name = render_cluster.kind_cluster_name(blueprint)
         workers = [worker for worker in render_cluster.kind_config(blueprint)["nodes"] if worker["role"] == "worker"]

@@ -323,10 +323,16 @@ def _from_namespace(name: str) -> Obj:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
+def default_deny(ns: str) -> Obj:
+    """Every pod of the namespace selected for ingress and egress with no rule: nothing in, nothing out,
+    until another policy of the namespace names a flow."""
+    return _policy("default-deny", ns, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+
+
 def _base_policies(ns: str) -> list[Obj]:
     """Default deny, DNS out, Prometheus in, and traffic between the namespace's own pods."""
     return [
-        _policy("default-deny", ns, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        default_deny(ns),
         _policy("allow-dns", ns, {
             "podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},

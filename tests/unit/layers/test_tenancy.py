@@ -341,3 +341,49 @@ def test_the_api_server_networks_are_the_blueprints_to_set(tmp_path):
     with pytest.raises(ValueError, match="private /28"):
         Blueprint.model_validate({**base, "cluster": {**gke.cluster.model_dump(by_alias=True), "masterCidr": "8.8.8.0/28"},
                                   "nodePools": [{"name": "system", "instanceType": "e2-standard-4"}]})
+
+
+# Namespaces Shipway puts something into without default-deny, each with why. kube-system is the cluster's
+# own (CoreDNS, the CNI, kube-proxy and the cloud's agents live there): Shipway neither creates it nor owns
+# its traffic, and a default-deny there would cut every pod's DNS. Shipway's releases there (Karpenter or
+# the Cluster Autoscaler, metrics-server) are the cluster's own plumbing.
+DEFAULT_DENY_EXCEPTIONS = {"kube-system": "the cluster's own namespace: default-deny there cuts DNS"}
+
+
+def _denies_all(policy: dict, direction: str) -> bool:
+    """Whether a NetworkPolicy selects every pod of its namespace for `direction` and admits nothing by itself."""
+    spec = policy["spec"]
+    rules = spec.get(direction.lower(), [])
+    return spec.get("podSelector") == {} and direction in spec.get("policyTypes", []) and rules == []
+
+
+def test_every_namespace_shipway_renders_or_uses_is_default_deny_both_ways(each_blueprint):
+    """Issue #16 finding 6: shipway-system had no NetworkPolicy. A namespace Shipway creates or puts a release
+    or object into is default-deny for ingress and egress, unless DEFAULT_DENY_EXCEPTIONS says why not."""
+    rendered = {n["metadata"]["name"] for n in each_blueprint.kind("Namespace")}
+    used = ({release["namespace"] for release in each_blueprint.releases.values()}
+            | {o["metadata"]["namespace"] for o in each_blueprint.objects if o["metadata"].get("namespace")})
+    assert rendered
+    policies = each_blueprint.kind("NetworkPolicy")
+    missing = {}
+    for ns in sorted((rendered | used) - set(DEFAULT_DENY_EXCEPTIONS)):
+        own = [p for p in policies if p["metadata"]["namespace"] == ns]
+        lacking = [d for d in ("Ingress", "Egress") if not any(_denies_all(p, d) for p in own)]
+        if lacking:
+            missing[ns] = lacking
+    assert missing == {}, f"namespaces without default-deny: {missing}"
+    # An exception is never one Shipway creates: those it owns it isolates.
+    assert not set(DEFAULT_DENY_EXCEPTIONS) & rendered
+
+
+def test_shipway_system_holds_no_pod_and_admits_no_flow(each_blueprint):
+    """shipway-system holds only the node-pool inventory ConfigMap: its one policy denies both ways."""
+    from shipway.platform.layers import SYSTEM_NAMESPACE
+
+    kinds = sorted(o["kind"] for o in each_blueprint.objects if o["metadata"].get("namespace") == SYSTEM_NAMESPACE)
+    if SYSTEM_NAMESPACE not in {n["metadata"]["name"] for n in each_blueprint.kind("Namespace")}:
+        assert each_blueprint.blueprint.cluster.kind == "kind" and kinds == []  # kind keeps no inventory
+        return
+    assert kinds == ["ConfigMap", "NetworkPolicy"]
+    assert _policies(each_blueprint, SYSTEM_NAMESPACE) == {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
