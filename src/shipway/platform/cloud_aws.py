@@ -118,6 +118,8 @@ def eks_cluster(name: str, blueprint: Blueprint, parent: pulumi.Resource) -> tup
         endpoint_private_access=True,
         endpoint_public_access=spec.network.public_endpoint,
         public_access_cidrs=spec.network.public_access_cidrs,
+        # Named, not left to EKS, so the `kubernetes` Service's ClusterIP that NetworkPolicies allow is known.
+        kubernetes_service_ip_address_range=spec.network.service_ipv4_cidr,
         create_oidc_provider=True,
         skip_default_node_group=True,
         # Nodes use the security group EKS makes for the cluster, as managed node groups do by default.

@@ -128,12 +128,15 @@ KUBE_API_PORTS = (443, 6443)
 def api_server_cidrs(blueprint: Blueprint) -> list[str]:
     """The networks the Kubernetes API server's addresses are in, as pods see them.
 
-    EKS: the control plane's ENIs sit in the cluster's subnets, so the VPC's range. GKE: the private cluster's
-    control-plane /28. kind and existing clusters: what the blueprint says (the RFC 1918 ranges by default).
+    EKS: the control plane's ENIs sit in the cluster's subnets, so the VPC's range, and the `kubernetes` Service's
+    ClusterIP, because the VPC CNI's network policy agent judges a pod's packets before kube-proxy translates the
+    ClusterIP to those ENIs. GKE: the private cluster's control-plane /28; Dataplane V2 (Cilium) translates the
+    ClusterIP before it applies policy. kind and existing clusters: what the blueprint says (the RFC 1918 ranges by
+    default).
     """
     cluster = blueprint.cluster
     if isinstance(cluster, EksCluster):
-        return [cluster.network.vpc_cidr]
+        return [cluster.network.vpc_cidr, f"{cluster.network.kubernetes_service_ip}/32"]
     if isinstance(cluster, GkeCluster):
         return [cluster.master_cidr]
     return list(cluster.api_server_cidrs)

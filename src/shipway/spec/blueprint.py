@@ -61,6 +61,8 @@ class Metadata(Spec):
 # Where an API server whose address Shipway cannot know (kind, an existing cluster) is assumed to live: the
 # RFC 1918 ranges, so platform pods reach it without reaching the internet.
 PRIVATE_API_SERVER_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# The blocks an EKS Service range must lie in (the same RFC 1918 ranges).
+EKS_SERVICE_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in PRIVATE_API_SERVER_CIDRS)
 Cidr = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$")]
 
 
@@ -126,6 +128,12 @@ class EksNetwork(Spec):
     private_access: str = Field(
         "", description="With publicEndpoint: false, how `pulumi up` reaches the private endpoint "
                         "(VPN, Direct Connect, a runner inside the VPC). Shipway warns when it is empty.")
+    service_cidr: Cidr | None = Field(
+        None, description="The range Kubernetes Service ClusterIPs come from (pulumi-eks "
+                          "kubernetesServiceIpAddressRange), fixed when the cluster is created: inside 10.0.0.0/8, "
+                          "172.16.0.0/12 or 192.168.0.0/16, /12 to /24, outside the VPC CIDR. Defaults to the range "
+                          "EKS picks itself: 172.20.0.0/16 for a VPC in 10.0.0.0/8, else 10.100.0.0/16. Platform "
+                          "pods reach the API server at its first address, the `kubernetes` Service.")
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -135,6 +143,43 @@ class EksNetwork(Spec):
         if not 16 <= network.prefixlen <= 24:
             raise ValueError(f'Got "{value}". A VPC CIDR must be /16 to /24, so its /prefix+4 subnets fit AWS')
         return value
+
+    @field_validator("service_cidr")
+    @classmethod
+    def _service_cidr(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        network = _ipv4_network(value, "172.20.0.0/16")
+        # terraform-provider-aws internal/service/eks/cluster.go (service_ipv4_cidr): IsCIDRNetwork(12, 24) and
+        # within 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, as the EKS API asks.
+        if not 12 <= network.prefixlen <= 24 or not any(network.subnet_of(block) for block in EKS_SERVICE_BLOCKS):
+            raise ValueError(f'Got "{value}". EKS takes a Service range of /12 to /24 inside 10.0.0.0/8, '
+                             '172.16.0.0/12 or 192.168.0.0/16, e.g. "172.20.0.0/16"')
+        return value
+
+    @model_validator(mode="after")
+    def _service_cidr_outside_vpc(self) -> EksNetwork:
+        if ipaddress.IPv4Network(self.service_ipv4_cidr).overlaps(ipaddress.IPv4Network(self.vpc_cidr)):
+            raise Located(("serviceCidr",), f'serviceCidr "{self.service_ipv4_cidr}" overlaps vpcCidr '
+                                            f'"{self.vpc_cidr}", which EKS refuses',
+                          "choose a Service range outside the VPC, e.g. 172.20.0.0/16 for a VPC in 10.0.0.0/8")
+        return self
+
+    @property
+    def service_ipv4_cidr(self) -> str:
+        """The Service range the cluster gets: serviceCidr, else the one EKS would pick for this VPC."""
+        if self.service_cidr is not None:
+            return self.service_cidr
+        # EKS picks 172.20.0.0/16 when the VPC has a 10.x block, else 10.100.0.0/16 (awslabs/amazon-eks-ami
+        # files/bootstrap.sh derives the cluster DNS address the same way); naming it keeps a cluster EKS already
+        # made from being replaced, as the range is fixed at creation.
+        in_ten = ipaddress.IPv4Network(self.vpc_cidr).subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
+        return "172.20.0.0/16" if in_ten else "10.100.0.0/16"
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        """The `kubernetes` Service's ClusterIP: the first address of the Service range."""
+        return str(next(ipaddress.IPv4Network(self.service_ipv4_cidr).hosts()))
 
 
 IamArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]

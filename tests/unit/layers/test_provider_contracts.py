@@ -107,6 +107,99 @@ def test_pulumi_eks_skips_its_security_groups_only_without_a_default_node_group(
         assert inputs["skipDefaultNodeGroup"] is True
 
 
+# --- EKS: the VPC CNI's network policy agent ---------------------------------------------------------
+
+
+def _kube_api_rules(synthesised: Synthesised) -> list[dict]:
+    """Every NetworkPolicy egress rule that lets pods reach the Kubernetes API (port 443 towards an ipBlock)."""
+    from shipway.render import common
+
+    rule = common.kube_api_egress(synthesised.blueprint)
+    rules = [egress for policy in synthesised.kind("NetworkPolicy") for egress in policy["spec"].get("egress", [])
+             if egress == rule]
+    assert rules, "no NetworkPolicy lets pods reach the Kubernetes API"
+    return rules
+
+
+def test_vpc_cni_agent_judges_the_cluster_ip_so_the_api_rule_names_it(each_eks: Synthesised) -> None:
+    """aws/aws-network-policy-agent v1.4.1 pkg/ebpf/bpf_client.go:724-726 and 848: the egress program is attached
+    with TCIngressAttach to the pod's host-side veth ("eni..."), so it runs on the packet as the pod sent it, before
+    the host's netfilter where kube-proxy DNATs a ClusterIP; pkg/ebpf/c/tc.v4egress.bpf.c:398-411 looks the
+    egress LPM map up by that packet's ip->daddr. aws/amazon-network-policy-controller-k8s v1.1.7
+    pkg/resolvers/endpoints.go:219-225 copies an ipBlock peer into the PolicyEndpoint as it is, and adds ClusterIPs
+    (:256-259, :451-455 "unable to see the pod IP after the DNAT happens for the clusterIPs") only for Services
+    behind podSelector peers. So a pod's connection to the `kubernetes` Service (the in-cluster config's
+    KUBERNETES_SERVICE_HOST) is judged against the ClusterIP, which the VPC CIDR never contains: the rule must
+    name it. kubernetes/kubernetes pkg/controlplane/apiserver/options/options.go (ServiceIPRange): the
+    ClusterIP is GetIndexedIP(&serviceClusterIPRange, 1), the range's first address; Shipway pins the range."""
+    network = each_eks.blueprint.cluster.network
+    service_range = ipaddress.ip_network(_cluster(each_eks).inputs["kubernetesServiceIpAddressRange"])
+    assert str(service_range) == network.service_ipv4_cidr
+    cluster_ip = ipaddress.ip_address(network.kubernetes_service_ip)
+    assert cluster_ip == service_range.network_address + 1
+    assert cluster_ip not in ipaddress.ip_network(network.vpc_cidr)
+    for rule in _kube_api_rules(each_eks):
+        blocks = [ipaddress.ip_network(peer["ipBlock"]["cidr"]) for peer in rule["to"]]
+        # The ClusterIP alone, not the Service range: the pod may reach no other Service through this rule.
+        assert ipaddress.ip_network(f"{cluster_ip}/32") in blocks
+        assert not any(block.overlaps(service_range) and block.prefixlen < 32 for block in blocks)
+        assert {"protocol": "TCP", "port": 443} in rule["ports"]  # the `kubernetes` Service's port
+
+
+def test_pulumi_eks_sends_the_service_range_to_eks(each_eks: Synthesised) -> None:
+    """pulumi-eks nodejs/eks/cluster/cluster.ts@7bf0c1b1:612-616: kubernetesServiceIpAddressRange becomes
+    kubernetesNetworkConfig.serviceIpv4Cidr only when ipFamily is ipv4 (its default); :1872-1882: EKS picks
+    10.100.0.0/16 or 172.20.0.0/16 when it is absent, and it is fixed when the cluster is created.
+    awslabs/amazon-eks-ami files/bootstrap.sh (TEN_RANGE, DNS_CLUSTER_IP): EKS's pick is 172.20.0.0/16 for a VPC
+    with a 10.x block, else 10.100.0.0/16. Shipway's default is that pick, so naming the range replaces no
+    cluster EKS already made."""
+    inputs = _cluster(each_eks).inputs
+    assert inputs.get("ipFamily", "ipv4") == "ipv4"
+    vpc = ipaddress.ip_network(each_eks.blueprint.cluster.network.vpc_cidr)
+    expected = "172.20.0.0/16" if vpc.subnet_of(ipaddress.ip_network("10.0.0.0/8")) else "10.100.0.0/16"
+    assert inputs["kubernetesServiceIpAddressRange"] == expected
+
+
+@pytest.mark.parametrize(("vpc", "service", "fault"), [
+    ("10.40.0.0/16", "10.32.0.0/12", "overlaps vpcCidr"),
+    ("10.40.0.0/16", "8.8.0.0/16", "/12 to /24 inside 10.0.0.0/8"),
+    ("10.40.0.0/16", "172.20.0.0/25", "/12 to /24 inside 10.0.0.0/8"),
+    ("10.40.0.0/16", "172.0.0.0/11", "/12 to /24 inside 10.0.0.0/8"),
+    ("10.40.0.0/16", "172.20.0.1/16", "not an IPv4 network"),
+])
+def test_blueprint_refuses_a_service_range_eks_refuses(tmp_path, vpc: str, service: str, fault: str) -> None:
+    """terraform-provider-aws internal/service/eks/cluster.go (kubernetes_network_config.service_ipv4_cidr):
+    validation.IsCIDRNetwork(12, 24) and "must be within 10.0.0.0/8, 172.16.0.0/12, or 192.168.0.0/16";
+    pulumi-eks cluster.ts@7bf0c1b1:1879 (from the EKS API): it must not overlap the VPC's CIDR. Caught when the
+    blueprint loads, at the serviceCidr line."""
+    from shipway.errors import SpecError
+    from shipway.spec.loader import load_spec
+
+    text = (REPO / "blueprints" / "eks-prod.yaml").read_text()
+    assert "    vpcCidr: 10.40.0.0/16\n" in text
+    path = tmp_path / "eks.yaml"
+    path.write_text(text.replace("    vpcCidr: 10.40.0.0/16\n",
+                                 f"    vpcCidr: {vpc}\n    serviceCidr: {service}\n"))
+    line = path.read_text().splitlines().index(f"    serviceCidr: {service}") + 1
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, Blueprint, "blueprint")
+    [problem] = caught.value.problems
+    assert (problem.line, problem.path) == (line, "cluster.network.serviceCidr") and fault in problem.message
+
+
+def test_a_chosen_service_range_feeds_the_cluster_and_the_rule() -> None:
+    """serviceCidr (e.g. to keep clear of a peered network's 172.20.0.0/16) is one setting for both."""
+    from shipway.render import common
+
+    blueprint = Blueprint.model_validate({
+        "metadata": {"name": "p"}, "cluster": {"kind": "eks", "region": "eu-west-1", "network": {
+            "vpcCidr": "10.40.0.0/16", "serviceCidr": "192.168.64.0/18"}},
+        "nodePools": [{"name": "sys", "role": "system", "instanceType": "m6i.xlarge", "maxSize": 1}],
+        "gitops": {"enabled": False}})
+    assert blueprint.cluster.network.service_ipv4_cidr == "192.168.64.0/18"
+    assert common.api_server_cidrs(blueprint) == ["10.40.0.0/16", "192.168.64.1/32"]
+
+
 # --- pulumi-aws: EKS ---------------------------------------------------------------------------------
 
 
@@ -334,3 +427,23 @@ def test_gke_dataplane_v2_enforces_network_policy_itself(gke_prod: Synthesised) 
     enforces NetworkPolicies itself."""
     inputs = gke_prod.of_type("gcp:container/cluster:Cluster")[0].inputs
     assert inputs["datapathProvider"] == "ADVANCED_DATAPATH" and inputs["networkPolicy"]["enabled"] is False
+
+
+def test_gke_dataplane_v2_judges_the_api_server_after_service_translation(gke_prod: Synthesised) -> None:
+    """Why the GKE rule names the control-plane /28 and not the `kubernetes` ClusterIP. cilium/cilium
+    bpf/bpf_lxc.c@00025c98 (handle_ipv4_from_lxc / handle_ipv6_from_lxc): egress from a pod is handled "after
+    service translation has been done either at the socket level or by the caller", and the policy identity is
+    looked up for the translated destination; Documentation/security/policy/language.rst@30a4939a: "Layer 4
+    policies apply to ports after service port mapping has been applied", and CIDR rules apply to "a network
+    endpoint outside the cluster", needing policy-cidr-match-mode=nodes only where the apiserver runs on the
+    cluster's own nodes, which GKE's control plane does not; cilium/cilium#25241 made ToCIDR rules match
+    kube-apiserver IPs external to the cluster reliably despite their kube-apiserver identity.
+    terraform-provider-google google/services/container/resource_container_cluster.go (master_ipv4_cidr_block):
+    the /28 "will be used for assigning private IP addresses to the cluster master(s)", so a pod's API traffic,
+    translated to the private endpoint, falls in it; the ClusterIP itself is never judged and is left out."""
+    [cluster] = gke_prod.of_type("gcp:container/cluster:Cluster")
+    assert cluster.inputs["datapathProvider"] == "ADVANCED_DATAPATH"
+    master = cluster.inputs["privateClusterConfig"]["masterIpv4CidrBlock"]
+    for rule in _kube_api_rules(gke_prod):
+        assert rule["to"] == [{"ipBlock": {"cidr": master}}]
+        assert {"protocol": "TCP", "port": 443} in rule["ports"]

@@ -263,12 +263,14 @@ def test_platform_pods_reach_the_api_server_only_at_its_addresses(each_blueprint
     """Review 1.6: the API-server rule allowed 0.0.0.0/0 on 443/6443 in every platform namespace, which made
     `https_out` meaningless. It now names the API server's networks per target: EKS, the VPC (the control
     plane's cross-account ENIs sit in the cluster's subnets; aws/aws-network-policy-agent issue #281, where the
-    maintainers advise allowing the `kubernetes` Service's endpoint IPs or their subnet); GKE, the private
-    cluster's control-plane /28 (master_ipv4_cidr_block); kind, the RFC 1918 ranges (apiServerCidrs' default)."""
+    maintainers advise allowing the `kubernetes` Service's endpoint IPs or their subnet) and the `kubernetes`
+    Service's ClusterIP, which the VPC CNI's agent sees before kube-proxy translates it (test_provider_contracts);
+    GKE, the private cluster's control-plane /28 (master_ipv4_cidr_block); kind, the RFC 1918 ranges
+    (apiServerCidrs' default)."""
     from shipway.render import common
 
     blueprint = each_blueprint.blueprint
-    expected = {"kind": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], "eks": ["10.40.0.0/16"],
+    expected = {"kind": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], "eks": ["10.40.0.0/16", "172.20.0.1/32"],
                 "gke": ["172.16.0.32/28"]}
     cidrs = common.api_server_cidrs(blueprint)
     assert cidrs == expected[blueprint.cluster.kind]

@@ -173,8 +173,10 @@ def test_egress_is_dns_the_api_server_and_the_forges_each_by_its_own_rule(eks: B
     dns, kube_api, forges = policy["egress"]
     assert all(rule.get("to") for rule in policy["egress"])  # no rule reaches every address
     assert {port["port"] for port in dns["ports"]} == {53}
-    # The API server by its addresses (eks-prod: the VPC), the rule every platform namespace uses.
-    assert kube_api == kube_api_egress(eks) and kube_api["to"] == [{"ipBlock": {"cidr": eks.cluster.network.vpc_cidr}}]
+    # The API server by its addresses (eks-prod: the VPC and the `kubernetes` ClusterIP), the rule every platform
+    # namespace uses.
+    assert kube_api == kube_api_egress(eks) and kube_api["to"] == [
+        {"ipBlock": {"cidr": eks.cluster.network.vpc_cidr}}, {"ipBlock": {"cidr": "172.20.0.1/32"}}]
     assert forges["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(tenancy.PRIVATE_RANGES)}}]
     assert forges["ports"] == [{"protocol": "TCP", "port": 443}]
     # A self-hosted GitLab on its own port: that port, still only towards the internet.
