@@ -19,10 +19,12 @@ DOCKERFILE = REPO / "Dockerfile"
 REQUIREMENTS = REPO / "requirements-image.txt"
 LOCK = REPO / "requirements-image.lock"
 
-# The modules the image's commands run: `shipway model pull` (init container), `shipway sidecar`.
+# The modules the image's commands run: `shipway model pull` (init container), `shipway sidecar`, the node plugin.
 IMAGE_COMMANDS = {
     ("shipway", "model", "pull"): ["shipway.cli", "shipway.cli.artifacts", "shipway.artifacts.pull"],
     ("shipway", "sidecar"): ["shipway.cli", "shipway.cli.sidecar", "shipway.sidecar.server"],
+    # The node model cache's CSI plugin (the DaemonSet in shipway-cache): grpcio and protobuf.
+    ("shipway", "model", "csi-node"): ["shipway.cli", "shipway.cli.artifacts", "shipway.artifacts.csi.node"],
 }
 # What the image must never carry: the deploy-time SDKs.
 FORBIDDEN = ("pulumi", "pulumi-kubernetes", "pulumi-aws", "pulumi-eks", "pulumi-gcp", "boto3", "google-cloud")
@@ -139,7 +141,7 @@ def test_image_requirements_cover_every_module_the_image_commands_import() -> No
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert run.returncode == 0, f"an image command needs what requirements-image.txt does not install:\n{run.stderr}"
     imported = set(json.loads(run.stdout))
-    assert {"aiohttp", "numpy", "oras"} <= imported, "the probe did not import the image's commands"
+    assert {"aiohttp", "numpy", "oras", "grpc"} <= imported, "the probe did not import the image's commands"
     deploy_time = {top for top in imported for dist in owners.get(top, []) if dist.lower().startswith(FORBIDDEN)}
     assert not deploy_time, f"the image's commands import deploy-time SDKs: {sorted(deploy_time)}"
 

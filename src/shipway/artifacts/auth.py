@@ -1,7 +1,11 @@
-"""Where registry credentials come from: flags, then environment, then a docker config file."""
+"""Where registry credentials come from: flags, then environment, then a docker config file (or its text, as a
+Kubernetes dockerconfigjson Secret holds it)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,3 +54,33 @@ def resolve_credentials(
     if default.is_file():
         return Credentials(docker_config=default, source=f"docker config {default}")
     return Credentials()
+
+
+def docker_config_credentials(text: str, registry: str, source: str) -> Credentials:
+    """The username and password a docker config.json (a dockerconfigjson Secret's `.dockerconfigjson`) holds for
+    `registry` (HOST[:PORT]), from `username`/`password` or the base64 `auth`; AuthError naming `source` if none."""
+    try:
+        auths = json.loads(text).get("auths")
+    except (ValueError, AttributeError):
+        raise AuthError(f"{source} is not a docker config.json: expected JSON with an \"auths\" mapping.") from None
+    if not isinstance(auths, dict):
+        raise AuthError(f"{source} has no \"auths\" mapping: expected {{\"auths\": {{\"{registry}\": {{...}}}}}}.")
+    entries = {_server(name): entry for name, entry in auths.items() if isinstance(entry, dict)}
+    entry = entries.get(registry)
+    if entry is None:
+        raise AuthError(f"{source} holds credentials for {sorted(entries) or 'no registry'}, not for {registry}: "
+                        f"name the pull Secret for {registry}.")
+    username, password = entry.get("username"), entry.get("password")
+    if not (isinstance(username, str) and isinstance(password, str) and username and password):
+        try:
+            username, _, password = base64.b64decode(str(entry.get("auth", "")), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            username = password = ""
+    if not (username and password):
+        raise AuthError(f"{source} has an entry for {registry} without a username and password (or `auth`).")
+    return Credentials(username, password, source=source)
+
+
+def _server(name: str) -> str:
+    """A docker config's server key as HOST[:PORT]: `https://host/v1/` and `host` name the same registry."""
+    return name.split("://", 1)[-1].split("/", 1)[0]

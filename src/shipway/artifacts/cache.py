@@ -6,12 +6,17 @@ while they streamed, so the cache never holds, and never serves, a blob it has n
 Pulled models live in `models/`, their large files hard links to the blobs, so a model costs its
 bytes once. Per-digest locks make concurrent pods on a node download a blob once; the others wait
 and then link it. When a download would take the cache past its bound, the least recently used
-models are evicted first, skipping any in use by a pull or used within `keep_recent_s`.
+models are evicted first, skipping any in use by a pull, used within `keep_recent_s`, or published:
+the CSI node plugin (shipway.artifacts.csi) bind-mounts a model folder into pods and records each
+publication in `publications/` before it pulls, and eviction checks those records under the model's
+own lock, so a mounted model is never removed. What killed runs left (staging folders, partial
+blobs) is removed by `sweep` once no live process holds its lock.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -21,13 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from shipway.artifacts.layout import MARKER_FILE, is_digest
-from shipway.artifacts.locking import exclusive, remove, try_exclusive
+from shipway.artifacts.locking import exclusive, held_by_someone, remove, try_exclusive
 
 if TYPE_CHECKING:
     from shipway.artifacts.layout import Reference
     from shipway.artifacts.registry import BytesDone, RegistryClient
 
 MODELS = "models"
+PUBLICATIONS = "publications"
 
 
 class NodeCache:
@@ -41,7 +47,8 @@ class NodeCache:
         self.models = root / MODELS
         self.incoming = root / "incoming"
         self.locks = root / "locks"
-        for folder in (self.blobs, self.models, self.incoming, self.locks):
+        self.publications = root / PUBLICATIONS
+        for folder in (self.blobs, self.models, self.incoming, self.locks, self.publications):
             folder.mkdir(parents=True, exist_ok=True)
 
     def model_folder(self, manifest_digest: str) -> Path:
@@ -139,10 +146,60 @@ class NodeCache:
                 if now - _last_used(model) < self.keep_recent_s:
                     continue
                 with try_exclusive(self.models / f".{model.name}.lock") as free:
-                    if free:
+                    # Checked under the model's lock: a publisher records before it pulls (which takes the lock).
+                    if free and model.name not in self.published_models():
                         remove(model)
                 used = self.size()
                 used -= self._drop_unused_blobs(used + incoming - self.max_bytes)
+
+    def record_publication(self, key: str, manifest_digest: str, detail: dict[str, str]) -> None:
+        """Record that the model of `manifest_digest` is (about to be) mounted somewhere; `key` names the mount."""
+        record = self.publications / f"{key}.json"
+        staging = self.publications / f".{key}.{secrets.token_hex(4)}"
+        staging.write_text(json.dumps({**detail, "model": self.model_folder(manifest_digest).name}, sort_keys=True))
+        staging.rename(record)
+
+    def publication(self, key: str) -> dict[str, str] | None:
+        """A publication's record, or None when there is none (or it is unreadable)."""
+        try:
+            record = json.loads((self.publications / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def drop_publication(self, key: str) -> None:
+        (self.publications / f"{key}.json").unlink(missing_ok=True)
+
+    def publications_by_key(self) -> dict[str, dict[str, str]]:
+        """Every publication record, by key."""
+        found = {}
+        for path in self.publications.glob("*.json"):
+            record = self.publication(path.stem)
+            if record is not None:
+                found[path.stem] = record
+        return found
+
+    def published_models(self) -> set[str]:
+        """The model folders (by name) some publication record names: eviction leaves them alone."""
+        return {str(record.get("model")) for record in self.publications_by_key().values()}
+
+    def sweep(self) -> list[Path]:
+        """Remove what killed pulls left (staging folders, retired copies, partial blobs) when no live process
+        holds the lock it was made under; the paths removed."""
+        removed = []
+        for path in self.models.iterdir():
+            name = path.name.removeprefix(".")
+            model = name.split(".partial-")[0].split(".old-")[0]
+            if path.name.startswith(".") and model != name and not held_by_someone(self.models / f".{model}.lock"):
+                remove(path)
+                removed.append(path)
+        for path in self.incoming.iterdir():
+            if not held_by_someone(self.locks / f"{path.name.split('.')[0]}.lock"):
+                remove(path)
+                removed.append(path)
+        for path in self.publications.glob(".*"):
+            remove(path)
+        return removed
 
     def _models(self) -> Iterator[Path]:
         return (path for path in self.models.iterdir() if path.is_dir() and not path.name.startswith("."))

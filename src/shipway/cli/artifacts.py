@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipway.cli._common import console, guarded, host_port, registry_host, run_service
+from shipway.cli._common import BadOption, console, guarded, host_port, registry_host, run_service
 
 if TYPE_CHECKING:
     from shipway.artifacts.auth import Credentials
@@ -257,6 +257,59 @@ def cache_serve_command(
         run_service(lambda: serve(config, host, port))
 
 
+def csi_node_command(
+    cache_dir: Annotated[Path, typer.Option("--dir", help="The node's cache folder (the DaemonSet's hostPath).")],
+    registry: Annotated[str, typer.Option(
+        "--registry", help="HOST[:PORT] of the one registry the plugin pulls from; other hosts are refused.")],
+    max_size: Annotated[str, typer.Option(
+        "--max-size", help="Evict least recently used unmounted models to keep the cache under this (e.g. 100Gi).")],
+    node_id: Annotated[str, typer.Option("--node-id", help="This node's name, returned by NodeGetInfo.")],
+    endpoint: Annotated[str, typer.Option(
+        "--endpoint", help="The CSI socket, unix:///PATH (the kubelet's registrar points at it).")
+    ] = "unix:///csi/csi.sock",
+    kubelet_dir: Annotated[Path, typer.Option(
+        "--kubelet-dir", help="The kubelet's root: every target path must lie under its pods/ folder.")
+    ] = Path("/var/lib/kubelet"),
+    plain_http: PlainHttp = False,
+    deadline: Deadline = 6 * 3600.0,
+    min_rate: MinRate = "64Ki",
+    rate_window: RateWindow = 30.0,
+) -> None:
+    """Serve the node model cache as a CSI node plugin: bind-mount a pod's model, by digest, read-only from the cache.
+
+    Every publish asks the registry, with the pod's own pull Secret, for the model; the first on a node pulls it into the cache, verified, and later ones mount it without a download.
+    """
+    with guarded():
+        import logging
+        import threading
+
+        from shipway.artifacts.cache import NodeCache
+        from shipway.artifacts.csi.node import NodeConfig, endpoint_path, serve_until
+
+        try:
+            socket = endpoint_path(endpoint)
+        except ValueError:
+            raise BadOption(f"Got --endpoint {endpoint!r}: expected unix:///PATH, e.g. --endpoint "
+                            "unix:///csi/csi.sock") from None
+        if not node_id.strip():
+            raise BadOption("Got an empty --node-id: pass the node's name (the DaemonSet gives $(NODE_NAME)).")
+        if not (kubelet_dir / "pods").is_dir():
+            raise BadOption(f"Got --kubelet-dir {kubelet_dir}, which has no pods/ folder: pass the kubelet's root "
+                            "(/var/lib/kubelet), mounted into the plugin at the same path.")
+        registry = registry_host(registry, "--registry")
+        limit = _bytes("--max-size", max_size)
+        config = NodeConfig(NodeCache(cache_dir, limit, keep_recent_s=0.0), registry, node_id, kubelet_dir,
+                            plain_http, _limits(max_size, "4Mi", deadline, min_rate, rate_window))
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
+        console.print(f"CSI node plugin for {registry} on {endpoint}, {cache_dir} up to {max_size}", highlight=False)
+        try:
+            serve_until(config, socket, stop)
+        except KeyboardInterrupt:
+            pass
+
+
 def exists_command(
     reference: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY:TAG or ...@sha256:DIGEST")],
     username: Username = None,
@@ -289,4 +342,5 @@ def register(app: typer.Typer) -> None:
     model.command("pull")(pull_command)
     model.command("exists")(exists_command)
     model.command("cache-serve")(cache_serve_command)
+    model.command("csi-node")(csi_node_command)
     app.add_typer(model, name="model")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -122,6 +123,12 @@ class Registry:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
         self.process = None
+
+    def blobs_served(self) -> list[str]:
+        """The digests of the blobs the registry sent (GET, 200), in order, from its access log (written at
+        every log level)."""
+        log = (self.workdir / "registry.log").read_text(errors="replace")
+        return re.findall(r'"GET /v2/\S+/blobs/(sha256:[0-9a-f]{64}) HTTP/[\d.]+" 200 ', log)
 
     def stored_blob_bytes(self) -> int:
         """Bytes of blob data on disk, to show what a push really stored."""

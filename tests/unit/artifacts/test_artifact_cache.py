@@ -156,3 +156,42 @@ def test_blobs_the_node_cache_service_serves_are_evicted_least_recently_served_f
     assert not cache.has(_digest(blobs[0]), len(blobs[0]))
     assert cache.has(_digest(blobs[1]), len(blobs[1])) and cache.has(_digest(blobs[2]), len(blobs[2]))
     assert cache.size() <= cache.max_bytes
+
+
+def test_a_published_model_is_never_evicted_and_an_unpublished_one_is(tmp_path: Path) -> None:
+    """The CSI plugin records a publication before it pulls; eviction checks the records under the model's lock."""
+    blobs = [os.urandom(100_000) for _ in range(3)]
+    client = _Client({_digest(blob): blob for blob in blobs})
+    cache = NodeCache(tmp_path / "cache", max_bytes=250_000, keep_recent_s=0)
+    mounted = _model(cache, client, blobs[0], "sha256-" + "a" * 64, age_s=5000)
+    idle = _model(cache, client, blobs[1], "sha256-" + "b" * 64, age_s=100)
+    cache.record_publication("pod-1", "sha256:" + "a" * 64, {"target_path": "/var/lib/kubelet/pods/1/x"})
+    assert cache.published_models() == {mounted.name}
+    _fetch(cache, client, blobs[2], tmp_path / "pod")
+    assert mounted.exists() and not idle.exists()
+    # Unpublished, it is the least recently used model and goes next.
+    cache.drop_publication("pod-1")
+    more = os.urandom(100_000)
+    client.blobs[_digest(more)] = more
+    _fetch(cache, client, more, tmp_path / "pod-2")
+    assert not mounted.exists()
+
+
+def test_the_sweep_removes_what_dead_pulls_left_and_spares_live_ones(tmp_path: Path) -> None:
+    from shipway.artifacts.locking import exclusive
+
+    cache = NodeCache(tmp_path / "cache", 1 << 30)
+    dead_staging = cache.models / ".sha256-dead.partial-0001"
+    live_staging = cache.models / ".sha256-live.partial-0002"
+    dead_blob, live_blob = cache.incoming / ("d" * 64 + ".0001"), cache.incoming / ("e" * 64 + ".0002")
+    for folder in (dead_staging, live_staging):
+        folder.mkdir()
+        (folder / "weights.bin").write_bytes(b"x" * 1000)
+    for blob in (dead_blob, live_blob):
+        blob.write_bytes(b"x" * 1000)
+    model = cache.models / "sha256-done"
+    model.mkdir()
+    with exclusive(cache.models / ".sha256-live.lock"), exclusive(cache.locks / f"{'e' * 64}.lock"):
+        removed = cache.sweep()
+    assert sorted(removed) == sorted([dead_staging, dead_blob])
+    assert live_staging.exists() and live_blob.exists() and model.exists()

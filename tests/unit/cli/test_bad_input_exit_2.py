@@ -98,7 +98,25 @@ CASES: dict[str, Case] = {
     "cache-serve, bad --registry": lambda t, p: [
         "model", "cache-serve", "--dir", str(t / "cache"), "--registry", "https://127.0.0.1:1/x y",
         "--max-size", "1Gi", "--listen", f"127.0.0.1:{p}"],
+    **{f"csi-node, {case}": (lambda change: lambda t, p: _csi_node(t, change))(change) for case, change in {
+        "cache folder is a file": {"--dir": "garbage"},
+        "bad --max-size": {"--max-size": "lots"},
+        "bad --endpoint": {"--endpoint": "tcp://127.0.0.1:10000"},
+        "bad --registry": {"--registry": "https://127.0.0.1:1/x y"},
+        "empty --node-id": {"--node-id": " "},
+        "a kubelet folder without pods/": {"--kubelet-dir": "nowhere"},
+    }.items()},
 }
+
+
+def _csi_node(tmp: Path, change: dict[str, str]) -> list[str]:
+    """`model csi-node` with one option changed; relative paths are under tmp."""
+    (tmp / "kubelet" / "pods").mkdir(parents=True, exist_ok=True)
+    options = {"--dir": str(tmp / "cache"), "--registry": "127.0.0.1:1", "--max-size": "1Gi", "--node-id": "node-1",
+               "--endpoint": f"unix://{tmp}/csi.sock", "--kubelet-dir": str(tmp / "kubelet")}
+    for option, value in change.items():
+        options[option] = _garbage(tmp) if value == "garbage" else str(tmp / value) if value == "nowhere" else value
+    return ["model", "csi-node", *[item for pair in options.items() for item in pair]]
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -1,0 +1,434 @@
+"""The CSI Identity and Node services of the node model cache, on a unix socket.
+
+NodePublishVolume, for an inline volume `{driver: models.shipway.dev, readOnly: true, volumeAttributes:
+{artifact: oci://HOST/REPO@sha256:..., maxSize: 20Gi}, nodePublishSecretRef: <the team's pull Secret>}`:
+
+1. refuses (INVALID_ARGUMENT) an artifact that is missing, named by tag, or on another registry than the
+   one this node's cache pulls from; a writable or block publish; a target outside `<kubelet-dir>/pods/`;
+2. asks the registry, with the pod's own credentials, for the manifest by digest: every publish, warm or
+   cold, so a pod gets a model only if the registry would give it that model (401/403: PERMISSION_DENIED,
+   404: NOT_FOUND); the plugin keeps no credentials;
+3. records the publication (NodeCache eviction then leaves the model alone), pulls the artifact into the
+   cache's model folder for that digest unless it is there (per-digest lock: concurrent publishes download
+   once; every blob verified by digest before it is kept), refusing one larger than `maxSize`
+   (RESOURCE_EXHAUSTED);
+4. bind-mounts the model folder at the target read-only (nosuid, nodev).
+
+NodeUnpublishVolume unmounts, removes the target folder, then the record. Both are idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import grpc
+
+from shipway import __version__
+from shipway.artifacts.auth import Credentials, docker_config_credentials
+from shipway.artifacts.cache import NodeCache
+from shipway.artifacts.csi import DRIVER, messages
+from shipway.artifacts.csi.mounts import MountError, bind_read_only, is_mount_point, unmount
+from shipway.artifacts.errors import (
+    ArtifactError,
+    AuthError,
+    BadReferenceError,
+    DigestMismatchError,
+    RegistryUnavailableError,
+)
+from shipway.artifacts.layout import MANIFEST_MEDIA_TYPE, Reference, parse_reference
+from shipway.artifacts.pull import _check_manifest, installed_digest, pull
+from shipway.artifacts.registry import RegistryClient, RetryPolicy
+from shipway.artifacts.transfer import TransferLimitError, TransferLimits
+
+log = logging.getLogger("shipway.csi")
+
+ARTIFACT = "artifact"
+MAX_SIZE = "maxSize"
+ATTRIBUTES = (ARTIFACT, MAX_SIZE)
+# What the kubelet adds to an inline volume's attributes (podInfoOnMount, ephemeral): read by nobody here.
+KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
+PULL_SECRET_KEY = ".dockerconfigjson"
+# Blocking work runs on these threads; publishes of one digest wait on its lock, one thread each.
+WORKERS = 32
+
+
+class CsiError(Exception):
+    """A request the plugin refuses, with the gRPC status code the kubelet gets and what to fix."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's cache, the one registry it pulls from, and where the kubelet keeps pods."""
+
+    cache: NodeCache
+    registry: str
+    node_id: str
+    kubelet_dir: Path = Path("/var/lib/kubelet")
+    plain_http: bool = False
+    limits: TransferLimits = field(default_factory=TransferLimits)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class NodeStats:
+    """What the plugin did since it started: publishes, the pulls that downloaded, and the bytes they fetched."""
+
+    published: int = 0
+    refused: int = 0
+    downloads: int = 0
+    bytes_downloaded: int = 0
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A publish request's volume attributes, checked."""
+
+    reference: Reference
+    max_bytes: int | None
+
+
+def parse_attributes(attributes: Mapping[str, str], registry: str) -> Artifact:
+    """The artifact (by digest, on `registry`) and the size bound a volume's attributes name; CsiError if not."""
+    unknown = sorted(key for key in attributes if key not in ATTRIBUTES and not key.startswith(KUBELET_ATTRIBUTE_PREFIX))
+    if unknown:
+        raise _invalid(f"unknown volumeAttributes {unknown}: {DRIVER} takes {list(ATTRIBUTES)}")
+    text = attributes.get(ARTIFACT, "")
+    example = f"oci://{registry}/TEAM/MODEL@sha256:<64 hex digits>"
+    if not text:
+        raise _invalid(f"volumeAttributes.{ARTIFACT} is missing: name the model by digest, e.g. {example}")
+    try:
+        reference = parse_reference(text)
+    except BadReferenceError as error:
+        raise _invalid(f"volumeAttributes.{ARTIFACT}: {error}") from None
+    if reference.tag is not None or reference.digest is None:
+        raise _invalid(f"volumeAttributes.{ARTIFACT} {text!r} names a tag: a tag can move, so the node cache takes "
+                       f"a digest only, e.g. {example} (`shipway promote` commits the digest)")
+    if reference.registry != registry:
+        raise _invalid(f"volumeAttributes.{ARTIFACT} {text!r} is on {reference.registry}; this node's cache pulls "
+                       f"from {registry} only")
+    max_bytes = None
+    if MAX_SIZE in attributes:
+        from shipway.spec.base import quantity_value
+
+        try:
+            max_bytes = int(quantity_value(attributes[MAX_SIZE]))
+        except ValueError:
+            max_bytes = 0
+        if max_bytes <= 0:
+            raise _invalid(f"volumeAttributes.{MAX_SIZE} {attributes[MAX_SIZE]!r}: expected a size such as 20Gi")
+    return Artifact(reference, max_bytes)
+
+
+def check_target(target_path: str, kubelet_dir: Path) -> Path:
+    """The target folder, resolved, if it lies inside a pod's folder under `<kubelet_dir>/pods/`; CsiError if not.
+
+    `..` is refused as written; symbolic links anywhere on the path are resolved first, so one pointing out
+    of the pods folder is refused too.
+    """
+    pods = Path(os.path.realpath(kubelet_dir / "pods"))
+    where = f"a folder under {kubelet_dir / 'pods'}/<pod uid>/ (where the kubelet puts a pod's volumes)"
+    if not target_path or not target_path.startswith("/"):
+        raise _invalid(f"target_path {target_path!r} is not an absolute path: expected {where}")
+    if ".." in PurePosixPath(target_path).parts:
+        raise _invalid(f"target_path {target_path!r} contains '..': expected {where}")
+    resolved = Path(os.path.realpath(target_path))
+    if not resolved.is_relative_to(pods) or len(resolved.relative_to(pods).parts) < 2:
+        raise _invalid(f"target_path {target_path!r} resolves to {resolved}, outside any pod: expected {where}")
+    return resolved
+
+
+def registry_credentials(secrets: Mapping[str, str], registry: str) -> Credentials:
+    """The pod's pull credentials for `registry`, from its nodePublishSecretRef's `.dockerconfigjson`."""
+    if not secrets:
+        return Credentials(source="no nodePublishSecretRef")
+    if PULL_SECRET_KEY not in secrets:
+        raise _invalid(f"the nodePublishSecretRef Secret has keys {sorted(secrets)} and no {PULL_SECRET_KEY}: name "
+                       "the team's kubernetes.io/dockerconfigjson pull Secret")
+    try:
+        return docker_config_credentials(secrets[PULL_SECRET_KEY], registry, "the nodePublishSecretRef Secret")
+    except AuthError as error:
+        raise _invalid(str(error)) from None
+
+
+def publication_key(volume_id: str, target: Path) -> str:
+    """One publication's name: the volume and the folder it is mounted at."""
+    return hashlib.sha256(f"{volume_id}\0{target}".encode()).hexdigest()
+
+
+def _invalid(message: str) -> CsiError:
+    return CsiError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _status_of(error: ArtifactError) -> grpc.StatusCode:
+    if isinstance(error, AuthError):
+        return grpc.StatusCode.PERMISSION_DENIED
+    if isinstance(error, TransferLimitError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, RegistryUnavailableError):
+        return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, DigestMismatchError):
+        return grpc.StatusCode.DATA_LOSS
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NodePlugin:
+    """The plugin's state and the CSI calls it answers; `handlers` adapts them to gRPC."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.stats = NodeStats()
+        self._stats_lock = threading.Lock()
+        self.recover()
+
+    def recover(self) -> None:
+        """On start: remove what a killed run left, and the records of publications that never got mounted."""
+        for path in self.config.cache.sweep():
+            log.info("removed %s, left by a killed pull", path)
+        for key, record in self.config.cache.publications_by_key().items():
+            if not is_mount_point(Path(record.get("target_path", "/nonexistent"))):
+                self.config.cache.drop_publication(key)
+
+    # --- Identity -------------------------------------------------------
+
+    def get_plugin_info(self, _request: Any) -> Any:
+        return messages.GetPluginInfoResponse(name=DRIVER, vendor_version=__version__)
+
+    def get_plugin_capabilities(self, _request: Any) -> Any:
+        # No controller: an ephemeral inline volume is published on its node only.
+        return messages.GetPluginCapabilitiesResponse()
+
+    def probe(self, _request: Any) -> Any:
+        return messages.ProbeResponse(ready={"value": self.config.cache.models.is_dir()})
+
+    # --- Node -----------------------------------------------------------
+
+    def node_get_capabilities(self, _request: Any) -> Any:
+        return messages.NodeGetCapabilitiesResponse()
+
+    def node_get_info(self, _request: Any) -> Any:
+        return messages.NodeGetInfoResponse(node_id=self.config.node_id)
+
+    def node_publish_volume(self, request: Any) -> Any:
+        try:
+            self._publish(request)
+        except CsiError:
+            with self._stats_lock:
+                self.stats.refused += 1
+            raise
+        with self._stats_lock:
+            self.stats.published += 1
+        return messages.NodePublishVolumeResponse()
+
+    def _publish(self, request: Any) -> None:
+        config, cache = self.config, self.config.cache
+        if not request.volume_id:
+            raise _invalid("volume_id is empty")
+        if request.volume_capability.WhichOneof("access_type") == "block":
+            raise _invalid(f"{DRIVER} publishes a folder: use it as a filesystem volume, not a block device")
+        if not request.readonly:
+            raise _invalid(f"{DRIVER} publishes read-only: set readOnly: true on the pod's csi volume")
+        artifact = parse_attributes(request.volume_context, config.registry)
+        target = check_target(request.target_path, config.kubelet_dir)
+        credentials = registry_credentials(request.secrets, config.registry)
+        reference = artifact.reference
+        digest = str(reference.digest)
+        client = self._authorize(reference, credentials)
+        model = cache.model_folder(digest)
+        key = publication_key(request.volume_id, target)
+        if is_mount_point(target):
+            if _same_folder(target, model) and cache.publication(key) is not None:
+                return
+            raise CsiError(grpc.StatusCode.ALREADY_EXISTS,
+                           f"{target} already has something else mounted; unpublish it first")
+        self._check_size(client, reference, model, artifact.max_bytes)
+        cache.record_publication(key, digest, {"volume_id": request.volume_id, "target_path": str(target)})
+        created = False
+        try:
+            self._pull(reference, credentials, model, artifact.max_bytes)
+            _world_readable(model)
+            created = not target.exists()
+            target.mkdir(parents=True, exist_ok=True)
+            bind_read_only(model, target)
+        except BaseException:
+            cache.drop_publication(key)
+            if created:
+                target.rmdir()
+            raise
+        log.info("published %s at %s", reference, target)
+
+    def _authorize(self, reference: Reference, credentials: Credentials) -> RegistryClient:
+        """Ask the registry, as the pod, for the manifest by digest (HEAD): the pod gets only what it may pull."""
+        config = self.config
+        try:
+            client = RegistryClient(config.registry, plain_http=config.plain_http, credentials=credentials,
+                                    retry=config.retry, limits=config.limits)
+            found = client.manifest_digest(reference)
+        except AuthError as error:
+            raise CsiError(grpc.StatusCode.PERMISSION_DENIED,
+                           f"{config.registry} refused {reference} to the pod's credentials ({credentials.source}): "
+                           f"{error} Give the pod the pull Secret of the team that owns the model.") from None
+        except ArtifactError as error:
+            raise CsiError(_status_of(error), f"asking {config.registry} for {reference}: {error}") from None
+        if found is None:
+            raise CsiError(grpc.StatusCode.NOT_FOUND,
+                           f"{config.registry} has no {reference}: check the digest (`shipway promote` commits it)")
+        return client
+
+    def _check_size(self, client: RegistryClient, reference: Reference, model: Path, max_bytes: int | None) -> None:
+        """Refuse an artifact larger than the volume's maxSize or the whole cache, before a byte is pulled."""
+        try:
+            if installed_digest(model) == reference.digest:
+                manifest = _marker_manifest(model)
+            else:
+                raw, _ = client.get_manifest(reference, accept=MANIFEST_MEDIA_TYPE)
+                manifest = _check_manifest(raw, reference)
+        except ArtifactError as error:
+            raise CsiError(_status_of(error), f"reading the manifest of {reference}: {error}") from None
+        descriptors = [manifest["config"], *manifest.get("layers", [])]
+        size = sum(int(descriptor["size"]) for descriptor in descriptors)
+        for bound, what in ((max_bytes, f"volumeAttributes.{MAX_SIZE}"),
+                            (self.config.cache.max_bytes, "the node cache (--max-size)")):
+            if bound is not None and size > bound:
+                raise CsiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"{reference} is {size} bytes, more than the {bound} bytes {what} allows: raise "
+                               "spec.resources.model_storage, or the node cache's size")
+
+    def _pull(self, reference: Reference, credentials: Credentials, model: Path, max_bytes: int | None) -> None:
+        limits = self.config.limits
+        if max_bytes is not None and max_bytes < limits.max_blob_bytes:
+            limits = TransferLimits(limits.max_manifest_bytes, max_bytes, limits.deadline_s, limits.min_rate_bytes_s,
+                                    limits.rate_window_s)
+        try:
+            result = pull(str(reference), model, force=True, plain_http=self.config.plain_http,
+                          credentials=credentials, retry=self.config.retry, limits=limits, cache=self.config.cache)
+        except ArtifactError as error:
+            raise CsiError(_status_of(error), f"pulling {reference} into the node cache: {error}") from None
+        if not result.up_to_date:
+            with self._stats_lock:
+                self.stats.downloads += 1
+                self.stats.bytes_downloaded += result.bytes_fetched
+            log.info("pulled %s into %s: %d bytes from the registry", reference, model, result.bytes_fetched)
+
+    def node_unpublish_volume(self, request: Any) -> Any:
+        if not request.volume_id:
+            raise _invalid("volume_id is empty")
+        target = check_target(request.target_path, self.config.kubelet_dir)
+        unmount(target)
+        try:
+            target.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise CsiError(grpc.StatusCode.INTERNAL,
+                           f"{target} is unmounted but could not be removed ({error.strerror}); it holds files "
+                           "nobody mounted there: look at it, remove it, and the kubelet's retry succeeds") from None
+        self.config.cache.drop_publication(publication_key(request.volume_id, target))
+        log.info("unpublished %s", target)
+        return messages.NodeUnpublishVolumeResponse()
+
+
+def _marker_manifest(model: Path) -> dict[str, Any]:
+    import json
+
+    from shipway.artifacts.layout import MARKER_FILE
+
+    return dict(json.loads((model / MARKER_FILE).read_text())["manifest"])
+
+
+def _same_folder(mounted: Path, model: Path) -> bool:
+    try:
+        one, other = mounted.stat(), model.stat()
+    except FileNotFoundError:
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+def _world_readable(model: Path) -> None:
+    """Every file readable and every folder searchable by any user (pods run as any uid); none writable."""
+    for folder, names, files in os.walk(model):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if stat.S_IMODE(os.lstat(path).st_mode) != 0o444:
+                os.chmod(path, 0o444)
+
+
+def handlers(plugin: NodePlugin) -> grpc.GenericRpcHandler:
+    """The Identity and Node methods as one gRPC handler; any other method is UNIMPLEMENTED."""
+    calls: dict[str, Callable[[Any], Any]] = {
+        "GetPluginInfo": plugin.get_plugin_info, "GetPluginCapabilities": plugin.get_plugin_capabilities,
+        "Probe": plugin.probe, "NodeGetCapabilities": plugin.node_get_capabilities,
+        "NodeGetInfo": plugin.node_get_info, "NodePublishVolume": plugin.node_publish_volume,
+        "NodeUnpublishVolume": plugin.node_unpublish_volume,
+    }
+    methods = {}
+    for path, (request_class, response_class) in messages.method_paths().items():
+        methods[path] = grpc.unary_unary_rpc_method_handler(
+            _answering(calls[path.rpartition("/")[2]]), request_deserializer=request_class.FromString,
+            response_serializer=response_class.SerializeToString)
+
+    class Handler(grpc.GenericRpcHandler):
+        def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            return methods.get(handler_call_details.method)
+
+    return Handler()
+
+
+def _answering(call: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """A CSI call as a gRPC method: a CsiError becomes its status; anything else INTERNAL, never a silent OK."""
+    def method(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return call(request)
+        except CsiError as error:
+            log.warning("%s: %s", error.code.name, error.message)
+            context.abort(error.code, error.message)
+        except MountError as error:
+            log.error("%s", error)
+            context.abort(grpc.StatusCode.INTERNAL, str(error))
+        except Exception as error:
+            log.exception("unexpected failure")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+    return method
+
+
+def endpoint_path(endpoint: str) -> Path:
+    """The socket path of a `unix:///path` endpoint (the CSI convention); ValueError if it is none."""
+    if not endpoint.startswith("unix://") or not endpoint.removeprefix("unix://").startswith("/"):
+        raise ValueError(endpoint)
+    return Path(endpoint.removeprefix("unix://"))
+
+
+def start(config: NodeConfig, socket: Path) -> tuple[grpc.Server, NodePlugin]:
+    """Serve the plugin on a unix socket (a stale socket file from a killed run is replaced); started."""
+    plugin = NodePlugin(config)
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    socket.unlink(missing_ok=True)
+    server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
+                         handlers=[handlers(plugin)])
+    server.add_insecure_port(f"unix://{socket}")
+    server.start()
+    return server, plugin
+
+
+def serve_until(config: NodeConfig, socket: Path, stop: threading.Event, grace_s: float = 10.0) -> None:
+    """Serve until `stop` is set, then let calls in flight finish (up to `grace_s`) and remove the socket."""
+    server, _ = start(config, socket)
+    try:
+        stop.wait()
+    finally:
+        server.stop(grace_s).wait()
+        socket.unlink(missing_ok=True)

@@ -1,0 +1,443 @@
+"""The node model cache's CSI plugin, called over gRPC on a unix socket as the kubelet calls it, against a real
+registry (Debian's docker-registry) on 127.0.0.1 and real bind mounts (mount(2) as root with CAP_SYS_ADMIN).
+
+What the kubelet itself does (creating target parents, registering the plugin, calling on pod start and stop)
+is not here: the calls are made the way it makes them, to targets under a kubelet folder in tmp_path.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import requests
+from conftest import PASSWORD, USERNAME, Registry
+
+from shipway.artifacts.auth import Credentials
+from shipway.artifacts.cache import NodeCache
+from shipway.artifacts.csi import DRIVER, messages
+from shipway.artifacts.csi.mounts import MountError, bind_read_only, mount_points, unmount
+from shipway.artifacts.csi.node import NodeConfig, NodePlugin, start
+from shipway.artifacts.layout import MANIFEST_MEDIA_TYPE, MARKER_FILE, ModelMetadata
+from shipway.artifacts.push import push
+from shipway.artifacts.registry import RetryPolicy
+
+CALL_TIMEOUT_S = 120.0
+SRC = Path(__file__).resolve().parents[3] / "src"
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = os.path.realpath(root)
+    return sorted(point for point in mount_points() if point == prefix or point.startswith(prefix + "/"))
+
+
+@pytest.fixture
+def kubelet(tmp_path: Path) -> Iterator[Path]:
+    """A kubelet root with its pods/ folder; whatever is still mounted under tmp_path is unmounted at the end."""
+    root = tmp_path / "kubelet"
+    (root / "pods").mkdir(parents=True)
+    probe_source, probe_target = tmp_path / "probe-source", tmp_path / "probe-target"
+    probe_source.mkdir()
+    probe_target.mkdir()
+    try:
+        bind_read_only(probe_source, probe_target)
+    except MountError as error:
+        pytest.skip(f"needs mount(2) (root with CAP_SYS_ADMIN) for bind mounts: {error}")
+    unmount(probe_target)
+    try:
+        yield root
+    finally:
+        left = _mounts_under(tmp_path)
+        for point in sorted(left, key=len, reverse=True):
+            unmount(Path(point))
+        assert not _mounts_under(tmp_path)
+        assert not left, f"the test left mounts behind: {left}"
+
+
+@dataclass
+class Plugin:
+    """A plugin served on a unix socket, and a channel to it."""
+
+    plugin: NodePlugin | None
+    socket: Path
+    channel: grpc.Channel
+
+    def call(self, method: str, request: Any) -> Any:
+        request_class, response_class = messages.method_paths()[method]
+        stub = self.channel.unary_unary(method, request_serializer=request_class.SerializeToString,
+                                        response_deserializer=response_class.FromString)
+        return stub(request, timeout=CALL_TIMEOUT_S)
+
+
+def _socket_dir() -> Path:
+    # A unix socket path is at most 107 bytes; pytest's tmp_path can be longer.
+    return Path(tempfile.mkdtemp(prefix="csi-", dir="/tmp"))
+
+
+@pytest.fixture
+def serve_plugin(kubelet: Path, tmp_path: Path) -> Iterator[Callable[..., Plugin]]:
+    """Start the plugin in this process for a registry; stopped (and its socket removed) at the end."""
+    running: list[tuple[grpc.Server, grpc.Channel, Path]] = []
+
+    def serve(registry: Registry, max_size: int = 2**30) -> Plugin:
+        cache = NodeCache(tmp_path / "node-cache", max_size, keep_recent_s=0.0)
+        config = NodeConfig(cache, registry.host, "node-1", kubelet, plain_http=True, retry=RetryPolicy(attempts=1))
+        socket = _socket_dir() / "csi.sock"
+        server, plugin = start(config, socket)
+        channel = grpc.insecure_channel(f"unix://{socket}")
+        running.append((server, channel, socket))
+        return Plugin(plugin, socket, channel)
+
+    yield serve
+    for server, channel, socket in running:
+        channel.close()
+        server.stop(None).wait()
+        shutil.rmtree(socket.parent, ignore_errors=True)
+
+
+def _push(registry: Registry, tmp_path: Path, name: str, weights_bytes: int = 6 * 2**20) -> tuple[str, Path]:
+    """Push a model (one large weights file, two small files); its digest reference and its source folder."""
+    model = tmp_path / f"source-{name}"
+    (model / "conf").mkdir(parents=True)
+    (model / "weights.bin").write_bytes(os.urandom(weights_bytes))
+    (model / "model-settings.json").write_text(json.dumps({"name": name}))
+    (model / "conf" / "labels.txt").write_text("setosa\nversicolor\nvirginica\n")
+    credentials = Credentials(USERNAME, PASSWORD) if registry.with_auth else None
+    result = push(model, registry.ref(f"team-a/{name}", "1.0.0"), metadata=ModelMetadata(name=name),
+                  plain_http=True, credentials=credentials)
+    return f"oci://{registry.host}/team-a/{name}@{result.manifest_digest}", model
+
+
+def _blobs(registry: Registry, artifact: str) -> set[str]:
+    """The digests of the config and layers the artifact's manifest lists."""
+    repository, _, digest = artifact.removeprefix(f"oci://{registry.host}/").partition("@")
+    auth = (USERNAME, PASSWORD) if registry.with_auth else None
+    manifest = requests.get(f"http://{registry.host}/v2/{repository}/manifests/{digest}", auth=auth, timeout=10,
+                            headers={"Accept": MANIFEST_MEDIA_TYPE}).json()
+    return {descriptor["digest"] for descriptor in [manifest["config"], *manifest["layers"]]}
+
+
+def _secrets(registry: Registry, username: str = USERNAME, password: str = PASSWORD) -> dict[str, str]:
+    """A dockerconfigjson Secret's data, as the kubelet passes a nodePublishSecretRef."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {".dockerconfigjson": json.dumps({"auths": {registry.host: {"auth": token}}})}
+
+
+def _target(kubelet: Path, pod: str) -> Path:
+    return kubelet / "pods" / pod / "volumes" / "kubernetes.io~csi" / "model" / "mount"
+
+
+def _publish(plugin: Plugin, artifact: str, target: Path, secrets: dict[str, str] | None = None,
+             volume_id: str | None = None, readonly: bool = True, **attributes: str) -> Any:
+    target.parent.mkdir(parents=True, exist_ok=True)  # the kubelet makes the target's parent
+    request = messages.NodePublishVolumeRequest(
+        volume_id=volume_id or f"csi-{target.parts[-5]}", target_path=str(target), readonly=readonly,
+        secrets=secrets or {},
+        volume_context={"artifact": artifact, "csi.storage.k8s.io/ephemeral": "true",
+                        "csi.storage.k8s.io/pod.name": target.parts[-5], **attributes})
+    request.volume_capability.mount.SetInParent()
+    request.volume_capability.access_mode.mode = 1  # SINGLE_NODE_WRITER: what the kubelet sends for inline volumes
+    return plugin.call("/csi.v1.Node/NodePublishVolume", request)
+
+
+def _unpublish(plugin: Plugin, target: Path, volume_id: str | None = None) -> Any:
+    request = messages.message_class("NodeUnpublishVolumeRequest")(
+        volume_id=volume_id or f"csi-{target.parts[-5]}", target_path=str(target))
+    return plugin.call("/csi.v1.Node/NodeUnpublishVolume", request)
+
+
+def _refused(call: Callable[[], Any]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value
+
+
+def _same_tree(mounted: Path, source: Path) -> None:
+    for path in source.rglob("*"):
+        if path.is_file():
+            assert (mounted / path.relative_to(source)).read_bytes() == path.read_bytes(), path
+
+
+def test_a_publish_mounts_the_verified_model_read_only_and_unpublish_removes_it(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    artifact, source = _push(registry, tmp_path, "iris")
+    plugin = serve_plugin(registry)
+    target = _target(kubelet, "pod-1")
+    _publish(plugin, artifact, target)
+    assert _mounts_under(kubelet) == [str(target)]
+    _same_tree(target, source)
+    assert json.loads((target / MARKER_FILE).read_text())["manifest_digest"] == artifact.rpartition("@")[2]
+    for path in [target / "weights.bin", target / "conf" / "labels.txt", target / MARKER_FILE]:
+        assert path.stat().st_mode & 0o777 == 0o444, path
+    for attempt in (lambda: (target / "new.bin").write_bytes(b"x"),
+                    lambda: (target / "weights.bin").open("r+b"),
+                    lambda: (target / "conf" / "labels.txt").unlink(),
+                    lambda: os.chmod(target / "weights.bin", 0o666)):
+        with pytest.raises(OSError) as raised:
+            attempt()
+        assert raised.value.errno == errno.EROFS
+    # The same publish again (a kubelet retry) is OK and mounts nothing more.
+    _publish(plugin, artifact, target)
+    assert [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if f" {target} " in line].__len__() == 1
+    _unpublish(plugin, target)
+    assert not _mounts_under(kubelet) and not target.exists()
+    assert not list(plugin.plugin.config.cache.publications.iterdir())
+    # Unpublishing what is gone is OK too; the cache still holds the model for the next pod.
+    _unpublish(plugin, target)
+    assert (plugin.plugin.config.cache.model_folder(artifact.rpartition("@")[2]) / "weights.bin").is_file()
+
+
+def test_a_second_pod_mounts_the_cached_model_without_a_download(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    artifact, source = _push(registry, tmp_path, "iris")
+    plugin = serve_plugin(registry)
+    first, second = _target(kubelet, "pod-1"), _target(kubelet, "pod-2")
+    _publish(plugin, artifact, first)
+    served = registry.blobs_served()
+    assert sorted(served) == sorted(_blobs(registry, artifact))
+    _publish(plugin, artifact, second)
+    assert registry.blobs_served() == served, "the second publish downloaded blobs"
+    assert plugin.plugin.stats.downloads == 1 and plugin.plugin.stats.published == 2
+    _same_tree(second, source)
+    # Both pods see the node's one copy: the same inode, no bytes copied.
+    assert (first / "weights.bin").stat().st_ino == (second / "weights.bin").stat().st_ino
+    for target in (first, second):
+        _unpublish(plugin, target)
+
+
+def test_two_pods_publishing_at_once_download_once(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    artifact, source = _push(registry, tmp_path, "iris", weights_bytes=48 * 2**20)
+    plugin = serve_plugin(registry)
+    targets = [_target(kubelet, f"pod-{n}") for n in range(1, 5)]
+    errors: list[BaseException] = []
+    start_line = threading.Barrier(len(targets))
+
+    def publish(target: Path) -> None:
+        start_line.wait(timeout=30)
+        try:
+            _publish(plugin, artifact, target)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=publish, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=CALL_TIMEOUT_S)
+    assert not errors, errors
+    served = registry.blobs_served()
+    assert sorted(served) == sorted(_blobs(registry, artifact)), served
+    assert plugin.plugin.stats.downloads == 1
+    for target in targets:
+        _same_tree(target, source)
+        _unpublish(plugin, target)
+
+
+def test_credentials_are_asked_of_the_registry_on_every_publish_even_when_the_model_is_cached(
+        auth_registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """Team B's pod cannot mount team A's model from the node, though its bytes are there."""
+    artifact, _ = _push(auth_registry, tmp_path, "iris")
+    plugin = serve_plugin(auth_registry)
+    owner = _target(kubelet, "team-a-pod")
+    _publish(plugin, artifact, owner, _secrets(auth_registry))
+    records = sorted(plugin.plugin.config.cache.publications.iterdir())
+    intruders = {
+        "wrong password": _secrets(auth_registry, password="not the password"),
+        "unknown user": _secrets(auth_registry, username="team-b", password="team-b's password"),
+        "no secret": {},
+    }
+    for pod, secrets in intruders.items():
+        target = _target(kubelet, pod.replace(" ", "-"))
+        error = _refused(lambda: _publish(plugin, artifact, target, secrets))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED, (pod, error.details())
+        assert auth_registry.host in error.details() and "Secret" in error.details(), error.details()
+        assert not target.exists(), pod
+    assert _mounts_under(kubelet) == [str(owner)]
+    assert sorted(plugin.plugin.config.cache.publications.iterdir()) == records
+    # The owner's next pod is asked too, and let in; a digest the registry lacks is NOT_FOUND.
+    _publish(plugin, artifact, _target(kubelet, "team-a-pod-2"), _secrets(auth_registry))
+    missing = artifact.rpartition("@")[0] + "@sha256:" + "0" * 64
+    error = _refused(lambda: _publish(plugin, missing, _target(kubelet, "pod-x"), _secrets(auth_registry)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND, error.details()
+    for pod in ("team-a-pod", "team-a-pod-2"):
+        _unpublish(plugin, _target(kubelet, pod))
+
+
+def test_requests_the_plugin_must_refuse_are_refused_with_what_to_fix(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    artifact, _ = _push(registry, tmp_path, "iris")
+    plugin = serve_plugin(registry)
+    target = _target(kubelet, "pod-1")
+    by_tag = artifact.rpartition("@")[0] + ":1.0.0"
+    outside = tmp_path / "elsewhere" / "mount"
+    escape = kubelet / "pods" / "pod-2" / "volumes"
+    escape.parent.mkdir(parents=True)
+    escape.symlink_to(tmp_path / "elsewhere")
+    cases = {
+        "a tag": (lambda: _publish(plugin, by_tag, target), "digest"),
+        "another registry": (lambda: _publish(plugin, artifact.replace(registry.host, "registry.example.com"), target),
+                             "pulls from"),
+        "a writable publish": (lambda: _publish(plugin, artifact, target, readonly=False), "readOnly: true"),
+        "a target outside the pods": (lambda: _publish(plugin, artifact, outside), "outside any pod"),
+        "a symlink out of the pods": (lambda: _publish(plugin, artifact, escape / "x" / "model" / "mount"),
+                                      "outside any pod"),
+        "a typo in the attributes": (lambda: _publish(plugin, artifact, target, artefact="x"), "artefact"),
+    }
+    for case, (call, hint) in cases.items():
+        error = _refused(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (case, error.details())
+        assert hint in error.details(), (case, error.details())
+    too_small = _refused(lambda: _publish(plugin, artifact, target, maxSize="1Mi"))
+    assert too_small.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "maxSize" in too_small.details()
+    assert not _mounts_under(tmp_path) and registry.blobs_served() == []
+    # Nothing was made outside the pods (the parents are the test's, as the kubelet's would be).
+    assert [path.name for path in (tmp_path / "elsewhere").rglob("*")] == ["x", "model"]
+
+
+def test_eviction_skips_a_mounted_model_and_evicts_an_unmounted_one(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    # Each model is about 6 MiB; the cache holds two, not three.
+    artifacts = {name: _push(registry, tmp_path, name)[0] for name in ("alpha", "beta", "gamma")}
+    plugin = serve_plugin(registry, max_size=14 * 2**20)
+    cache = plugin.plugin.config.cache
+    mounted = _target(kubelet, "pod-alpha")
+    _publish(plugin, artifacts["alpha"], mounted)
+    _publish(plugin, artifacts["beta"], _target(kubelet, "pod-beta"))
+    _unpublish(plugin, _target(kubelet, "pod-beta"))
+    # alpha is the least recently used; only its mount keeps it.
+    _publish(plugin, artifacts["gamma"], _target(kubelet, "pod-gamma"))
+    folders = {name: cache.model_folder(reference.rpartition("@")[2]) for name, reference in artifacts.items()}
+    assert folders["alpha"].is_dir() and not folders["beta"].exists() and folders["gamma"].is_dir()
+    assert (mounted / "weights.bin").read_bytes() == (tmp_path / "source-alpha" / "weights.bin").read_bytes()
+    assert cache.size() <= cache.max_bytes
+    for pod in ("pod-alpha", "pod-gamma"):
+        _unpublish(plugin, _target(kubelet, pod))
+
+
+def test_identity_and_node_info_and_anything_else_unimplemented(registry: Registry, serve_plugin) -> None:
+    plugin = serve_plugin(registry)
+    info = plugin.call("/csi.v1.Identity/GetPluginInfo", messages.message_class("GetPluginInfoRequest")())
+    assert info.name == DRIVER and info.vendor_version
+    probe = plugin.call("/csi.v1.Identity/Probe", messages.message_class("ProbeRequest")())
+    assert probe.ready.value is True
+    node = plugin.call("/csi.v1.Node/NodeGetInfo", messages.message_class("NodeGetInfoRequest")())
+    assert node.node_id == "node-1"
+    capabilities = plugin.call("/csi.v1.Node/NodeGetCapabilities",
+                               messages.message_class("NodeGetCapabilitiesRequest")())
+    assert list(capabilities.capabilities) == []  # no staging: the kubelet calls NodePublishVolume directly
+    stage = plugin.channel.unary_unary("/csi.v1.Node/NodeStageVolume", request_serializer=lambda _: b"",
+                                       response_deserializer=lambda raw: raw)
+    error = _refused(lambda: stage(b"", timeout=10))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_hostile_registrys_model_is_neither_kept_nor_mounted(hostile, serve_plugin, kubelet: Path) -> None:
+    """A blob that does not hash to its digest, or a bundle with a link in it: the pod gets an error naming it, the
+    node keeps nothing of it and mounts nothing."""
+    from hostile_registry import bundle_layer, digest_of, file_layer, tar_of
+
+    server, _ = hostile
+    tampered = server.add_model([file_layer("weights.bin", b"tampered", size=8, digest=digest_of(b"original"))],
+                                tag="tampered")
+    link = tarfile.TarInfo("labels.txt")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    linked = server.add_model([bundle_layer(tar_of([(link, None)]), ["labels.txt"])], tag="linked")
+    plugin = serve_plugin(server)
+    cache = plugin.plugin.config.cache
+    for raw, code, hint in ((tampered, grpc.StatusCode.DATA_LOSS, "corrupt"),
+                            (linked, grpc.StatusCode.FAILED_PRECONDITION, "symbolic link")):
+        target = _target(kubelet, f"pod-{code.name.lower()}")
+        artifact = f"oci://{server.host}/team/model@{digest_of(raw)}"
+        error = _refused(lambda: _publish(plugin, artifact, target, _secrets(server)))
+        assert error.code() == code and hint in error.details(), error.details()
+        assert not target.exists()
+    assert list(cache.models.iterdir()) == []
+    # Blobs that did verify may stay (unlinked, first to be evicted); the tampered one never entered.
+    for blob in cache.blobs.iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    assert not cache.has(digest_of(b"original"), 8)
+    assert list(cache.incoming.iterdir()) == [] and list(cache.publications.iterdir()) == []
+    assert not _mounts_under(kubelet)
+
+
+def _cli_plugin(registry: Registry, cache: Path, kubelet: Path, socket: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "NO_COLOR": "1"}
+    socket.unlink(missing_ok=True)  # a killed run's socket: wait for the new one
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shipway", "model", "csi-node", "--endpoint", f"unix://{socket}", "--dir",
+             str(cache), "--max-size", "1Gi", "--registry", registry.host, "--plain-http", "--node-id", "node-1",
+             "--kubelet-dir", str(kubelet)], stdout=sink, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 30
+    while not socket.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"csi-node did not start: {log.read_text()}")
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.slow
+def test_a_publish_killed_mid_pull_leaves_nothing_to_mount_and_the_next_run_cleans_it(
+        registry: Registry, kubelet: Path, tmp_path: Path) -> None:
+    artifact, source = _push(registry, tmp_path, "big", weights_bytes=768 * 2**20)
+    cache_dir, socket, log = tmp_path / "node-cache", _socket_dir() / "csi.sock", tmp_path / "csi-node.log"
+    target = _target(kubelet, "pod-1")
+    process = _cli_plugin(registry, cache_dir, kubelet, socket, log)
+    channel = grpc.insecure_channel(f"unix://{socket}")
+    try:
+        plugin = Plugin(None, socket, channel)
+        publishing = threading.Thread(target=lambda: _refused(lambda: _publish(plugin, artifact, target)))
+        publishing.start()
+        deadline = time.monotonic() + 60
+        while not any(path.stat().st_size > 16 * 2**20 for path in (cache_dir / "incoming").glob("*")):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        publishing.join(timeout=30)
+    finally:
+        channel.close()
+    # Nothing a publish would mount: no model folder, only hidden debris and a partial blob.
+    cache = NodeCache(cache_dir, 2**30)
+    assert [path for path in cache.models.iterdir() if not path.name.startswith(".")] == []
+    debris = [*cache.incoming.iterdir(), *[path for path in cache.models.iterdir() if ".partial-" in path.name]]
+    assert debris and not _mounts_under(kubelet)
+    # The next run removes the debris as it starts, before any publish, and then publishes the model whole.
+    process = _cli_plugin(registry, cache_dir, kubelet, socket, log)
+    channel = grpc.insecure_channel(f"unix://{socket}")
+    try:
+        assert not any(path.exists() for path in debris)
+        assert not list(cache.publications.glob("*.json"))
+        plugin = Plugin(None, socket, channel)
+        _publish(plugin, artifact, target)
+        _same_tree(target, source)
+        _unpublish(plugin, target)
+    finally:
+        channel.close()
+        # SIGTERM: the server stops and removes its socket.
+        process.terminate()
+        assert process.wait(timeout=30) == 0, log.read_text()
+        assert not socket.exists()
+        shutil.rmtree(socket.parent, ignore_errors=True)
+        if process.poll() is None:
+            process.kill()

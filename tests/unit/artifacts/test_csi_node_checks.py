@@ -1,0 +1,102 @@
+"""What the CSI node plugin accepts before it touches the registry or a mount: attributes, targets, secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from shipway.artifacts.auth import docker_config_credentials
+from shipway.artifacts.csi.node import CsiError, check_target, endpoint_path, parse_attributes, registry_credentials
+from shipway.artifacts.errors import AuthError
+
+REGISTRY = "registry.shipway.internal:5000"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _refused(call) -> str:  # noqa: ANN001 - a thunk
+    with pytest.raises(CsiError) as raised:
+        call()
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    return raised.value.message
+
+
+def test_an_artifact_by_digest_on_the_nodes_registry_is_accepted_with_its_bound() -> None:
+    artifact = parse_attributes({"artifact": f"oci://{REGISTRY}/ml/iris@{DIGEST}", "maxSize": "20Gi",
+                                 "csi.storage.k8s.io/pod.name": "iris-0", "csi.storage.k8s.io/ephemeral": "true"},
+                                REGISTRY)
+    assert (artifact.reference.repository, artifact.reference.digest, artifact.max_bytes) == ("ml/iris", DIGEST,
+                                                                                               20 * 2**30)
+
+
+@pytest.mark.parametrize(("attributes", "hint"), [
+    ({}, "is missing"),
+    ({"artifact": f"oci://{REGISTRY}/ml/iris:1.0.0"}, "names a tag"),
+    ({"artifact": f"oci://other.example/ml/iris@{DIGEST}"}, f"pulls from {REGISTRY} only"),
+    ({"artifact": f"oci://{REGISTRY}/ML/Iris@{DIGEST}"}, "lower-case"),
+    ({"artifact": f"oci://{REGISTRY}/ml/iris@sha256:abc"}, "64 hex digits"),
+    ({"artifact": f"oci://{REGISTRY}/ml/iris@{DIGEST}", "maxSize": "lots"}, "expected a size"),
+    ({"artifact": f"oci://{REGISTRY}/ml/iris@{DIGEST}", "maxsize": "1Gi"}, "unknown volumeAttributes ['maxsize']"),
+])
+def test_attributes_the_plugin_refuses_say_what_to_fix(attributes: dict[str, str], hint: str) -> None:
+    assert hint in _refused(lambda: parse_attributes(attributes, REGISTRY))
+
+
+def test_a_target_inside_a_pods_folder_is_accepted(tmp_path: Path) -> None:
+    kubelet = tmp_path / "kubelet"
+    (kubelet / "pods").mkdir(parents=True)
+    target = kubelet / "pods" / "uid-1" / "volumes" / "kubernetes.io~csi" / "model" / "mount"
+    assert check_target(str(target), kubelet) == target
+
+
+def test_targets_outside_a_pod_are_refused_symlinks_included(tmp_path: Path) -> None:
+    kubelet = tmp_path / "kubelet"
+    pods = kubelet / "pods"
+    (pods / "uid-1").mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    (pods / "uid-1" / "volumes").symlink_to(tmp_path / "etc")
+    (pods / "uid-2").symlink_to("/")
+    cases = {
+        "relative": "var/lib/kubelet/pods/uid-1/mount",
+        "empty": "",
+        "dot-dot": f"{pods}/uid-1/../../../etc/mount",
+        "dot-dot that stays inside": f"{pods}/uid-1/volumes/../mount",
+        "outside": str(tmp_path / "etc" / "mount"),
+        "the pods folder itself": str(pods),
+        "a symlink out of a pod": f"{pods}/uid-1/volumes/kubernetes.io~csi/model/mount",
+        "a pod that is a symlink to /": f"{pods}/uid-2/etc",
+        "a prefix look-alike": f"{pods}-evil/uid-1/mount",
+    }
+    for case, target in cases.items():
+        message = _refused(lambda target=target: check_target(target, kubelet))
+        assert "pods/<pod uid>/" in message, (case, message)
+
+
+def test_the_pull_secret_gives_the_registrys_credentials_in_either_form() -> None:
+    token = base64.b64encode(b"team-a-pull:s3cret").decode()
+    for entry in ({"auth": token}, {"username": "team-a-pull", "password": "s3cret"}):
+        for server in (REGISTRY, f"https://{REGISTRY}/v1/"):
+            config = json.dumps({"auths": {"other.example": {"auth": "eDp5"}, server: entry}})
+            credentials = registry_credentials({".dockerconfigjson": config}, REGISTRY)
+            assert (credentials.username, credentials.password) == ("team-a-pull", "s3cret")
+
+
+def test_a_pull_secret_the_plugin_cannot_use_is_refused_naming_the_problem() -> None:
+    assert "no .dockerconfigjson" in _refused(lambda: registry_credentials({"token": "x"}, REGISTRY))
+    assert "not for registry.shipway" in _refused(lambda: registry_credentials(
+        {".dockerconfigjson": json.dumps({"auths": {"other.example": {"auth": "eDp5"}}})}, REGISTRY))
+    for text in ("not json", "[]", '{"auths": []}', json.dumps({"auths": {REGISTRY: {"auth": "!!"}}})):
+        with pytest.raises(AuthError):
+            docker_config_credentials(text, REGISTRY, "the Secret")
+    # No Secret at all: anonymous, and the registry decides.
+    assert registry_credentials({}, REGISTRY).username is None
+
+
+def test_the_endpoint_is_a_unix_socket_path() -> None:
+    assert endpoint_path("unix:///csi/csi.sock") == Path("/csi/csi.sock")
+    for endpoint in ("tcp://127.0.0.1:10000", "unix://relative.sock", "/csi/csi.sock"):
+        with pytest.raises(ValueError):
+            endpoint_path(endpoint)
