@@ -141,7 +141,7 @@ def test_anonymous_policies_and_startup_validation() -> None:
     assert any("validateAuthzPolicies" in error for error in startup_errors(mixed))
     assert any("ValidatePattern" in error for error in startup_errors(_config({"team[/**": {}})))
     assert startup_errors({"http": {"accessControl": {"repositories": {"**": {"anonymousPolicies": [READ]}}}}}) == [
-        "http.accesscontrol.repositories.**.anonymouspolicies: no such field",
+        "config.http.accesscontrol.repositories.**.anonymouspolicies: no such field",
         "accessControl needs htpasswd, ldap, openid, api keys, mTLS or bearer authentication (validateAuthzPolicies)"]
     # Two patterns of one length matching one repository: zot's pick is random, the evaluator refuses.
     with pytest.raises(Ambiguous):
@@ -283,6 +283,7 @@ def _mistakes(teams: list[str]) -> dict[str, Any]:
         "a typo in an action": lambda c: own(c)["policies"][0].update(actions=["Read"]),
         "a key zot does not know": lambda c: own(c).update(anonymousPolicies=[]),
         "no authentication": lambda c: c["http"].pop("auth"),
+        "a misspelt storage key": lambda c: c["storage"].update(gcIntervall="24h"),
         "push on **": lambda c: repos(c)["**"]["policies"].append({"users": [f"{team}-push"], "actions": [CREATE]}),
     }
 
@@ -324,3 +325,16 @@ def test_identities_never_collide_whatever_the_team_names() -> None:
     assert len(users) == len(set(users)) == 2 + 2 * len(names)
     config = registry.zot_config(blueprint.registry, registry.identities(blueprint), anonymous_read=True)
     assert identity_table_violations(config, names, on_kind=True) == []
+
+
+def test_the_admin_identity_is_named_by_zot_alone(each_blueprint) -> None:
+    """No Secret, pod, job or workflow Shipway renders carries the admin: only zot's own config names it (its
+    password is the platform stack's output, for the operator)."""
+    naming = [(o["kind"], o["metadata"]["name"]) for o in each_blueprint.objects
+              if registry.ADMIN_USERNAME in json.dumps(o, default=str)]
+    releases = [name for name, release in each_blueprint.releases.items()
+                if registry.ADMIN_USERNAME in json.dumps(release, default=str)]
+    assert naming == [] and releases == ["zot"]
+    control = _rendered(each_blueprint)["http"]["accessControl"]
+    assert [pattern for pattern, group in control["repositories"].items()
+            if registry.ADMIN_USERNAME in json.dumps(group)] == []

@@ -8,7 +8,9 @@ Configuration (pkg/cli/server/root.go LoadConfiguration; spf13/viper v1.21.0 uti
       accessControl.repositories) are lower-cased before zot sees them; user names (list values) are not.
   C2. viper.UnmarshalExact then refuses the file when a key names no field (metaData.Unused, "failed to load
       config due to unknown keys"); field names match case-insensitively (pkg/api/config/config.go structs
-      HTTPConfig, AuthConfig, AuthHTPasswd, AccessControlConfig, PolicyGroup, Policy, Metrics, Group).
+      Config, GlobalStorageConfig, LogConfig, HTTPConfig, AuthConfig, AuthHTPasswd, AccessControlConfig,
+      PolicyGroup, Policy, Metrics, Group; pkg/extensions/config/config.go ExtensionConfig and its parts).
+      Sections Shipway does not write are checked one level deep only.
   C3. validateAuthzPolicies: with accessControl set, zot refuses to start unless htpasswd (auth.htpasswd.path
       non-empty), LDAP, OpenID, API keys, mTLS or bearer authenticates, or the policies are anonymous-only.
   C4. validateConfiguration: every repository pattern must pass doublestar.ValidatePattern.
@@ -284,6 +286,17 @@ _AUTH = {"faildelay": None, "htpasswd": {"path": None}, "ldap": None, "bearer": 
 _HTTP = {"address": None, "externalurl": None, "port": None, "alloworigin": None, "readtimeout": None,
          "writetimeout": None, "tls": None, "auth": _AUTH, "accesscontrol": _ACCESS_CONTROL, "realm": None,
          "ratelimit": None, "compat": None}
+# GlobalStorageConfig (StorageConfig squashed), LogConfig, and pkg/extensions/config/config.go ExtensionConfig.
+_STORAGE = {"rootdirectory": None, "maxrepos": None, "dedupe": None, "remotecache": None, "redirectbloburl": None,
+            "gc": None, "commit": None, "gcdelay": None, "gcinterval": None, "retention": None,
+            "storagedriver": None, "cachedriver": None, "gcmaxschedulerdelay": None, "subpaths": None,
+            "fastrestart": None}
+_EXTENSIONS = {"search": {"enable": None, "cve": None}, "sync": None,
+               "metrics": {"enable": None, "prometheus": {"path": None}}, "scrub": {"enable": None, "interval": None},
+               "lint": None, "ui": {"enable": None}, "mgmt": None, "apikey": None, "trust": None, "events": None}
+_CONFIG = {"distspecversion": None, "goversion": None, "commit": None, "releasetag": None, "binarytype": None,
+           "storage": _STORAGE, "http": _HTTP, "log": {"level": None, "output": None, "audit": None},
+           "extensions": _EXTENSIONS, "scheduler": None, "cluster": None}
 
 
 def _unknown_keys(value: Any, shape: Any, path: str) -> list[str]:
@@ -306,9 +319,10 @@ def _unknown_keys(value: Any, shape: Any, path: str) -> list[str]:
 
 
 def startup_errors(config: dict[str, Any]) -> list[str]:
-    """Why zot v2.1.18 would refuse this config's http section (C1-C4); empty when it would start."""
-    http = _lower_keys(config).get("http", {})
-    errors = _unknown_keys(http, _HTTP, "http")
+    """Why zot v2.1.18 would refuse this config (C1-C4); empty when it would start."""
+    lowered = _lower_keys(config)
+    errors = _unknown_keys(lowered, _CONFIG, "config")
+    http = lowered.get("http", {})
     control = http.get("accesscontrol")
     if control is None:
         return errors
