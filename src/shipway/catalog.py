@@ -76,6 +76,17 @@ GATEWAY_API_VERSION = "v1.6.1"
 ROLLOUTS_GATEWAY_PLUGIN = "argoproj-labs/gatewayAPI"
 ROLLOUTS_GATEWAY_PLUGIN_IMAGE = "ghcr.io/argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi:v0.15.0"
 
+# kubernetes-csi/node-driver-registrar, the sidecar that registers the node model cache's CSI plugin with the
+# kubelet. Pinned by digest: registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.13.0 is
+# sha256:d7138bcc..., as dell/csm-operator at tag v1.12.1 pins it in samples/ocp/1.8.1/storage_csm_powerflex_v2131.yaml
+# (line 58, the digest-pinned copy of config/samples/storage_v1_csm_powerflex.yaml line 58 at tag v1.8.1, which
+# names v2.13.0). Other public manifests (an OpenEBS LVM test script, Dockerfiles that COPY the binary from
+# the image) name the same tag with the same digest.
+CSI_NODE_DRIVER_REGISTRAR_IMAGE = (
+    "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.13.0"
+    "@sha256:d7138bcc3aa5f267403d45ad4292c95397e421ea17a0035888850f424c7de25d"
+)
+
 # The Shipway image: the sidecar, the artifact-pull init container and the platform's Shipway services
 # run from it. The release workflow builds and signs the image first, then writes its digest into
 # RELEASE_FILE inside the package it publishes, so a released Shipway renders the image by digest; a

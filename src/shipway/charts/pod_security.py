@@ -22,8 +22,11 @@ _SAFE_SYSCTLS = frozenset({
     "net.ipv4.tcp_keepalive_probes",
 })
 _SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
-_RESTRICTED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                                 "projected", "secret"})
+# The inline volume sources `restricted` allows, and nothing else (kubernetes/pod-security-admission
+# policy/check_restrictedVolumes.go at v0.35.6, restrictedVolumes_1_0): csi volumes, the node model cache's
+# among them, pass; hostPath and every other source do not.
+_RESTRICTED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
+                                 "persistentVolumeClaim", "projected", "secret"})
 
 
 def pod_templates(obj: Obj) -> Iterator[tuple[Obj, Obj]]:

@@ -246,40 +246,84 @@ def analysis(spec: ModelSpec, profile: Profile, where: Placement, stable_version
 
 
 def pod_spec(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
-    """Init container, runtime and sidecar, on restricted security, with GPU scheduling when asked."""
+    """Runtime and sidecar on restricted security, with GPU scheduling when asked; the model comes from the
+    node cache's CSI volume, or else from an init container that pulls it into the pod's own volume."""
+    cached = node_cache_volume(spec, profile)
     volumes: list[Obj] = [
-        {"name": "model", "emptyDir": {"sizeLimit": spec.resources.model_storage}},
+        cached or {"name": "model", "emptyDir": {"sizeLimit": spec.resources.model_storage}},
         {"name": "runtime-tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "sidecar-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-        {"name": "fetch-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
+    if cached is None:
+        volumes.append({"name": "fetch-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
     if where.gpu is not None:
         # PyTorch and NCCL share tensors through /dev/shm, which is 64Mi by default.
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
     auth_secret = registry_auth_secret(spec, profile)
-    if auth_secret is not None:
+    if auth_secret is not None and cached is None:
         volumes.append({"name": REGISTRY_AUTH_VOLUME, "secret": {
             "secretName": auth_secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
+    # The CSI volume holds the model's files at its root; the init container pulls into MODEL_MOUNT's `model`
+    # folder. Either way the runtime and sidecar find the model at MODEL_DIR.
+    model_mount = MODEL_DIR if cached is not None else MODEL_MOUNT
     pod: Obj = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "priorityClassName": SERVING_PRIORITY,
         "terminationGracePeriodSeconds": 30,
         "securityContext": dict(RESTRICTED_POD_SECURITY),
-        "initContainers": [fetch_container(spec, profile)],
-        "containers": [runtime_container(spec, where), sidecar_container(spec, profile, where)],
+    }
+    if cached is None:
+        pod["initContainers"] = [fetch_container(spec, profile)]
+    pod.update({
+        "containers": [runtime_container(spec, where, model_mount),
+                       sidecar_container(spec, profile, where, model_mount)],
         "volumes": volumes,
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": selector(spec)},
         }],
-    }
+    })
     if where.gpu is not None:
         pod.update(gpu_scheduling(where.gpu))
     pull_secret = platform_pull_secret(profile)
     if pull_secret is not None:
         pod["imagePullSecrets"] = [{"name": pull_secret}]
     return pod
+
+
+def node_cache_driver(profile: Profile) -> str | None:
+    """The node cache's CSI driver the platform runs; None when it runs none.
+
+    Profiles written before the CSI driver held the cache service's URL in registry.nodeCache: that service
+    is gone once the platform is synthesised again, so such a profile means no node cache here.
+    """
+    cache = profile.get("registry", {}).get("nodeCache")
+    return str(cache["driver"]) if isinstance(cache, dict) and cache.get("driver") else None
+
+
+def node_cache_volume(spec: ModelSpec, profile: Profile) -> Obj | None:
+    """The model volume from the node cache's CSI driver, or None where the init container must pull instead.
+
+    The driver mounts artifacts of the platform's registry only (its one --registry host), by manifest digest
+    only, with the platform's dockerconfigjson pull secret. An artifact named by tag keeps the init container:
+    a tag can move between two pods' starts, so the cache, which keys models by digest, refuses it. `shipway
+    promote` commits digests (render's artifact_digest), so only a render without one pulls by tag.
+    """
+    driver = node_cache_driver(profile)
+    pull_secret = registry_auth_secret(spec, profile)
+    ref = artifact_reference(spec, profile)
+    if driver is None or pull_secret is None or not re.search(r"@sha256:[0-9a-f]{64}$", ref):
+        return None
+    host = ref.removeprefix("oci://").split("/")[0]
+    if host != str(profile["registry"].get("url", "")).split("/")[0]:
+        return None
+    return {"name": "model", "csi": {
+        "driver": driver, "readOnly": True,
+        # maxSize: the plugin refuses an artifact larger than the model storage the spec asked for.
+        "volumeAttributes": {"artifact": ref, "maxSize": spec.resources.model_storage},
+        "nodePublishSecretRef": {"name": pull_secret},
+    }}
 
 
 def platform_pull_secret(profile: Profile) -> str | None:
@@ -334,13 +378,10 @@ def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
     platform_registry = ref.removeprefix("oci://").startswith(f"{registry.get('url')}/")
     plain_http = registry.get("type") == "zot" and platform_registry
     auth_secret = registry_auth_secret(spec, profile)
-    # The node cache serves the platform's registry only; an artifact elsewhere is pulled from its registry.
-    node_cache = registry.get("nodeCache") if platform_registry else None
     container: Obj = dict(init_container(ref, shipway_image(profile), mount_path=MODEL_MOUNT, volume_name="model",
                                          plain_http=plain_http,
                                          credentials_secret=spec.artifact_credentials_secret,
-                                         docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None,
-                                         node_cache=node_cache))
+                                         docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json" if auth_secret else None))
     # No blob larger than the model volume is even started: the volume's sizeLimit is the cap.
     container["command"] = [*container["command"], "--max-blob-size", spec.resources.model_storage]
     container["env"] = [*container.get("env", []), {"name": "HOME", "value": "/tmp"}]
@@ -353,7 +394,7 @@ def fetch_container(spec: ModelSpec, profile: Profile) -> Obj:
     return container
 
 
-def runtime_container(spec: ModelSpec, where: Placement) -> Obj:
+def runtime_container(spec: ModelSpec, where: Placement, model_mount: str = MODEL_MOUNT) -> Obj:
     """The model server, reading the artifact from the read-only model volume."""
     command, args, env, health, live = _runtime_command(spec, where)
     runtime = spec.runtime
@@ -365,7 +406,7 @@ def runtime_container(spec: ModelSpec, where: Placement) -> Obj:
     if where.gpu is not None:
         requests[where.gpu.resource] = str(where.gpu.count)
         limits[where.gpu.resource] = str(where.gpu.count)
-    mounts = [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True},
+    mounts = [{"name": "model", "mountPath": model_mount, "readOnly": True},
               {"name": "runtime-tmp", "mountPath": "/tmp"}]
     if where.gpu is not None:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
@@ -441,7 +482,7 @@ def _runtime_command(spec: ModelSpec, where: Placement) -> tuple[list[str], list
     return list(runtime.command), list(runtime.args), {}, *runtime_routes(spec)
 
 
-def sidecar_container(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
+def sidecar_container(spec: ModelSpec, profile: Profile, where: Placement, model_mount: str = MODEL_MOUNT) -> Obj:
     """The Shipway sidecar on the serving port: proxy, drift, delayed-label accuracy, metrics.
 
     Its probes answer on the metrics port, which is not proxied; delayed labels come in on a port
@@ -475,7 +516,7 @@ def sidecar_container(spec: ModelSpec, profile: Profile, where: Placement) -> Ob
         "livenessProbe": _probe(SIDECAR_LIVENESS_PATH, SIDECAR_METRICS_PORT, period=10, failures=3),
         "resources": _copy(SIDECAR_RESOURCES),
         "securityContext": _security(),
-        "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True},
+        "volumeMounts": [{"name": "model", "mountPath": model_mount, "readOnly": True},
                          {"name": "sidecar-tmp", "mountPath": "/tmp"}],
     }
 

@@ -29,6 +29,7 @@ _TYPED = {
     ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("v1", "NodePatch"): k8s.core.v1.NodePatch,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
+    ("storage.k8s.io/v1", "CSIDriver"): k8s.storage.v1.CSIDriver,
 }
 
 

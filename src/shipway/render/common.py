@@ -69,9 +69,11 @@ POD_SECURITY_EXCEPTIONS: dict[str, tuple[str, str]] = {
                                    "feature discovery mount host paths, and some run privileged or add SYS_ADMIN"),
     "node-exporter": ("privileged", "node-exporter reads the host's /proc, /sys and / through hostPath, "
                                     "with hostNetwork and hostPID"),
-    "shipway-cache": ("privileged", "the node model cache owns a hostPath folder on each node (baseline forbids "
-                                    "host paths); it serves non-root with a read-only root and no capabilities, "
-                                    "after one step as root with CHOWN alone hands it the folder"),
+    "shipway-cache": ("privileged", "the node model cache's CSI plugin owns a hostPath folder on each node and "
+                                    "bind-mounts models into pods' volumes under the kubelet's pods folder with "
+                                    "Bidirectional mount propagation, which needs a privileged container; its "
+                                    "node-driver-registrar sidecar writes to the kubelet's plugins_registry "
+                                    "host folder, with no capabilities"),
 }
 
 
@@ -119,6 +121,17 @@ def service_monitor(name: str, namespace_name: str, selector: dict[str, str], po
 def shipway_image(blueprint: Blueprint) -> str:
     """The Shipway image platform workloads run: the blueprint's (a mirror's copy), else this Shipway's release."""
     return blueprint.platform.images.shipway or catalog.SHIPWAY_IMAGE
+
+
+def critical_pods_quota(namespace_name: str, name: str, pods: int) -> Obj:
+    """GKE admits system-node-critical pods outside kube-system only under a quota that names them."""
+    return {
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace_name, "labels": {"app.kubernetes.io/managed-by": "shipway"}},
+        "spec": {"hard": {"pods": str(pods)}, "scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "In",
+             "values": ["system-node-critical", "system-cluster-critical"]}]}},
+    }
 
 
 # The API server listens on 443 (EKS, GKE, the `kubernetes` Service) or 6443 (kind and kubeadm endpoints).

@@ -6,7 +6,7 @@ import yaml
 
 from shipway import catalog
 from shipway.catalog import PROMETHEUS_RELEASE
-from shipway.render.common import Obj, config_map, deep_merge, namespace, service_monitor
+from shipway.render.common import Obj, config_map, critical_pods_quota, deep_merge, namespace, service_monitor
 from shipway.render.layer import LayerRender, Release
 from shipway.spec.blueprint import MIG_CONFIG_LABEL, Blueprint, MigSharing, TimeSlicing
 from shipway.spec.gpus import GPU_MODELS
@@ -141,14 +141,7 @@ def dcgm_exporter_values(blueprint: Blueprint) -> Obj:
 
 def gke_critical_pods_quota() -> Obj:
     """GKE admits system-node-critical pods outside kube-system only under a quota that names them."""
-    return {
-        "apiVersion": "v1", "kind": "ResourceQuota",
-        "metadata": {"name": "gpu-operator-critical-pods", "namespace": NAMESPACE,
-                     "labels": {"app.kubernetes.io/managed-by": "shipway"}},
-        "spec": {"hard": {"pods": "100"}, "scopeSelector": {"matchExpressions": [
-            {"scopeName": "PriorityClass", "operator": "In",
-             "values": ["system-node-critical", "system-cluster-critical"]}]}},
-    }
+    return critical_pods_quota(NAMESPACE, "gpu-operator-critical-pods", 100)
 
 
 def gke_manages_device_plugin(blueprint: Blueprint) -> bool:

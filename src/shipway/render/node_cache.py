@@ -1,31 +1,44 @@
-"""The node model cache: a DaemonSet owning a host folder per node, reached by model pods on their own node.
+"""The node model cache: a CSI node plugin that owns a host folder per node and mounts models into pods.
 
-Model pods run under Pod Security `restricted`, which forbids host paths, so they never mount the cache:
-their init container asks this service (`shipway model cache-serve`) for blobs, forwarding its registry
-credentials, through a Service whose internalTrafficPolicy is Local, so a pod always reaches its own
-node's cache. The cache checks every requester's access with the registry before serving a blob, and
-serves only blobs whose digest it verified (shipway.artifacts.cache_service).
+Model pods run under Pod Security `restricted`, which forbids host paths but allows `csi` volumes
+(kubernetes/pod-security-admission policy/check_restrictedVolumes.go). A model pod names the artifact by
+digest in an inline (Ephemeral) `csi` volume of this driver; the kubelet asks the plugin on the pod's node
+(`shipway model csi-node`, shipway.artifacts.csi) to publish it, with the pod's registry pull Secret. The
+plugin checks those credentials with the registry on every publish, pulls and verifies the artifact into its
+host folder once per node, and bind-mounts that model folder read-only into the pod: a warm start copies
+nothing. The node-driver-registrar sidecar tells the kubelet where the plugin's socket is.
 """
 
 from __future__ import annotations
 
-from shipway.artifacts.layout import NODE_CACHE_PORT as PORT
-from shipway.render import registry
-from shipway.render.common import (
-    RESTRICTED_CONTAINER_SECURITY,
-    RESTRICTED_POD_SECURITY,
-    Obj,
-    metadata,
-    namespace,
-    shipway_image,
-)
+from shipway import catalog
+from shipway.render import common, registry
+from shipway.render.common import Obj, metadata, namespace, shipway_image
 from shipway.spec.blueprint import Blueprint, ZotRegistry
 
+# The CSI driver name: the CSIDriver object, every model pod's volume and the plugin answer to it.
+# shipway.artifacts.csi.DRIVER is the plugin's copy; a contract test holds the two equal.
+DRIVER = "models.shipway.dev"
 NAMESPACE = "shipway-cache"
 NAME = "shipway-node-cache"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "node-cache"}
+# The kubelet's folders on every node (its --root-dir, /var/lib/kubelet on EKS, GKE and kind alike).
+KUBELET_DIR = "/var/lib/kubelet"
+PODS_DIR = f"{KUBELET_DIR}/pods"
+REGISTRATION_DIR = f"{KUBELET_DIR}/plugins_registry"
+PLUGIN_DIR = f"{KUBELET_DIR}/plugins/{DRIVER}"
+# Inside the pod: the plugin's socket folder (the host's PLUGIN_DIR), the registrar's registration folder (the
+# path node-driver-registrar writes its registration socket to) and the cache's host folder.
+SOCKET_MOUNT = "/csi"
+SOCKET_NAME = "csi.sock"
+REGISTRATION_MOUNT = "/registration"
 CACHE_MOUNT = "/cache"
-USER = RESTRICTED_POD_SECURITY["runAsUser"]
+# Node agents of the platform: evicted last under node pressure, like the kubelet's own plugins.
+PRIORITY = "system-node-critical"
+PLUGIN_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
+REGISTRAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
+# GKE's most nodes in one cluster: the quota below must never stop the DaemonSet from covering a node.
+GKE_MAX_NODES = 15000
 
 
 def enabled(blueprint: Blueprint) -> bool:
@@ -33,64 +46,94 @@ def enabled(blueprint: Blueprint) -> bool:
     return blueprint.registry.node_cache.enabled
 
 
-def url() -> str:
-    """Where a model pod's init container reaches its own node's cache."""
-    return f"http://{NAME}.{NAMESPACE}.svc.cluster.local:{PORT}"
-
-
 def registry_host(blueprint: Blueprint) -> str:
-    """The one registry host the cache serves blobs from: the one model references name."""
-    return registry.url(blueprint).split("/")[0]
+    """The one registry host the plugin pulls from: the one model references and pull secrets name."""
+    return registry.server(blueprint)
+
+
+def plugin_args(blueprint: Blueprint) -> list[str]:
+    """The plugin's command line (the image's entrypoint is `shipway`)."""
+    args = ["model", "csi-node", "--endpoint", f"unix://{SOCKET_MOUNT}/{SOCKET_NAME}", "--dir", CACHE_MOUNT,
+            "--max-size", blueprint.registry.node_cache.max_size, "--registry", registry_host(blueprint)]
+    if isinstance(blueprint.registry, ZotRegistry):
+        # The in-cluster zot serves plain HTTP on its cluster-local address.
+        args.append("--plain-http")
+    return [*args, "--node-id", "$(NODE_NAME)", "--kubelet-dir", KUBELET_DIR]
+
+
+def csi_driver() -> Obj:
+    """The CSIDriver: inline (Ephemeral) volumes only, nothing to attach, the pod's identity on every publish.
+
+    fsGroupPolicy None: the kubelet must never chown or chmod the cache's shared, read-only model folders
+    for a pod's fsGroup; the plugin makes them world-readable instead.
+    """
+    return {
+        "apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": metadata(DRIVER, labels=LABELS),
+        "spec": {"attachRequired": False, "podInfoOnMount": True, "volumeLifecycleModes": ["Ephemeral"],
+                 "fsGroupPolicy": "None", "requiresRepublish": False},
+    }
+
+
+def _host_path(name: str, path: str, kind: str) -> Obj:
+    return {"name": name, "hostPath": {"path": path, "type": kind}}
 
 
 def daemon_set(blueprint: Blueprint) -> Obj:
-    """One cache pod per node: non-root, read-only root, no capabilities, bounded; the host folder is its own."""
+    """One plugin pod per node, every pool included: the plugin and node-driver-registrar."""
     cache = blueprint.registry.node_cache
-    image = shipway_image(blueprint)
-    args = ["model", "cache-serve", "--dir", CACHE_MOUNT, "--registry", registry_host(blueprint),
-            "--max-size", cache.max_size, "--listen", f"0.0.0.0:{PORT}"]
-    if isinstance(blueprint.registry, ZotRegistry):
-        args.append("--plain-http")
-    probe = {"httpGet": {"path": "/healthz", "port": "cache"}, "periodSeconds": 10}
-    # The kubelet creates the host folder owned by root; this one step, as root with CHOWN alone, hands it to
-    # the cache's user. Everything that serves runs as that user.
-    prepare = {
-        "name": "own-cache-folder", "image": image,
-        "command": ["python", "-c", "import os, sys; os.chown(sys.argv[1], int(sys.argv[2]), int(sys.argv[2])); "
-                    "os.chmod(sys.argv[1], 0o700)", CACHE_MOUNT, str(USER)],
-        "securityContext": {"runAsNonRoot": False, "runAsUser": 0, "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+    plugin = {
+        "name": "plugin", "image": shipway_image(blueprint), "args": plugin_args(blueprint),
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "HOME", "value": "/tmp"}],
+        # Privileged: the plugin bind-mounts model folders into pods' volume paths under the kubelet's pods
+        # folder, and mount(2) there, with Bidirectional propagation back to the host, needs it (the kubelet
+        # refuses Bidirectional propagation in a container that is not privileged). It runs only here, in the
+        # one namespace listed in common.POD_SECURITY_EXCEPTIONS, with a read-only root and bounded resources.
+        "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False,
+                            "readOnlyRootFilesystem": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "resources": {key: dict(value) for key, value in PLUGIN_RESOURCES.items()},
+        "volumeMounts": [
+            {"name": "socket-dir", "mountPath": SOCKET_MOUNT},
+            {"name": "pods-dir", "mountPath": PODS_DIR, "mountPropagation": "Bidirectional"},
+            {"name": "cache", "mountPath": CACHE_MOUNT},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    registrar = {
+        "name": "node-driver-registrar", "image": catalog.CSI_NODE_DRIVER_REGISTRAR_IMAGE,
+        "args": [f"--csi-address={SOCKET_MOUNT}/{SOCKET_NAME}",
+                 f"--kubelet-registration-path={PLUGIN_DIR}/{SOCKET_NAME}"],
+        # Root, because it creates its registration socket in the kubelet's root-owned plugins_registry folder
+        # and connects to the plugin's root-owned socket; as their owner it needs no capability for either.
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
-        "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}],
+        "resources": {key: dict(value) for key, value in REGISTRAR_RESOURCES.items()},
+        "volumeMounts": [{"name": "socket-dir", "mountPath": SOCKET_MOUNT},
+                         {"name": "registration-dir", "mountPath": REGISTRATION_MOUNT}],
     }
-    serve = {
-        "name": "cache", "image": image, "args": args,
-        "env": [{"name": "HOME", "value": "/tmp"}],
-        "ports": [{"name": "cache", "containerPort": PORT, "protocol": "TCP"}],
-        "readinessProbe": probe, "livenessProbe": {**probe, "failureThreshold": 6},
-        "securityContext": dict(RESTRICTED_CONTAINER_SECURITY, capabilities={"drop": ["ALL"]}),
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}},
-        "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}, {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    pod_security = {key: value for key, value in RESTRICTED_POD_SECURITY.items() if key != "runAsNonRoot"}
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": metadata(NAME, NAMESPACE, LABELS),
         "spec": {
             "selector": {"matchLabels": dict(LABELS)},
+            # A restarting plugin leaves mounted models in place; pods starting meanwhile wait for it.
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%"}},
             "template": {
                 "metadata": {"labels": dict(LABELS)},
                 "spec": {
+                    # Neither container calls the API server: the kubelet calls them, through the sockets.
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    # Model pods run on every pool, tainted GPU pools included.
+                    "priorityClassName": PRIORITY,
+                    # Model pods run on every pool, tainted GPU pools included, and need the plugin there.
                     "tolerations": [{"operator": "Exists"}],
-                    "securityContext": pod_security,
-                    "initContainers": [prepare],
-                    "containers": [serve],
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [plugin, registrar],
                     "volumes": [
-                        {"name": "cache", "hostPath": {"path": cache.path, "type": "DirectoryOrCreate"}},
+                        _host_path("socket-dir", PLUGIN_DIR, "DirectoryOrCreate"),
+                        _host_path("registration-dir", REGISTRATION_DIR, "Directory"),
+                        _host_path("pods-dir", PODS_DIR, "Directory"),
+                        _host_path("cache", cache.path, "DirectoryOrCreate"),
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                     ],
                 },
@@ -99,15 +142,11 @@ def daemon_set(blueprint: Blueprint) -> Obj:
     }
 
 
-def service() -> Obj:
-    """The cache's Service: Local, so a pod's request never leaves its node."""
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(NAME, NAMESPACE, LABELS),
-            "spec": {"selector": dict(LABELS), "internalTrafficPolicy": "Local",
-                     "ports": [{"name": "cache", "port": PORT, "targetPort": "cache", "protocol": "TCP"}]}}
-
-
 def render(blueprint: Blueprint) -> tuple[list[Obj], list[Obj]]:
-    """The cache's namespace, and its DaemonSet and Service; nothing when the blueprint turns it off."""
+    """The cache's namespace, its CSIDriver and DaemonSet; nothing when the blueprint turns it off."""
     if not enabled(blueprint):
         return [], []
-    return [namespace(NAMESPACE)], [daemon_set(blueprint), service()]
+    objects = [csi_driver(), daemon_set(blueprint)]
+    if blueprint.cluster.kind == "gke":
+        objects.append(common.critical_pods_quota(NAMESPACE, f"{NAME}-critical-pods", GKE_MAX_NODES))
+    return [namespace(NAMESPACE)], objects

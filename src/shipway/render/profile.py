@@ -31,8 +31,9 @@ def platform_profile(blueprint: Blueprint) -> Obj:
     registry_profile: Obj = {"url": registry.url(blueprint), "type": blueprint.registry.type,
                              "pullSecret": registry.PULL_SECRET}
     if node_cache.enabled(blueprint):
-        # Init containers ask their node's cache first for blobs of this registry's artifacts.
-        registry_profile["nodeCache"] = node_cache.url()
+        # Model pods mount this registry's artifacts, by digest, through the node cache's CSI driver.
+        # (Profiles before the CSI driver held the cache service's URL here; delivery.render reads those as off.)
+        registry_profile["nodeCache"] = {"driver": node_cache.DRIVER}
     if blueprint.gateway.enabled and blueprint.registry.type == "zot":
         # CI pushes over TLS through the Gateway; pods keep pulling in-cluster from `url`.
         registry_profile["pushUrl"] = blueprint.registry_host

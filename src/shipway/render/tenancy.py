@@ -105,10 +105,12 @@ def external_registry_port(blueprint: Blueprint) -> int | None:
     return int(host.rpartition(":")[2]) if ":" in host else HTTPS_PORT
 
 
-def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool = True,
-                     node_cache_on: bool = False) -> list[Obj]:
-    """Default deny, then DNS and the registry (and the node cache) out, Prometheus and the gateway in, and
-    traffic inside.
+def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool = True) -> list[Obj]:
+    """Default deny, then DNS and the registry out, Prometheus and the gateway in, and traffic inside.
+
+    A model pod whose model comes from the node cache's CSI volume calls nothing for it: the kubelet asks the
+    node's plugin, which pulls from the registry itself. Registry egress stays for the init container's pull
+    (artifacts by tag or elsewhere, or with the cache off).
 
     The gateway's proxies (in its namespace) reach model servers on the sidecar's serving port only.
     With an external registry (`registry_port` set), the init container's pull also needs egress on that
@@ -125,12 +127,6 @@ def network_policies(ns: str, registry_port: int | None = None, gateway_on: bool
                         "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}],
         }),
     ]
-    if node_cache_on:
-        policies.append(policy("allow-node-cache", {
-            "podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [{"to": [_from_namespace(node_cache.NAMESPACE)],
-                        "ports": [{"protocol": "TCP", "port": node_cache.PORT}]}],
-        }))
     if gateway_on:
         # Only the serving port: the sidecar's feedback port (labels, which move a canary's fate) is
         # reached from the team's own namespace alone, through allow-same-namespace.
@@ -192,7 +188,8 @@ INTERNET_HTTPS: dict[str, tuple[str, str]] = {
     "cert-manager": (gateway.CERT_MANAGER_NAMESPACE, "ACME: the CA's directory, and the DNS API for DNS-01"),
     "external-dns": (gateway.EXTERNAL_DNS_NAMESPACE, "publishes route hosts through the DNS provider's API"),
     "gpu-operator-driver": (gpu.NAMESPACE, "installs the driver: fetches kernel headers from package mirrors"),
-    "node-cache": (node_cache.NAMESPACE, "pulls blobs from an external registry (registry.type: external)"),
+    "node-cache": (node_cache.NAMESPACE, "the CSI plugin pulls models from an external registry "
+                                         "(registry.type: external)"),
 }
 INTERNET_NAMESPACES = frozenset(namespace for namespace, _ in INTERNET_HTTPS.values())
 
@@ -238,9 +235,9 @@ def platform_flows(blueprint: Blueprint) -> list[PlatformFlows]:
     if blueprint.serving.kserve:
         flows.append(PlatformFlows(serving.KSERVE_NAMESPACE, webhook_port=WEBHOOK_PORTS["kserve"]))
     if node_cache.enabled(blueprint):
-        # Team pods ask their node's cache for blobs; the cache asks the registry, and calls nothing else.
-        flows.append(PlatformFlows(node_cache.NAMESPACE, kube_api=False, ingress_ports=(node_cache.PORT,),
-                                   ingress_from_teams=True, ingress_from_gateway=False,
+        # The CSI plugin answers the kubelet on a host socket, not the pod network, so nothing comes in; it
+        # pulls from the registry and calls nothing else (not even the API server).
+        flows.append(PlatformFlows(node_cache.NAMESPACE, kube_api=False, ingress_from_gateway=False,
                                    registry_out=external_registry_port(blueprint) or registry.SERVICE_PORT))
     flows.append(gpu_flows(blueprint))
     return flows
@@ -393,8 +390,7 @@ def render(blueprint: Blueprint, registry_configs: Mapping[str, Any] | None = No
             layer.namespaces.append(namespace(ns, {"shipway.dev/team": team.name, "shipway.dev/environment": env}))
             layer.objects.append(resource_quota(team, ns, resources))
             layer.objects.append(limit_range(ns))
-            layer.objects += network_policies(ns, registry_port, blueprint.gateway.enabled,
-                                              node_cache.enabled(blueprint))
+            layer.objects += network_policies(ns, registry_port, blueprint.gateway.enabled)
             layer.objects += rbac(team, ns)
             if observability.retraining_enabled(blueprint):
                 layer.objects += retrain.team_access(ns, observability.NAMESPACE)

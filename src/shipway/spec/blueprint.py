@@ -443,16 +443,17 @@ class GpuStack(Spec):
 
 
 class NodeCache(Spec):
-    """The per-node model cache: a platform DaemonSet owning a host folder that model pods pull blobs through."""
+    """The per-node model cache: a CSI driver whose node plugin owns a host folder and mounts models into pods."""
 
     enabled: bool = Field(True, description=(
-        "Run the node cache: a pod whose artifact's blobs are already on its node starts without downloading "
-        "them, and pods on one node download a blob once. Off: every pod pulls from the registry."))
+        "Run the node cache: a model pod whose artifact (by digest, on the platform's registry) is already on its "
+        "node mounts it read-only without a download, and pods on one node download it once. Off: every pod "
+        "pulls its artifact from the registry."))
     max_size: Quantity = Field("100Gi", description=(
-        "Bytes the cache may hold on each node; least recently served blobs are evicted beyond it. Leave the "
-        "node's disk room for images and pods."))
+        "Bytes the cache may hold on each node; beyond it the least recently used models are evicted, never one "
+        "a pod has mounted. Leave the node's disk room for images and pods."))
     path: str = Field("/var/lib/shipway/model-cache", pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", description=(
-        "The host folder on each node; only the node cache's own pods mount it."))
+        "The host folder on each node; only the node cache's own plugin pods mount it."))
 
 
 class _RegistryBase(Spec):

@@ -19,6 +19,9 @@ CASES = {
     "llm-vllm-mig": ("eks-prod", "staging", None),
     "sklearn-none": ("eks-prod", "prod", None),
 }
+# The manifest digest promote resolved the version's tag to, for the cases rendered the way promote renders
+# them (the others render by tag, as `shipway render` without a digest does).
+DIGESTS = {"canary-sklearn": "sha256:" + "c4" * 32, "sklearn-none": "sha256:" + "e7" * 32}
 
 
 def profile_of(blueprint: str) -> dict[str, Any]:

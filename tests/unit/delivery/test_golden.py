@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 
 from crd_support import crd_errors, is_core
-from delivery_cases import CASES, ROOT, model, profile_of
+from delivery_cases import CASES, DIGESTS, ROOT, model, profile_of
 from shipway import catalog
 from shipway.delivery.promote import rendered_files
 from shipway.delivery.render import render
@@ -21,7 +21,7 @@ KUBERNETES_VERSION = f"{catalog.KUBERNETES_VERSION}.0"  # the one version every 
 
 def _rendered(case: str) -> list[dict]:
     blueprint, environment, stable = CASES[case]
-    return render(model(case), profile_of(blueprint), environment, stable)
+    return render(model(case), profile_of(blueprint), environment, stable, artifact_digest=DIGESTS.get(case))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

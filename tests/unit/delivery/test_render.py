@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from delivery_cases import CASES, model, profile_of
 from shipway.artifacts.layout import init_container_args
 from shipway.delivery.errors import RenderRefused
-from shipway.delivery.render import REGISTRY_AUTH_MOUNT, REGISTRY_AUTH_VOLUME, render
+from shipway.delivery.render import MODEL_DIR, REGISTRY_AUTH_MOUNT, REGISTRY_AUTH_VOLUME, render
+from shipway import catalog
 from shipway.render import node_cache
 from shipway.render.registry import PULL_SECRET
 from shipway.spec.model import ModelSpec
@@ -18,6 +20,7 @@ from shipway.spec.model import ModelSpec
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
           "app.kubernetes.io/component", "app.kubernetes.io/part-of", "shipway.dev/model", "shipway.dev/version",
           "shipway.dev/team")
+DIGEST = "sha256:" + "5d" * 32
 
 
 def _objects(case: str) -> list[dict[str, Any]]:
@@ -76,8 +79,7 @@ def test_the_init_container_is_the_artifact_layouts_pull_with_digest_checks(kind
     fetch = _pod("canary-sklearn")["initContainers"][0]
     ref = "oci://zot.shipway-registry.svc.cluster.local:5000/fraud/churn:1.2.0"
     assert fetch["command"] == [*init_container_args(ref, "/models", "model", plain_http=True,
-                                                     docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json",
-                                                     node_cache=node_cache.url()),
+                                                     docker_config=f"{REGISTRY_AUTH_MOUNT}/config.json"),
                                 "--max-blob-size", "10Gi"]
     assert {"name": "model", "mountPath": "/models"} in fetch["volumeMounts"]
     model_volume = next(v for v in _pod("canary-sklearn")["volumes"] if v["name"] == "model")
@@ -381,29 +383,93 @@ def test_an_autoscaled_rollout_leaves_the_replica_count_to_the_autoscaler(case: 
         assert rollout["replicas"] == model(case).replicas.min
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_model_pods_ask_their_nodes_cache_and_stay_restricted_without_the_host(case: str) -> None:
-    """The node cache reaches model pods over the network: their pods never mount a host path, and every
-    pod template passes Pod Security restricted (kubernetes/pod-security-admission's checks)."""
+def _digest_pod(case: str, digest: str = DIGEST, profile: dict[str, Any] | None = None, **changes: Any) -> dict:
+    blueprint, environment, stable = CASES[case]
+    objects = render(_spec(case, **changes), profile or profile_of(blueprint), environment, stable,
+                     artifact_digest=digest)
+    return objects[0]["spec"]["template"]["spec"]
+
+
+# Models that name a Secret of their own (llm-vllm-mig) keep the init container: see below.
+PLATFORM_PULLED = sorted(case for case in CASES if model(case).artifact_credentials_secret is None)
+
+
+@pytest.mark.parametrize("case", PLATFORM_PULLED)
+def test_a_model_by_digest_mounts_through_the_node_caches_csi_driver_with_nothing_to_fetch(case: str) -> None:
+    """Issue #16 finding 7: the pod downloads nothing itself. The kubelet asks the node's plugin to mount the
+    artifact by digest, with the team's pull secret, bounded by the spec's model storage."""
+    blueprint, _, _ = CASES[case]
+    profile = profile_of(blueprint)
+    pod = _digest_pod(case)
+    [volume] = [v for v in pod["volumes"] if v["name"] == "model"]
+    repository = f"oci://{profile['registry']['url']}/{model(case).team}/{model(case).name}"
+    assert volume == {"name": "model", "csi": {
+        "driver": node_cache.DRIVER, "readOnly": True,
+        "volumeAttributes": {"artifact": f"{repository}@{DIGEST}", "maxSize": model(case).resources.model_storage},
+        "nodePublishSecretRef": {"name": PULL_SECRET}}}
+    assert "initContainers" not in pod
+    assert {v["name"] for v in pod["volumes"]}.isdisjoint({"fetch-tmp", REGISTRY_AUTH_VOLUME})
+    # The volume holds the model's files at its root, where the runtime and sidecar look for them.
+    for container in pod["containers"]:
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "model"]
+        assert mount == {"name": "model", "mountPath": MODEL_DIR, "readOnly": True}
+    assert pod["imagePullSecrets"] == [{"name": PULL_SECRET}]
+
+
+@pytest.mark.parametrize("case", PLATFORM_PULLED)
+def test_model_pods_with_the_csi_volume_pass_pod_security_restricted_and_the_kubernetes_schema(case: str) -> None:
+    """kubernetes/pod-security-admission policy/check_restrictedVolumes.go (tag v0.35.6) lets restricted pods
+    use csi volumes (restrictedVolumes_1_0: `volume.CSI != nil` is allowed), unlike hostPath; the pod is
+    checked by shipway.charts.pod_security, which follows that check, and validated as a Pod of the catalog's
+    Kubernetes version."""
     from shipway.charts.pod_security import violations
 
-    blueprint, _, _ = CASES[case]
-    assert profile_of(blueprint)["registry"]["nodeCache"] == node_cache.url()
-    pod = _pod(case)
-    command = pod["initContainers"][0]["command"]
-    assert command[command.index("--node-cache") + 1] == node_cache.url()
-    for obj in _objects(case):
-        template = obj.get("spec", {}).get("template")
-        if template:
-            assert violations(template.get("metadata", {}), template["spec"], "restricted") == []
-            assert not any("hostPath" in volume for volume in template["spec"].get("volumes", []))
+    blueprint, environment, stable = CASES[case]
+    objects = render(model(case), profile_of(blueprint), environment, stable, artifact_digest=DIGEST)
+    templates = [obj["spec"]["template"] for obj in objects if obj.get("spec", {}).get("template")]
+    assert any("csi" in volume for template in templates for volume in template["spec"]["volumes"])
+    for template in templates:
+        assert violations(template.get("metadata", {}), template["spec"], "restricted") == []
+        assert not any("hostPath" in volume for volume in template["spec"]["volumes"])
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "m", **template["metadata"]},
+               "spec": template["spec"]}
+        kubernetes_validate.validate(pod, f"{catalog.KUBERNETES_VERSION}.0", strict=True)
 
 
-def test_an_artifact_on_another_registry_is_not_asked_of_the_node_cache(kind_profile: dict) -> None:
-    """The cache serves the platform's registry only; it would refuse (404) anything else."""
-    spec = _spec("canary-sklearn", artifact="oci://elsewhere.example.com/fraud/churn")
-    pod = render(spec, kind_profile, "staging")[0]["spec"]["template"]["spec"]
+def test_a_model_by_tag_keeps_the_init_containers_pull(kind_profile: dict) -> None:
+    """The plugin mounts by digest only (a tag may move between two pods' starts); promote commits digests,
+    so only a render without one pulls, by tag, in the init container."""
+    pod = render(_spec("canary-sklearn"), kind_profile, "staging")[0]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch-model"]
+    assert {"name": "model", "emptyDir": {"sizeLimit": "10Gi"}} in pod["volumes"]
+    assert all("csi" not in volume for volume in pod["volumes"])
     assert "--node-cache" not in pod["initContainers"][0]["command"]
+
+
+@pytest.mark.parametrize("changes", [
+    {"artifact": "oci://elsewhere.example.com/fraud/churn"},  # the plugin pulls from the platform registry only
+    {"artifactCredentialsSecret": "own-credentials"},  # not a dockerconfigjson the plugin could read
+])
+def test_an_artifact_the_plugin_cannot_pull_keeps_the_init_containers_pull(changes: dict[str, str]) -> None:
+    pod = _digest_pod("canary-sklearn", **changes)
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch-model"]
+    assert all("csi" not in volume for volume in pod["volumes"])
+    assert f"@{DIGEST}" in pod["initContainers"][0]["command"][3]
+
+
+def test_a_platform_without_the_node_cache_or_with_an_older_profile_pulls_in_the_init_container() -> None:
+    """Profiles before the CSI driver named the cache service's URL, which a new synth no longer runs: they
+    mean no node cache, and the pod pulls from the registry itself, as with the cache turned off."""
+    for cache in (None, "http://shipway-node-cache.shipway-cache.svc.cluster.local:5080"):
+        profile = copy.deepcopy(profile_of("kind-dev"))
+        if cache is None:
+            del profile["registry"]["nodeCache"]
+        else:
+            profile["registry"]["nodeCache"] = cache
+        pod = _digest_pod("canary-sklearn", profile=profile)
+        assert [c["name"] for c in pod["initContainers"]] == ["fetch-model"]
+        assert "--node-cache" not in pod["initContainers"][0]["command"]
+        assert all("csi" not in volume for volume in pod["volumes"])
 
 
 def test_an_artifact_on_the_platform_registry_outside_the_teams_path_is_refused() -> None:

@@ -77,6 +77,9 @@ def test_images_list_names_every_image_of_the_platform_and_what_it_could_not_rea
     images = {entry["image"]: entry["usedBy"] for entry in listed["images"]}
     assert "model pods: artifact pull and sidecar" in images[catalog.SHIPWAY_IMAGE]
     assert images["docker.io/seldonio/mlserver:1.7.1-sklearn"] == ["runtime catalog: sklearn"]
+    # The node cache's CSI registrar sidecar, by digest, so a mirror copies it too.
+    assert images[catalog.CSI_NODE_DRIVER_REGISTRAR_IMAGE] == [
+        "registry: DaemonSet shipway-cache/shipway-node-cache"]
     assert all(image == str(parse_image(image)) for image in images), "every name is normalised"
 
 

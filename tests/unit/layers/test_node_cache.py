@@ -1,11 +1,13 @@
-"""The node model cache: a platform DaemonSet with the host folder, reached by model pods on their own node."""
+"""The node model cache as a CSI driver: the CSIDriver, and a node plugin DaemonSet with its registrar sidecar.
+
+The names and paths are the contract between this render and the plugin (`shipway model csi-node`,
+shipway.artifacts.csi): /work/notes/CSI-CONTRACT.md.
+"""
 
 from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-import typer
-from typer.main import get_command
 
 from shipway import catalog
 from shipway.charts.pod_security import required_level, violations
@@ -14,7 +16,6 @@ from shipway.render.common import POD_SECURITY_EXCEPTIONS
 from shipway.spec.blueprint import Blueprint
 
 KUBERNETES_VERSION = f"{catalog.KUBERNETES_VERSION}.0"
-TEAMS = {"namespaceSelector": {"matchExpressions": [{"key": "shipway.dev/team", "operator": "Exists"}]}}
 
 
 def _in_cache_namespace(rendered, kind: str) -> list[dict]:
@@ -28,35 +29,116 @@ def _blueprint(**registry_spec) -> Blueprint:
         "teams": [{"name": "t"}]})
 
 
-def test_every_blueprint_runs_the_cache_by_default_and_its_objects_validate_strictly(each_blueprint) -> None:
+def _pod(rendered) -> dict:
+    [daemon_set] = _in_cache_namespace(rendered, "DaemonSet")
+    return daemon_set["spec"]["template"]["spec"]
+
+
+def _container(pod: dict, name: str) -> dict:
+    [found] = [c for c in pod["containers"] if c["name"] == name]
+    return found
+
+
+def _flag(args: list[str], name: str) -> str:
+    """The value of `--name VALUE` or `--name=VALUE`."""
+    for index, arg in enumerate(args):
+        if arg == name:
+            return args[index + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    raise AssertionError(f"{name} not in {args}")
+
+
+def _mount(container: dict, volume: str) -> dict:
+    [found] = [m for m in container["volumeMounts"] if m["name"] == volume]
+    return found
+
+
+def _host_path(pod: dict, volume: str) -> str:
+    [found] = [v["hostPath"]["path"] for v in pod["volumes"] if v["name"] == volume]
+    return found
+
+
+def test_every_blueprint_runs_the_csi_driver_and_its_objects_validate_strictly(each_blueprint) -> None:
+    [driver] = [d for d in each_blueprint.kind("CSIDriver") if d["metadata"]["name"] == node_cache.DRIVER]
     [daemon_set] = _in_cache_namespace(each_blueprint, "DaemonSet")
-    [service] = _in_cache_namespace(each_blueprint, "Service")
-    for obj in (daemon_set, service):
+    for obj in (driver, daemon_set):
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    # A pod always reaches the cache on its own node, never another node's.
-    assert service["spec"]["internalTrafficPolicy"] == "Local"
-    pod = daemon_set["spec"]["template"]["spec"]
-    [volume] = [v for v in pod["volumes"] if "hostPath" in v]
+    # Inline volumes only, nothing to attach, the pod's identity on publish, and the kubelet never chowns
+    # the shared cache for a pod's fsGroup.
+    assert driver["spec"] == {"attachRequired": False, "podInfoOnMount": True, "volumeLifecycleModes": ["Ephemeral"],
+                              "fsGroupPolicy": "None", "requiresRepublish": False}
+    # No Service: pods no longer reach the cache over the network.
+    assert _in_cache_namespace(each_blueprint, "Service") == []
+
+
+def test_the_plugin_is_privileged_for_its_mounts_and_bounded_and_the_registrar_is_locked_down(each_blueprint) -> None:
+    pod = _pod(each_blueprint)
+    plugin, registrar = _container(pod, "plugin"), _container(pod, "node-driver-registrar")
+    assert [c["name"] for c in pod["containers"]] == ["plugin", "node-driver-registrar"]
+    assert "initContainers" not in pod and pod["automountServiceAccountToken"] is False
+    # Model pods run on every pool, tainted GPU pools included; the plugin is a node agent.
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert pod["priorityClassName"] == "system-node-critical"
+    security = plugin["securityContext"]
+    assert security["privileged"] is True and security["readOnlyRootFilesystem"] is True
+    assert set(plugin["resources"]["limits"]) == {"cpu", "memory"}
+    assert _mount(plugin, "pods-dir") == {"name": "pods-dir", "mountPath": "/var/lib/kubelet/pods",
+                                          "mountPropagation": "Bidirectional"}
+    assert _host_path(pod, "pods-dir") == "/var/lib/kubelet/pods"
+    # The node name comes from the downward API and is the node id the plugin reports.
+    assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in plugin["env"]
+    assert _flag(plugin["args"], "--node-id") == "$(NODE_NAME)"
+    assert _flag(plugin["args"], "--kubelet-dir") == "/var/lib/kubelet"
+    # The registrar: pinned by digest, nothing it does not need.
+    assert registrar["image"] == catalog.CSI_NODE_DRIVER_REGISTRAR_IMAGE
+    assert registrar["image"].startswith("registry.k8s.io/sig-storage/csi-node-driver-registrar:v")
+    assert "@sha256:" in registrar["image"]
+    context = registrar["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True and "privileged" not in context
+    assert set(registrar["resources"]["limits"]) == {"cpu", "memory"}
+    assert all("mountPropagation" not in mount for mount in registrar["volumeMounts"])
+
+
+def test_the_registrar_registers_the_socket_the_plugin_listens_on(each_blueprint) -> None:
+    """The kubelet dials --kubelet-registration-path on the host; that must be the plugin's socket, which the
+    plugin creates at --endpoint inside its socket-dir mount, the host folder the registrar also mounts."""
+    pod = _pod(each_blueprint)
+    plugin, registrar = _container(pod, "plugin"), _container(pod, "node-driver-registrar")
+    endpoint = _flag(plugin["args"], "--endpoint")
+    assert endpoint.startswith("unix://")
+    plugin_socket = endpoint.removeprefix("unix://")
+    plugin_mount = _mount(plugin, "socket-dir")["mountPath"]
+    assert plugin_socket.startswith(f"{plugin_mount}/")
+    socket_name = plugin_socket.removeprefix(f"{plugin_mount}/")
+    host_socket = f"{_host_path(pod, 'socket-dir')}/{socket_name}"
+    assert _flag(registrar["args"], "--kubelet-registration-path") == host_socket
+    assert host_socket == f"/var/lib/kubelet/plugins/{node_cache.DRIVER}/csi.sock"
+    assert _flag(registrar["args"], "--csi-address") == f"{_mount(registrar, 'socket-dir')['mountPath']}/{socket_name}"
+    # node-driver-registrar writes its registration socket to /registration, the kubelet's plugins_registry.
+    assert _mount(registrar, "registration-dir")["mountPath"] == "/registration"
+    assert _host_path(pod, "registration-dir") == "/var/lib/kubelet/plugins_registry"
+
+
+def test_the_cache_folder_and_registry_are_the_blueprints(each_blueprint) -> None:
+    pod = _pod(each_blueprint)
+    plugin = _container(pod, "plugin")
     cache = each_blueprint.blueprint.registry.node_cache
-    assert volume["hostPath"] == {"path": cache.path, "type": "DirectoryOrCreate"}
-    [serve] = pod["containers"]
-    args = serve["args"]
-    assert args[args.index("--max-size") + 1] == cache.max_size
-    assert args[args.index("--registry") + 1] == registry.url(each_blueprint.blueprint).split("/")[0]
-    security = serve["securityContext"]
-    assert security["runAsNonRoot"] is True and security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
-    assert set(serve["resources"]["limits"]) == {"cpu", "memory"}
-    # The one root step may change the folder's owner and nothing else.
-    [prepare] = pod["initContainers"]
-    assert prepare["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
-    assert prepare["securityContext"]["allowPrivilegeEscalation"] is False
-    assert pod["automountServiceAccountToken"] is False
+    args = plugin["args"]
+    assert args[:2] == ["model", "csi-node"]
+    assert _host_path(pod, "cache") == cache.path
+    assert _flag(args, "--dir") == _mount(plugin, "cache")["mountPath"]
+    assert _flag(args, "--max-size") == cache.max_size
+    # The one registry the plugin pulls from is the host pull secrets are keyed by.
+    assert _flag(args, "--registry") == registry.server(each_blueprint.blueprint)
+    assert ("--plain-http" in args) is (each_blueprint.blueprint.registry.type == "zot")
 
 
 def test_the_caches_namespace_admits_it_and_is_the_listed_exception(each_blueprint) -> None:
     """Pod Security checks (kubernetes/pod-security-admission policy/check_*.go, in shipway.charts.pod_security):
-    host paths are refused by baseline and restricted, so the cache's namespace is the one exception it needs."""
+    host paths and privileged containers are refused by baseline and restricted, so the cache's namespace is
+    the one exception it needs."""
     [daemon_set] = _in_cache_namespace(each_blueprint, "DaemonSet")
     [namespace] = [n for n in each_blueprint.kind("Namespace") if n["metadata"]["name"] == node_cache.NAMESPACE]
     level = namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
@@ -64,48 +146,61 @@ def test_the_caches_namespace_admits_it_and_is_the_listed_exception(each_bluepri
     assert violations(template["metadata"], template["spec"], level) == []
     assert required_level(template["metadata"], template["spec"]) == level == "privileged"
     assert POD_SECURITY_EXCEPTIONS[node_cache.NAMESPACE][0] == level
-    for stricter in ("baseline", "restricted"):
-        assert any("hostPath" in v for v in violations(template["metadata"], template["spec"], stricter))
+    baseline = violations(template["metadata"], template["spec"], "baseline")
+    assert "container plugin privileged" in baseline and any("hostPath" in v for v in baseline)
 
 
-def test_only_team_pods_reach_the_cache_and_the_cache_reaches_only_the_registry(each_blueprint) -> None:
-    from shipway.render import gateway
-
+def test_nothing_reaches_the_cache_and_the_cache_reaches_only_dns_and_the_registry(each_blueprint) -> None:
     policies = {p["metadata"]["name"]: p["spec"] for p in _in_cache_namespace(each_blueprint, "NetworkPolicy")}
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    [ingress] = policies["allow-platform-ingress"]["ingress"]
-    assert ingress == {"ports": [{"protocol": "TCP", "port": node_cache.PORT}], "from": [TEAMS]}
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway.NAMESPACE}}} not in \
-        ingress["from"]
+    # The kubelet calls the plugin through a host socket: no port is open on the pod network.
+    assert "allow-platform-ingress" not in policies
+    assert policies["allow-dns"]["egress"][0]["ports"] == [{"protocol": "UDP", "port": 53},
+                                                          {"protocol": "TCP", "port": 53}]
     [egress] = policies["allow-platform-egress"]["egress"]
-    assert egress == {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": registry.NAMESPACE}}}],
-                      "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}
-    # zot admits the cache; each team namespace may call the cache on its port.
-    [zot_ingress] = [p["spec"]["ingress"][0] for p in each_blueprint.kind("NetworkPolicy")
-                     if p["metadata"]["namespace"] == registry.NAMESPACE
-                     and p["metadata"]["name"] == "allow-platform-ingress"]
-    # (On kind zot's port is open to every address, for the nodes' image mirror through its NodePort.)
-    assert "from" not in zot_ingress or {"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": node_cache.NAMESPACE}}} in zot_ingress["from"]
     blueprint = each_blueprint.blueprint
-    for team in blueprint.teams:
-        for ns in blueprint.namespaces[team.name].values():
-            [rule] = [p["spec"]["egress"] for p in each_blueprint.kind("NetworkPolicy")
-                      if p["metadata"]["namespace"] == ns and p["metadata"]["name"] == "allow-node-cache"][0]
-            assert rule["ports"] == [{"protocol": "TCP", "port": node_cache.PORT}]
+    if blueprint.registry.type == "zot":
+        assert egress == {"to": [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": registry.NAMESPACE}}}],
+            "ports": [{"protocol": "TCP", "port": registry.SERVICE_PORT}]}
+        [zot_ingress] = [p["spec"]["ingress"][0] for p in each_blueprint.kind("NetworkPolicy")
+                         if p["metadata"]["namespace"] == registry.NAMESPACE
+                         and p["metadata"]["name"] == "allow-platform-ingress"]
+        # (On kind zot's port is open to every address, for the nodes' image mirror through its NodePort.)
+        assert "from" not in zot_ingress or {"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": node_cache.NAMESPACE}}} in zot_ingress["from"]
+    # Model pods no longer call the cache: no team namespace opens a way to it.
+    team_namespaces = {ns for team in blueprint.teams for ns in blueprint.namespaces[team.name].values()}
+    for policy in each_blueprint.kind("NetworkPolicy"):
+        if policy["metadata"]["namespace"] in team_namespaces:
+            for rule in policy["spec"].get("egress", []):
+                assert {"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": node_cache.NAMESPACE}}} not in rule.get("to", [])
 
 
-def test_an_external_registry_is_reached_by_the_cache_outside_the_private_ranges_on_its_port() -> None:
+def test_an_external_registry_is_reached_by_the_plugin_outside_the_private_ranges_on_its_port() -> None:
     from shipway.render import tenancy
 
     built = _blueprint(type="external", url="registry.example.com:8443/models")
     [daemon_set] = [o for o in node_cache.render(built)[1] if o["kind"] == "DaemonSet"]
     args = daemon_set["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--registry") + 1] == "registry.example.com:8443" and "--plain-http" not in args
+    assert _flag(args, "--registry") == "registry.example.com:8443" and "--plain-http" not in args
     [egress] = [p["spec"]["egress"] for p in tenancy.platform_network_policies(built)
                 if p["metadata"]["namespace"] == node_cache.NAMESPACE and p["metadata"]["name"] == "allow-platform-egress"]
     assert egress == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(tenancy.PRIVATE_RANGES)}}],
                        "ports": [{"protocol": "TCP", "port": 8443}]}]
+
+
+def test_on_gke_a_quota_admits_the_plugins_critical_priority_outside_kube_system(gke_prod, eks_prod) -> None:
+    """GKE admits pods of system-node-critical outside kube-system only under a ResourceQuota whose scope names
+    that priority class; its bound is GKE's most nodes a cluster may have, so no node goes without the plugin."""
+    [quota] = _in_cache_namespace(gke_prod, "ResourceQuota")
+    kubernetes_validate.validate(quota, KUBERNETES_VERSION, strict=True)
+    [expression] = quota["spec"]["scopeSelector"]["matchExpressions"]
+    assert expression["scopeName"] == "PriorityClass" and expression["operator"] == "In"
+    assert _pod(gke_prod)["priorityClassName"] in expression["values"]
+    assert int(quota["spec"]["hard"]["pods"]) >= node_cache.GKE_MAX_NODES
+    assert _in_cache_namespace(eks_prod, "ResourceQuota") == []
 
 
 def test_a_blueprint_that_turns_the_cache_off_renders_none_of_it() -> None:
@@ -116,26 +211,13 @@ def test_a_blueprint_that_turns_the_cache_off_renders_none_of_it() -> None:
     assert "nodeCache" not in profile.platform_profile(built)["registry"]
     namespaces = {p["metadata"]["namespace"] for p in tenancy.platform_network_policies(built)}
     assert node_cache.NAMESPACE not in namespaces
-    team_policies = [p["metadata"]["name"] for p in tenancy.render(built).objects if p["kind"] == "NetworkPolicy"]
-    assert "allow-node-cache" not in team_policies
+
+
+def test_the_profile_names_the_driver_model_pods_mount_through(kind_dev) -> None:
+    assert kind_dev.result.profile["registry"]["nodeCache"] == {"driver": node_cache.DRIVER}
 
 
 @pytest.mark.parametrize("path", ["relative/cache", "/", "/var/lib/cache/", "/var/lib/ cache"])
 def test_a_cache_path_that_is_not_an_absolute_folder_is_refused(path: str) -> None:
     with pytest.raises(ValueError, match="path"):
         _blueprint(type="zot", nodeCache={"path": path})
-
-
-def test_the_rendered_cache_command_line_parses_with_the_real_cli(kind_dev) -> None:
-    from shipway.cli import artifacts
-
-    [daemon_set] = _in_cache_namespace(kind_dev, "DaemonSet")
-    args = daemon_set["spec"]["template"]["spec"]["containers"][0]["args"]
-    app = typer.Typer()
-    artifacts.register(app)
-    group = get_command(app)
-    model = group.get_command(group.make_context("shipway", list(args)), "model")
-    serve = model.get_command(model.make_context("model", args[1:]), "cache-serve")
-    parsed = serve.make_context("cache-serve", args[2:]).params
-    assert str(parsed["cache_dir"]) == node_cache.CACHE_MOUNT and parsed["plain_http"] is True
-    assert parsed["listen"] == f"0.0.0.0:{node_cache.PORT}"

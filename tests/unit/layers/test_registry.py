@@ -74,8 +74,8 @@ def test_external_registry_puts_a_pull_secret_in_every_team_namespace():
         "registry": {"type": "external", "url": "registry.example.com/ml", "username": "puller"},
         "teams": [{"name": "a"}, {"name": "b", "environments": ["prod"]}]})
     layer = registry.render(blueprint, None)
-    # No zot; only the node cache, which serves the external registry's blobs.
-    assert not layer.releases and {o["kind"] for o in layer.objects} == {"DaemonSet", "Service"}
+    # No zot; only the node cache's CSI driver, which mounts the external registry's models.
+    assert not layer.releases and {o["kind"] for o in layer.objects} == {"CSIDriver", "DaemonSet"}
     secrets = [o for o in tenancy.render(blueprint, {"a": "{}", "b": "{}"}).objects if o["kind"] == "Secret"]
     assert sorted(s["metadata"]["namespace"] for s in secrets) == ["a-prod", "a-staging", "b-prod"]
     assert {s["type"] for s in secrets} == {"kubernetes.io/dockerconfigjson"}

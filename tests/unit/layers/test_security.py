@@ -37,11 +37,16 @@ def test_every_emitted_container_is_restricted(each_blueprint):
         assert containers
     for owner, container in containers:
         security = container.get("securityContext", {})
-        if (owner, container["name"]) == (node_cache.NAME, "own-cache-folder"):
-            # The one root step: it hands the node's cache folder, which the kubelet creates root-owned, to the
-            # cache's user. CHOWN is its only capability; everything that serves runs as that user.
-            assert security["runAsUser"] == 0 and security["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
-            security = {**security, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+        if (owner, container["name"]) == (node_cache.NAME, "plugin"):
+            # The node cache's CSI plugin mounts models into pods' volumes with Bidirectional propagation,
+            # which only a privileged container may do; its root stays read-only and its resources bounded.
+            assert security["privileged"] is True and security["readOnlyRootFilesystem"] is True
+            assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+            continue
+        if (owner, container["name"]) == (node_cache.NAME, "node-driver-registrar"):
+            # Root, as the owner of the kubelet's plugins_registry folder it writes its socket to; no capability.
+            assert security["runAsUser"] == 0 and security["capabilities"] == {"drop": ["ALL"]}
+            security = {**security, "runAsNonRoot": True}
         _assert_restricted(security, container.get("resources", {}), owner)
 
 
