@@ -16,7 +16,8 @@ ClusterAnalysisTemplates on that traffic: labels posted to the canary's sidecar
 say the predictions it served through the Gateway are wrong, and the accuracy
 breaker aborts it.
 
-The Shipway image (init container and sidecar) must be loaded into kind; the
+The model's pods mount it by digest through the node cache's CSI driver (no init container). The Shipway
+image (the node cache's plugin and the sidecar) must be loaded into kind; the
 workflow builds it from tests/smoke/shipway.Dockerfile.
 """
 
@@ -73,6 +74,7 @@ class Road:
     folder: str
     registry_address: str = ""
     registry_env: dict[str, str] = field(default_factory=dict)
+    cache_path: str = ""
 
     def promote(self, version: str) -> None:
         """`shipway promote --push` (the tag resolved to its digest through the runner's registry address),
@@ -156,7 +158,8 @@ def road(cluster: Cluster, blueprint: Any, tmp_path_factory: pytest.TempPathFact
                    namespace=team.namespace(environment),
                    folder=f"{blueprint.gitops.path}/{environment}/{team.name}/{MODEL}",
                    registry_address=registry_address,
-                   registry_env={"SHIPWAY_REGISTRY_USERNAME": reader, "SHIPWAY_REGISTRY_PASSWORD": reader_password})
+                   registry_env={"SHIPWAY_REGISTRY_USERNAME": reader, "SHIPWAY_REGISTRY_PASSWORD": reader_password},
+                   cache_path=blueprint.registry.node_cache.path)
     finally:
         subprocess.run(["docker", "rm", "-f", GIT_CONTAINER], capture_output=True, timeout=60)
 
@@ -249,8 +252,56 @@ def test_a_promoted_model_syncs_and_its_rollout_becomes_healthy(custom: Any, mod
         return sync if sync == "Synced" else None
 
     wait_until(synced, timeout=300, what=f"Application {model_app} Synced")
-    # The runtime image is large and the model is pulled by the init container: allow for both.
+    # The runtime image is large and the node cache's plugin pulls the model on first use: allow for both.
     wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
+
+
+def test_the_model_pod_gets_its_model_through_the_node_caches_csi_volume(
+        cluster: Cluster, api_client: Any, core: Any, custom: Any, model_app: str, road: Road) -> None:
+    """Issue #16 finding 7 on kind: promote commits the artifact's digest, so the pod mounts the model through
+    the node cache's CSI driver instead of downloading it. Every node registered the driver with its kubelet
+    (CSINode, written by node-driver-registrar); the pod has no init container; its containers read the model
+    at the mount, which is read-only; and the node's cache folder holds the model for that digest."""
+    from kubernetes import client
+
+    from shipway.artifacts.cache import MODELS
+    from shipway.delivery.render import MODEL_DIR
+    from shipway.render import node_cache
+
+    wait_until(lambda: _healthy_at(custom, road.namespace, GOOD), 900, f"Rollout {MODEL} {GOOD} Healthy")
+    template = road.rendered("Rollout")["spec"]["template"]["spec"]
+    [volume] = [v for v in template["volumes"] if v["name"] == "model"]
+    assert volume["csi"]["driver"] == node_cache.DRIVER and "initContainers" not in template, template
+    digest = volume["csi"]["volumeAttributes"]["artifact"].rpartition("@")[2]
+
+    storage = client.StorageV1Api(api_client)
+    for node in core.list_node().items:
+        drivers = storage.read_csi_node(node.metadata.name).spec.drivers or []
+        assert node_cache.DRIVER in {driver.name for driver in drivers}, f"{node.metadata.name}: {drivers}"
+
+    pods = [pod for pod in core.list_namespaced_pod(
+        road.namespace, label_selector=f"shipway.dev/model={MODEL},shipway.dev/version={GOOD}").items
+        if pod.status.phase == "Running"]
+    assert pods, f"no running pod of {MODEL} {GOOD}"
+    pod = pods[0]
+    assert not pod.spec.init_containers
+    [mounted] = [v for v in pod.spec.volumes if v.name == "model"]
+    assert mounted.csi is not None and mounted.csi.driver == node_cache.DRIVER
+    sidecar = testinfra.get_host(cluster.testinfra_spec(pod.metadata.name, road.namespace, "sidecar"))
+    assert sidecar.file(f"{MODEL_DIR}/model.joblib").is_file
+    [mount] = [line.split() for line in sidecar.file("/proc/self/mountinfo").content_string.splitlines()
+               if line.split()[4] == MODEL_DIR]
+    assert "ro" in mount[5].split(","), mount
+    written = sidecar.run(f"touch {MODEL_DIR}/written-by-a-pod")
+    assert written.rc != 0 and "Read-only file system" in written.stderr, written.stderr
+
+    problem = tool_problem("docker")
+    if problem:
+        pytest.skip(f"reading the node's cache folder needs {problem}")
+    # kind's node containers are named as their nodes.
+    node = testinfra.get_host(f"docker://{pod.spec.node_name}")
+    cached = f"{road.cache_path}/{MODELS}/{digest.replace(':', '-')}"
+    assert node.file(f"{cached}/model.joblib").is_file, f"{cached} on {pod.spec.node_name}"
 
 
 @pytest.fixture(scope="module")
