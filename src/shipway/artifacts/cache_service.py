@@ -11,6 +11,11 @@ and answers what the registry answered (401, 403, 404) unless that was 200. It t
 the one it was started for; a request naming another gets 404. On a miss it downloads the blob, once per
 node under the cache's per-digest lock, with the requester's credentials, and serves it only after its bytes
 hashed to its digest (NodeCache). It keeps no credentials.
+
+The CSI node plugin (shipway.artifacts.csi, `shipway model csi-node`) serves the same cache without this
+copy: Pod Security `restricted` allows `csi` volumes, so a pod mounts the node's verified model folder
+read-only instead of receiving every byte into its own emptyDir (a warm start is a credential check and a
+bind mount). This service and `model pull --node-cache` stay for pods that do not use that volume.
 """
 
 from __future__ import annotations

@@ -145,7 +145,8 @@ def pull(
 
     Under a lock beside `destination`: what killed runs left there is removed first, and a pull
     that waited for another pull of the same artifact finds it done. With a node cache, blobs
-    come from the cache when it holds them and go into it otherwise. With `node_cache` (the node
+    come from the cache when it holds them and go into it otherwise (the CSI node plugin pulls
+    into the cache's model folder this way; that lock is the per-digest lock its publishes share). With `node_cache` (the node
     cache service's URL), blobs are asked of that service first, with this pull's registry
     credentials forwarded, and of the registry when it cannot serve them; both are verified here.
     """

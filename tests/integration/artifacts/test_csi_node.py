@@ -39,6 +39,8 @@ from shipway.artifacts.layout import MANIFEST_MEDIA_TYPE, MARKER_FILE, ModelMeta
 from shipway.artifacts.push import push
 from shipway.artifacts.registry import RetryPolicy
 
+pytestmark = pytest.mark.integration
+
 CALL_TIMEOUT_S = 120.0
 SRC = Path(__file__).resolve().parents[3] / "src"
 
@@ -379,13 +381,13 @@ def test_a_hostile_registrys_model_is_neither_kept_nor_mounted(hostile, serve_pl
     assert not _mounts_under(kubelet)
 
 
-def _cli_plugin(registry: Registry, cache: Path, kubelet: Path, socket: Path, log: Path) -> subprocess.Popen[bytes]:
+def _cli_plugin(registry_host: str, cache: Path, kubelet: Path, socket: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(SRC), "NO_COLOR": "1"}
     socket.unlink(missing_ok=True)  # a killed run's socket: wait for the new one
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "shipway", "model", "csi-node", "--endpoint", f"unix://{socket}", "--dir",
-             str(cache), "--max-size", "1Gi", "--registry", registry.host, "--plain-http", "--node-id", "node-1",
+             str(cache), "--max-size", "1Gi", "--registry", registry_host, "--plain-http", "--node-id", "node-1",
              "--kubelet-dir", str(kubelet)], stdout=sink, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
     while not socket.exists():
@@ -396,13 +398,31 @@ def _cli_plugin(registry: Registry, cache: Path, kubelet: Path, socket: Path, lo
     return process
 
 
+def test_the_command_serves_until_sigterm_then_removes_its_socket(tmp_path: Path) -> None:
+    kubelet, socket = tmp_path / "kubelet", _socket_dir() / "csi.sock"
+    (kubelet / "pods").mkdir(parents=True)
+    process = _cli_plugin("127.0.0.1:1", tmp_path / "node-cache", kubelet, socket, tmp_path / "csi-node.log")
+    channel = grpc.insecure_channel(f"unix://{socket}")
+    try:
+        info = Plugin(None, socket, channel).call("/csi.v1.Identity/GetPluginInfo",
+                                                  messages.message_class("GetPluginInfoRequest")())
+        assert info.name == DRIVER
+    finally:
+        channel.close()
+        process.terminate()
+        returncode = process.wait(timeout=30)
+    assert returncode == 0, (tmp_path / "csi-node.log").read_text()
+    assert not socket.exists()
+    socket.parent.rmdir()
+
+
 @pytest.mark.slow
 def test_a_publish_killed_mid_pull_leaves_nothing_to_mount_and_the_next_run_cleans_it(
         registry: Registry, kubelet: Path, tmp_path: Path) -> None:
     artifact, source = _push(registry, tmp_path, "big", weights_bytes=768 * 2**20)
     cache_dir, socket, log = tmp_path / "node-cache", _socket_dir() / "csi.sock", tmp_path / "csi-node.log"
     target = _target(kubelet, "pod-1")
-    process = _cli_plugin(registry, cache_dir, kubelet, socket, log)
+    process = _cli_plugin(registry.host, cache_dir, kubelet, socket, log)
     channel = grpc.insecure_channel(f"unix://{socket}")
     try:
         plugin = Plugin(None, socket, channel)
@@ -423,7 +443,7 @@ def test_a_publish_killed_mid_pull_leaves_nothing_to_mount_and_the_next_run_clea
     debris = [*cache.incoming.iterdir(), *[path for path in cache.models.iterdir() if ".partial-" in path.name]]
     assert debris and not _mounts_under(kubelet)
     # The next run removes the debris as it starts, before any publish, and then publishes the model whole.
-    process = _cli_plugin(registry, cache_dir, kubelet, socket, log)
+    process = _cli_plugin(registry.host, cache_dir, kubelet, socket, log)
     channel = grpc.insecure_channel(f"unix://{socket}")
     try:
         assert not any(path.exists() for path in debris)
@@ -434,10 +454,9 @@ def test_a_publish_killed_mid_pull_leaves_nothing_to_mount_and_the_next_run_clea
         _unpublish(plugin, target)
     finally:
         channel.close()
-        # SIGTERM: the server stops and removes its socket.
         process.terminate()
-        assert process.wait(timeout=30) == 0, log.read_text()
-        assert not socket.exists()
-        shutil.rmtree(socket.parent, ignore_errors=True)
-        if process.poll() is None:
-            process.kill()
+        returncode = process.wait(timeout=30)
+    # SIGTERM: the server stops and removes its socket.
+    assert returncode == 0, log.read_text()
+    assert not socket.exists()
+    socket.parent.rmdir()
