@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipway.cli._common import ChartsOption, NoChartsOption, console, err_console, guarded, print_table
+from shipway.cli._common import (
+    BadOption,
+    ChartsOption,
+    NoChartsOption,
+    console,
+    err_console,
+    guarded,
+    print_table,
+)
+
+if TYPE_CHECKING:
+    from shipway.images.inventory import ImageRef
+    from shipway.images.mirror import MirrorTarget
 
 images_app = typer.Typer(help="The images a platform and its models run: list them, or copy them to a mirror.",
                          no_args_is_help=True)
@@ -106,11 +118,13 @@ def mirror_command(
 
         target = MirrorTarget.parse(to)
         found = _platform_images(blueprint, charts, no_charts) if blueprint else None
+        wanted = [use.image for use in found.images] if found else []
+        wanted += [parsed for parsed in map(parse_image, image) if parsed not in wanted]
+        if blueprint is not None:
+            _refuse_team_repositories(blueprint, to, target, wanted)
         if found is not None and found.unread_releases:
             raise ShipwayError("these releases' images cannot be read without their charts, so a mirror would "
                                f"miss them: {', '.join(found.unread_releases)}; render them with --charts")
-        wanted = [use.image for use in found.images] if found else []
-        wanted += [parsed for parsed in map(parse_image, image) if parsed not in wanted]
         if not wanted:
             raise ShipwayError("nothing to mirror: give a blueprint, or images with --image")
         client = RegistryClient(target.host, plain_http=plain_http, credentials=resolve_credentials())
@@ -130,6 +144,23 @@ def mirror_command(
         for result in done:
             console.print(f"{result.source} -> {result.target}  "
                           f"({result.manifests} manifests, {result.blobs_sent} blobs sent, {result.bytes_sent} bytes)")
+
+
+def _refuse_team_repositories(blueprint: Path, to: str, target: MirrorTarget, wanted: list[ImageRef]) -> None:
+    """Refuse copies that would land in a team's repositories: in the platform's zot, `<team>/**` belongs to the
+    team's identities, whose push could then replace images the platform runs (exit 2)."""
+    from shipway.render.registry import owning_team
+    from shipway.spec import load_blueprint
+
+    teams = [team.name for team in load_blueprint(blueprint).teams]
+    clashes = sorted({(target.repository(image), owner) for image in wanted
+                      if (owner := owning_team(target.repository(image), teams)) is not None})
+    if clashes:
+        repository, team = clashes[0]
+        raise BadOption(f"Got --to {to}: {len(clashes)} images would land in repositories of team {team} "
+                        f"(first {repository}), which the team's push identity may overwrite in the platform's "
+                        f"registry. Choose a prefix whose first part is no team's name ({', '.join(teams)}), "
+                        f"e.g. --to oci://{target.host}/platform-mirror")
 
 
 def register(app: typer.Typer) -> None:

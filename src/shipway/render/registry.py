@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,13 @@ class Identity:
     def repositories(self) -> str:
         """The zot repository glob this identity is scoped to."""
         return "**" if self.team is None else f"{self.team}/**"
+
+
+def owning_team(repository: str, teams: Iterable[str]) -> str | None:
+    """The team whose identities zot grants this repository, if any: `<team>/**` matches `<team>` itself and
+    every repository under it (doublestar), and wins over `**` as the longer pattern."""
+    first = repository.split("/")[0]
+    return next((team for team in teams if team == first), None)
 
 
 def url(blueprint: Blueprint) -> str:

@@ -128,3 +128,18 @@ def test_tables_never_cut_a_long_image_name(tmp_path: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert mirror in result.stdout, f"`shipway {' '.join(args[:2])}` cut the name:\n{result.stdout}"
+
+
+def test_images_mirror_refuses_a_prefix_that_is_a_team_repository() -> None:
+    """In the platform's zot a team's identities own `<team>/**`: mirrored platform images there could be
+    replaced by that team's push. The copy is refused before anything is sent (exit 2)."""
+    blueprint = str(REPO / "blueprints" / "kind-dev.yaml")
+    result = CliRunner().invoke(app, ["images", "mirror", blueprint, "--no-charts", "--to", "oci://localhost:5001/fraud"])
+    assert result.exit_code == 2, result.output
+    assert "repositories of team fraud (first fraud/docker.io/" in result.output
+    assert "platform-mirror" in result.output and "Traceback" not in result.output
+    # A prefix that merely starts like a team's name is the platform's (zot's glob is fraud/**, not fraud*).
+    other = CliRunner().invoke(app, ["images", "mirror", blueprint, "--no-charts", "--to",
+                                     "oci://localhost:5001/fraud-mirror"])
+    assert other.exit_code == 1 and "render them with --charts" in other.output, other.output
+    assert "repositories of team" not in other.output

@@ -162,8 +162,7 @@ def _repositories(teams: list[str]) -> dict[str, str | None]:
     team's prefix (`<team>-evil/x`) are the platform's."""
     names = [*OTHER_REPOS, *(name for team in teams for name in (
         team, f"{team}/model", f"{team}/deep/er/model", f"{team}-evil/x", f"{team}evil/x", f"x/{team}/y"))]
-    return {name: next((team for team in teams if name == team or name.startswith(f"{team}/")), None)
-            for name in names}
+    return {name: registry.owning_team(name, teams) for name in names}
 
 
 def identity_table_violations(config: dict[str, Any], teams: list[str], on_kind: bool) -> list[str]:
@@ -338,3 +337,14 @@ def test_the_admin_identity_is_named_by_zot_alone(each_blueprint) -> None:
     control = _rendered(each_blueprint)["http"]["accessControl"]
     assert [pattern for pattern, group in control["repositories"].items()
             if registry.ADMIN_USERNAME in json.dumps(group)] == []
+
+
+def test_owning_team_is_what_zot_grants_the_team(each_blueprint) -> None:
+    """registry.owning_team (which `images mirror` uses to keep platform copies out of team repositories)
+    names exactly the team whose pull identity zot lets read, on every name the identity table asks about."""
+    zot = Zot(_rendered(each_blueprint))
+    teams = [team.name for team in each_blueprint.blueprint.teams]
+    for repo in _repositories(teams):
+        readers = [team for team in teams if zot.can(f"{team}-pull", READ, repo)]
+        assert readers == [owner for owner in [registry.owning_team(repo, teams)] if owner is not None], repo
+    assert registry.owning_team("mirror/docker.io/library/busybox", [*teams, "mirror"]) == "mirror"
