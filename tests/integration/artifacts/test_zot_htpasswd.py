@@ -43,3 +43,26 @@ def test_go_bcrypt_accepts_shipway_htpasswd_lines(tmp_path: Path, monkeypatch: p
         assert requests.get(url, timeout=5).status_code == 401
     finally:
         running.close()
+
+
+def test_a_password_over_72_bytes_logs_in_with_its_first_72_counting(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user-chosen `shipway:registryPassword` may be longer than bcrypt's 72 bytes: Shipway hashes its first 72
+    (Python's bcrypt refuses more), and Go's CompareHashAndPassword (golang.org/x/crypto bcrypt/bcrypt.go) does not
+    refuse a long password but keys Blowfish with its first 72 bytes only, so the full password logs in."""
+    from shipway.render.registry import htpasswd_line
+
+    salt = base64.b64encode(os.urandom(16)).decode()
+    long_password = "password-" * 12  # 108 bytes
+    assert len(long_password.encode()) > 72
+    monkeypatch.setattr(conftest, "_htpasswd_line",
+                        lambda user, _password: htpasswd_line(user, long_password, salt).rstrip("\n"))
+    running = conftest._registry(tmp_path, with_auth=True)
+    server = next(running)
+    try:
+        url = f"http://{server.host}/v2/"
+        assert requests.get(url, auth=(USERNAME, long_password), timeout=5).status_code == 200
+        first_71 = long_password[:71]
+        assert requests.get(url, auth=(USERNAME, first_71), timeout=5).status_code == 401
+    finally:
+        running.close()
