@@ -44,8 +44,9 @@ def _container(pod: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-def _csi_volumes(synthesised) -> list[dict[str, Any]]:
-    """The csi volume of every example model rendered by digest, as promote renders it, for every team."""
+def _rollouts(synthesised, digest: str | None = DIGEST) -> list[dict[str, Any]]:
+    """The Rollout of every example model for every team and environment, rendered by digest as promote
+    renders it (or by tag), with the platform's pull secret rather than a model's own Secret."""
     blueprint, profile = synthesised.blueprint, synthesised.result.profile
     found = []
     for path in sorted(MODELS.glob("*.yaml")):
@@ -54,12 +55,17 @@ def _csi_volumes(synthesised) -> list[dict[str, Any]]:
             for env in blueprint.team_environments(team):
                 try:
                     objects = render(spec.model_copy(update={"team": team.name}), profile, env, None,
-                                     artifact_digest=DIGEST)
+                                     artifact_digest=digest)
                 except RenderRefused:
                     continue  # e.g. a GPU model on a team without GPU pools
-                pod = objects[0]["spec"]["template"]["spec"]
-                found += [volume["csi"] for volume in pod["volumes"] if "csi" in volume]
+                found.append(objects[0])
     return found
+
+
+def _csi_volumes(synthesised) -> list[dict[str, Any]]:
+    """The csi volume of every example model rendered by digest, for every team."""
+    return [volume["csi"] for rollout in _rollouts(synthesised)
+            for volume in rollout["spec"]["template"]["spec"]["volumes"] if "csi" in volume]
 
 
 def _parsed_args(args: list[str]) -> tuple[Any, dict[str, Any]]:
@@ -118,6 +124,20 @@ def test_every_csi_volume_the_render_writes_is_one_the_plugin_accepts(each_bluep
         assert volume["nodePublishSecretRef"] == {"name": registry.PULL_SECRET}
         credentials = node.registry_credentials(secret, plugin_registry)
         assert (credentials.username, credentials.password) == ("fraud-pull", "pw")
+
+
+def test_the_plugins_registry_is_the_host_of_every_platform_artifact_the_render_names(each_blueprint) -> None:
+    """By digest (the csi volume) or by tag (the init container's pull), every artifact on the platform's
+    registry that a rendered model names is on the one host the plugin pulls from."""
+    args = _container(_plugin_pod(each_blueprint), "plugin")["args"]
+    plugin_registry = args[args.index("--registry") + 1]
+    rollouts = _rollouts(each_blueprint) + _rollouts(each_blueprint, digest=None)
+    hosts = {rollout["metadata"]["annotations"]["shipway.dev/artifact"].removeprefix("oci://").split("/")[0]
+             for rollout in rollouts}
+    assert hosts == {plugin_registry}
+    for rollout in rollouts:
+        for container in rollout["spec"]["template"]["spec"].get("initContainers", []):
+            assert container["command"][3].removeprefix("oci://").split("/")[0] == plugin_registry
 
 
 @pytest.mark.parametrize("other", ["registry.example.com", "zot.shipway-registry.svc.cluster.local:5001"])
