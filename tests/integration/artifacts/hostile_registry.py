@@ -65,6 +65,9 @@ class FakeRegistry:
     uploads: dict[str, bytearray] = field(default_factory=dict)
     port: int = 0
     bytes_sent: int = 0
+    # Repositories the credentials may not read: 403, as a registry with per-repository access control (zot's
+    # accessControl) answers an identity it knows but does not let in.
+    forbidden: set[str] = field(default_factory=set)
 
     @property
     def host(self) -> str:
@@ -104,6 +107,8 @@ class FakeRegistry:
         path = request.path
         if path == "/v2/":
             return web.json_response({})
+        if any(path.startswith(f"/v2/{repository}/") for repository in self.forbidden):
+            return web.Response(status=403)
         if "/manifests/" in path:
             reference = path.rsplit("/manifests/", 1)[1]
             if request.method == "PUT":

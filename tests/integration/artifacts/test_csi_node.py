@@ -398,6 +398,25 @@ def _cli_plugin(registry_host: str, cache: Path, kubelet: Path, socket: Path, lo
     return process
 
 
+def test_an_identity_the_registry_knows_but_does_not_let_read_the_repository_cannot_mount_it_from_the_node(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """Per-repository access control (zot's): team B's own valid pull identity gets 403 on team A's repository,
+    and so no mount of team A's model, which is on the node already."""
+    from hostile_registry import digest_of, file_layer
+
+    server, _ = hostile
+    raw = server.add_model([file_layer("weights.bin", os.urandom(64 << 10))])
+    artifact = f"oci://{server.host}/team/model@{digest_of(raw)}"
+    plugin = serve_plugin(server)
+    _publish(plugin, artifact, _target(kubelet, "team-a-pod"), _secrets(server))
+    server.forbidden.add("team/model")
+    target = _target(kubelet, "team-b-pod")
+    error = _refused(lambda: _publish(plugin, artifact, target, _secrets(server)))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "403" in error.details(), error.details()
+    assert not target.exists() and _mounts_under(kubelet) == [str(_target(kubelet, "team-a-pod"))]
+    _unpublish(plugin, _target(kubelet, "team-a-pod"))
+
+
 def test_the_command_serves_until_sigterm_then_removes_its_socket(tmp_path: Path) -> None:
     kubelet, socket = tmp_path / "kubelet", _socket_dir() / "csi.sock"
     (kubelet / "pods").mkdir(parents=True)
