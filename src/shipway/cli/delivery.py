@@ -9,7 +9,6 @@ from typing import Any, Optional
 import typer
 
 from shipway.cli._common import console, former_name, guarded
-from shipway.errors import ShipwayError
 
 GATE_REPORT_DEFAULT = Path("build/gate/gate-report.json")
 
@@ -22,16 +21,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _profile(path: Path) -> dict[str, Any]:
+    from shipway.delivery.errors import BadProfile
+
     try:
         profile = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ShipwayError(f"cannot read the platform profile {path}: {error.strerror}; "
+        raise BadProfile(f"cannot read the platform profile {path}: {error.strerror}; "
                            "`shipway synth BLUEPRINT` writes platform.json") from None
     except ValueError as error:
-        raise ShipwayError(f"{path} is not JSON: {error}") from None
+        raise BadProfile(f"{path} is not JSON: {error}") from None
     kind = str(profile.get("apiVersion", "")) if isinstance(profile, dict) else ""
     if not kind.startswith("shipway.dev/platform-profile/"):
-        raise ShipwayError(f"{path} is not a Shipway platform profile (platform.json from `shipway synth`)")
+        raise BadProfile(f"{path} is not a Shipway platform profile (platform.json from `shipway synth`)")
     return profile
 
 
@@ -43,6 +44,10 @@ def render(
     out_former: Optional[Path] = former_name("--out"),
     stable_version: Optional[str] = typer.Option(
         None, "--stable-version", help="Version serving now, compared with this one by the canary analysis."
+    ),
+    artifact_digest: Optional[str] = typer.Option(
+        None, "--artifact-digest", help="Name the artifact by this manifest digest (sha256:...), as `promote` "
+        "commits it; else by the version's tag."
     ),
 ) -> None:
     """Render a model's Kubernetes objects for one environment of a platform."""
@@ -57,7 +62,7 @@ def render(
         from shipway.files import write_tree
 
         spec = load_model_spec(model)
-        files = rendered_files(render_objects(spec, _profile(platform), env, stable_version))
+        files = rendered_files(render_objects(spec, _profile(platform), env, stable_version, artifact_digest))
         write_tree(files, out)  # objects a previous render had and this one lacks must not linger
         console.print(f"rendered {spec.name} {spec.version} for {env}: {len(files)} objects in {out}",
                       highlight=False, soft_wrap=True)

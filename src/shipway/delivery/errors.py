@@ -11,6 +11,12 @@ class RenderRefused(ShipwayError):
     exit_code = 2
 
 
+class BadProfile(ShipwayError):
+    """The --platform file is unreadable or is not a Shipway platform profile."""
+
+    exit_code = 2
+
+
 class PromotionRefused(ShipwayError):
     """A promotion that would ship an unproven version, or cannot be made in this repository."""
 

@@ -48,7 +48,33 @@ def test_render_refusals_and_bad_specs_exit_2(tmp_path: Path, kind_profile: dict
     (tmp_path / "junk.json").write_text("{}")
     wrong = runner.invoke(app, ["render", str(MODELS / "sklearn-none.yaml"), "--platform",
                                 str(tmp_path / "junk.json"), "--env", "staging", "-o", "x"])
-    assert wrong.exit_code == 1 and "not a Shipway platform profile" in wrong.output
+    assert wrong.exit_code == 2 and "not a Shipway platform profile" in wrong.output
+    missing = runner.invoke(app, ["render", str(MODELS / "sklearn-none.yaml"), "--platform",
+                                  str(tmp_path / "missing.json"), "--env", "staging", "-o", "x"])
+    assert missing.exit_code == 2 and "cannot read the platform profile" in missing.output
+    tag = runner.invoke(app, ["render", str(MODELS / "canary-sklearn.yaml"), "--platform", platform, "--env",
+                              "staging", "--artifact-digest", "latest", "-o", "x"])
+    assert tag.exit_code == 2 and "expected sha256: and 64 hex digits" in tag.output
+
+
+def test_render_by_digest_is_what_promote_commits(tmp_path: Path, kind_profile: dict) -> None:
+    """By digest, a model on the platform registry mounts its model through the node cache's CSI volume, as the
+    pods promote commits do; by tag an init container pulls it (a tag can move; the cache keys by digest)."""
+    import yaml
+
+    platform = str(_platform(tmp_path, kind_profile))
+    digest = "sha256:" + "ab" * 32
+    command = ["render", str(MODELS / "canary-sklearn.yaml"), "--platform", platform, "--env", "staging"]
+    by_digest = runner.invoke(app, [*command, "--artifact-digest", digest, "-o", str(tmp_path / "digest")])
+    by_tag = runner.invoke(app, [*command, "-o", str(tmp_path / "tag")])
+    assert by_digest.exit_code == 0 and by_tag.exit_code == 0, by_digest.output + by_tag.output
+    pod = yaml.safe_load((tmp_path / "digest" / "rollout-churn.yaml").read_text())["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "model")
+    assert volume["csi"]["volumeAttributes"]["artifact"].endswith(f"@{digest}")
+    assert "initContainers" not in pod or not any(c["name"] == "fetch" for c in pod["initContainers"])
+    tagged = yaml.safe_load((tmp_path / "tag" / "rollout-churn.yaml").read_text())["spec"]["template"]["spec"]
+    assert "csi" not in next(v for v in tagged["volumes"] if v["name"] == "model")
+    assert tagged["initContainers"]
 
 
 def test_init_gitops_then_promote_with_version_and_gate_report(tmp_path: Path, kind_profile: dict) -> None:
