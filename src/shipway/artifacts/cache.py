@@ -152,6 +152,20 @@ class NodeCache:
                 used = self.size()
                 used -= self._drop_unused_blobs(used + incoming - self.max_bytes)
 
+    def room_for(self, incoming: int) -> bool:
+        """Evict what may go to make room for `incoming` more bytes; whether they then fit under the bound.
+
+        Blobs other pulls are still downloading are left out of the count: the incoming bytes may be those.
+        """
+        self.make_room(incoming)
+        downloading = 0
+        for path in self.incoming.iterdir():
+            try:
+                downloading += path.lstat().st_size
+            except FileNotFoundError:
+                pass
+        return self.size() - downloading + incoming <= self.max_bytes
+
     def record_publication(self, key: str, manifest_digest: str, detail: dict[str, str]) -> None:
         """Record that the model of `manifest_digest` is (about to be) mounted somewhere; `key` names the mount."""
         record = self.publications / f"{key}.json"

@@ -335,6 +335,26 @@ def test_eviction_skips_a_mounted_model_and_evicts_an_unmounted_one(
         _unpublish(plugin, _target(kubelet, pod))
 
 
+def test_a_cache_full_of_mounted_models_refuses_a_new_one_before_downloading_it(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    artifacts = {name: _push(registry, tmp_path, name)[0] for name in ("alpha", "beta", "gamma")}
+    plugin = serve_plugin(registry, max_size=14 * 2**20)
+    cache = plugin.plugin.config.cache
+    for name in ("alpha", "beta"):
+        _publish(plugin, artifacts[name], _target(kubelet, f"pod-{name}"))
+    served = registry.blobs_served()
+    error = _refused(lambda: _publish(plugin, artifacts["gamma"], _target(kubelet, "pod-gamma")))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-size" in error.details(), error.details()
+    assert registry.blobs_served() == served and cache.size() <= cache.max_bytes
+    assert not _target(kubelet, "pod-gamma").exists()
+    # Once a pod lets its model go, the new one fits.
+    _unpublish(plugin, _target(kubelet, "pod-beta"))
+    _publish(plugin, artifacts["gamma"], _target(kubelet, "pod-gamma"))
+    assert cache.size() <= cache.max_bytes
+    for name in ("alpha", "gamma"):
+        _unpublish(plugin, _target(kubelet, f"pod-{name}"))
+
+
 def test_identity_and_node_info_and_anything_else_unimplemented(registry: Registry, serve_plugin) -> None:
     plugin = serve_plugin(registry)
     info = plugin.call("/csi.v1.Identity/GetPluginInfo", messages.message_class("GetPluginInfoRequest")())

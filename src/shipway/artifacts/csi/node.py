@@ -290,8 +290,10 @@ class NodePlugin:
 
     def _check_size(self, client: RegistryClient, reference: Reference, model: Path, max_bytes: int | None) -> None:
         """Refuse an artifact larger than the volume's maxSize or the whole cache, before a byte is pulled."""
+        cache = self.config.cache
+        installed = installed_digest(model) == reference.digest
         try:
-            if installed_digest(model) == reference.digest:
+            if installed:
                 manifest = _marker_manifest(model)
             else:
                 raw, _ = client.get_manifest(reference, accept=MANIFEST_MEDIA_TYPE)
@@ -300,12 +302,21 @@ class NodePlugin:
             raise CsiError(_status_of(error), f"reading the manifest of {reference}: {error}") from None
         descriptors = [manifest["config"], *manifest.get("layers", [])]
         size = sum(int(descriptor["size"]) for descriptor in descriptors)
-        for bound, what in ((max_bytes, f"volumeAttributes.{MAX_SIZE}"),
-                            (self.config.cache.max_bytes, "the node cache (--max-size)")):
+        for bound, what in ((max_bytes, f"volumeAttributes.{MAX_SIZE}"), (cache.max_bytes, "the node cache (--max-size)")):
             if bound is not None and size > bound:
                 raise CsiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"{reference} is {size} bytes, more than the {bound} bytes {what} allows: raise "
                                "spec.resources.model_storage, or the node cache's size")
+        if installed:
+            return
+        # The blobs the node lacks. A small-files bundle's archive stays beside the files unpacked from it only until
+        # eviction wants room: nothing links it, so it goes first.
+        needed = sum(int(d["size"]) for d in descriptors if not cache.has(d["digest"], int(d["size"])))
+        if not cache.room_for(needed):
+            raise CsiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"the node cache cannot take {reference} ({needed} bytes more): it is full of models "
+                           f"mounted by running pods, up to its {cache.max_bytes} bytes (--max-size). Raise the node "
+                           "cache's size, or let the pod run on another node")
 
     def _pull(self, reference: Reference, credentials: Credentials, model: Path, max_bytes: int | None) -> None:
         limits = self.config.limits
