@@ -30,10 +30,16 @@ def _model_repo(root: Path, weights: bytes) -> Path:
     return root
 
 
-def _init_container_reference(gitops: Path) -> str:
+def _committed_reference(gitops: Path) -> str:
+    """The artifact the committed pod runs: its node-cache CSI volume's `artifact` (kind-dev runs the node cache),
+    else what its fetch init container pulls."""
     rollout = yaml.safe_load((gitops / "apps/staging/fraud/churn-basic/rollout-churn-basic.yaml").read_text())
-    [fetch] = rollout["spec"]["template"]["spec"]["initContainers"]
-    return fetch["command"][3]
+    pod = rollout["spec"]["template"]["spec"]
+    csi = [volume["csi"] for volume in pod.get("volumes", []) if "csi" in volume]
+    if csi:
+        return str(csi[0]["volumeAttributes"]["artifact"])
+    [fetch] = pod["initContainers"]
+    return str(fetch["command"][3])
 
 
 def test_promote_commits_the_digest_and_a_moved_tag_changes_nothing_that_runs(auth_registry, tmp_path: Path) -> None:
@@ -53,7 +59,7 @@ def test_promote_commits_the_digest_and_a_moved_tag_changes_nothing_that_runs(au
                                    "staging", "--no-gate", "--registry-address", auth_registry.host, "--plain-http"],
                              env=env)
     assert promoted.exit_code == 0, promoted.output
-    committed = _init_container_reference(gitops)
+    committed = _committed_reference(gitops)
     assert committed == f"oci://{profile['registry']['url']}/fraud/churn-basic@{digest}"
 
     # Someone moves the tag to other content; the committed reference still names what was promoted.
