@@ -23,7 +23,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from shipway.artifacts.layout import MARKER_FILE, is_digest
 from shipway.artifacts.locking import exclusive, held_by_someone, remove, try_exclusive
@@ -81,19 +81,6 @@ class NodeCache:
             downloaded = self._ensure(client, reference, digest, size, done)
             _link_or_copy(blob, target)
         return downloaded
-
-    def open_blob(self, client: RegistryClient, reference: Reference, digest: str, size: int,
-                  done: BytesDone) -> tuple[BinaryIO, bool]:
-        """The verified blob opened for reading, downloaded into the cache first if need be; and whether it was.
-
-        Opened under the blob's lock, so eviction may unlink it afterwards without cutting a reader short.
-        Serving it counts as a use for least-recently-used eviction.
-        """
-        blob = self.blob_path(digest)
-        with exclusive(self.locks / f"{blob.name}.lock"):
-            downloaded = self._ensure(client, reference, digest, size, done)
-            os.utime(blob)
-            return blob.open("rb"), downloaded
 
     def _ensure(self, client: RegistryClient, reference: Reference, digest: str, size: int,
                 done: BytesDone) -> bool:
@@ -220,7 +207,8 @@ class NodeCache:
 
     def _drop_unused_blobs(self, excess: int) -> int:
         """Remove blobs no model links to and no pull is placing, least recently used first, until `excess`
-        bytes are freed (the node cache service serves blobs without linking them); the bytes freed."""
+        bytes are freed (a model evicted, or a pod folder pulled with --cache removed, leaves its blobs
+        unlinked); the bytes freed."""
         freed = 0
         unused = [(blob, info) for blob in list(self.blobs.iterdir())
                   if (info := blob.lstat()).st_nlink == 1]

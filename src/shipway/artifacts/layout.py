@@ -39,8 +39,6 @@ MARKER_FILE = ".shipway-artifact.json"
 DRIFT_PROFILE_DEFAULT_NAME = REFERENCE_PROFILE_FILE
 
 USERNAME_ENV = "SHIPWAY_REGISTRY_USERNAME"
-# Where `shipway model cache-serve`, the node cache, listens by default.
-NODE_CACHE_PORT = 5080
 PASSWORD_ENV = "SHIPWAY_REGISTRY_PASSWORD"
 DOCKER_CONFIG_ENV = "DOCKER_CONFIG"
 
@@ -151,7 +149,6 @@ def init_container_args(
     subdirectory: str = "model",
     plain_http: bool = False,
     docker_config: str | None = None,
-    node_cache: str | None = None,
 ) -> list[str]:
     """The init container's command line: `shipway model pull`, with its digest checks, into the volume.
 
@@ -164,8 +161,6 @@ def init_container_args(
         args.append("--plain-http")
     if docker_config:
         args += ["--docker-config", docker_config]
-    if node_cache:
-        args += ["--node-cache", node_cache]
     return args
 
 
@@ -178,19 +173,17 @@ def init_container(
     plain_http: bool = False,
     credentials_secret: str | None = None,
     docker_config: str | None = None,
-    node_cache: str | None = None,
 ) -> dict[str, object]:
     """A Kubernetes init container that pulls and verifies the model into the shared volume.
 
     `credentials_secret` names a Secret with `username` and `password` keys; `docker_config` is the
     path of a docker config.json the caller mounts (a dockerconfigjson pull secret), used otherwise.
-    `node_cache` is the URL of the node cache service, asked first for blobs.
     """
     container: dict[str, object] = {
         "name": "fetch-model",
         "image": image,
         "command": init_container_args(ref, mount_path, subdirectory, plain_http,
-                                       None if credentials_secret else docker_config, node_cache),
+                                       None if credentials_secret else docker_config),
         "volumeMounts": [{"name": volume_name, "mountPath": mount_path}],
     }
     if credentials_secret:

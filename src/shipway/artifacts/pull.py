@@ -6,15 +6,14 @@ import json
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
 from typing import Any
 
 from shipway.artifacts.auth import Credentials
 from shipway.artifacts.bundle import extract_bundle
 from shipway.artifacts.cache import NodeCache
-from shipway.artifacts.errors import ArtifactError, BadOptionError, DigestMismatchError
+from shipway.artifacts.errors import ArtifactError, DigestMismatchError
 from shipway.artifacts.layout import (
     ANNOTATION_BUNDLE_FILES,
     ANNOTATION_TITLE,
@@ -44,8 +43,6 @@ class PullResult:
     bytes_fetched: int
     up_to_date: bool
     seconds: float
-    bytes_from_node_cache: int = 0
-    node_cache_note: str | None = None
 
 
 def _check_manifest(raw: bytes, reference: Reference) -> dict[str, Any]:
@@ -139,16 +136,13 @@ def pull(
     progress: Progress = no_progress,
     limits: TransferLimits | None = None,
     cache: NodeCache | None = None,
-    node_cache: str | None = None,
 ) -> PullResult:
     """Download into a hidden temporary sibling of `destination`, verify, then rename it into place.
 
     Under a lock beside `destination`: what killed runs left there is removed first, and a pull
     that waited for another pull of the same artifact finds it done. With a node cache, blobs
     come from the cache when it holds them and go into it otherwise (the CSI node plugin pulls
-    into the cache's model folder this way; that lock is the per-digest lock its publishes share). With `node_cache` (the node
-    cache service's URL), blobs are asked of that service first, with this pull's registry
-    credentials forwarded, and of the registry when it cannot serve them; both are verified here.
+    into the cache's model folder this way; that lock is the per-digest lock its publishes share).
     """
     reference = parse_reference(target)
     started = time.perf_counter()
@@ -171,7 +165,7 @@ def pull(
                 raise ArtifactError(
                     f"{destination} already exists and holds something else: pass --force to replace it."
                 )
-        fetcher = _Fetcher(client, cache, _NodeCacheSource.connect(node_cache, client) if node_cache else None)
+        fetcher = _Fetcher(client, cache)
         _check_space(manifest, destination.parent, reference, fetcher)
         pinned = reference.with_digest(digest)
         # A sibling, so the final rename stays on one filesystem and is atomic.
@@ -193,61 +187,16 @@ def pull(
         if cache is not None:
             cache.touch(destination)
     return PullResult(reference, digest, destination, tuple(files), fetcher.fetched, False,
-                      time.perf_counter() - started, fetcher.from_node_cache,
-                      fetcher.node_cache.note if fetcher.node_cache is not None else None)
-
-
-class _NodeCacheSource:
-    """The node cache service, spoken to in the registry's protocol, under `<registry>/<repository>`.
-
-    It waits until it has downloaded and verified a blob before sending a byte, so the minimum rate is not
-    judged on it (the deadline is); anything it cannot do sends the pull to the registry.
-    """
-
-    def __init__(self, client: RegistryClient | None, note: str | None) -> None:
-        self.client = client
-        self.note = note
-
-    @classmethod
-    def connect(cls, url: str, registry: RegistryClient) -> _NodeCacheSource:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
-            raise BadOptionError(f"Got --node-cache {url!r}: expected http://HOST:PORT or https://HOST:PORT.")
-        login = registry.login()
-        if not (login.username and login.password):
-            return cls(None, "the node cache was not asked: it needs registry credentials to forward")
-        limits = replace(registry.limits, min_rate_bytes_s=0.0)
-        try:
-            client = RegistryClient(parts.netloc, plain_http=parts.scheme == "http", credentials=login,
-                                    retry=RetryPolicy(attempts=1), timeout=(3.0, limits.deadline_s), limits=limits)
-        except ArtifactError as error:
-            return cls(None, f"the node cache at {url} was unreachable ({error}); pulled from the registry")
-        return cls(client, None)
-
-    def pull_blob(self, reference: Reference, digest: str, size: int, target: Path, done: BytesDone) -> bool:
-        """Put the verified blob at `target` from the node cache; False (and a note) if it could not."""
-        if self.client is None:
-            return False
-        via_cache = Reference(self.client.host, f"{reference.registry}/{reference.repository}", None, digest)
-        try:
-            self.client.pull_blob(via_cache, digest, size, target, done)
-        except (ArtifactError, OSError) as error:
-            self.note = f"the node cache could not serve {digest} ({error}); pulled from the registry"
-            target.unlink(missing_ok=True)
-            return False
-        return True
+                      time.perf_counter() - started)
 
 
 class _Fetcher:
     """Puts one blob at a path: from the node cache when it has it, else from the registry."""
 
-    def __init__(self, client: RegistryClient, cache: NodeCache | None,
-                 node_cache: _NodeCacheSource | None = None) -> None:
+    def __init__(self, client: RegistryClient, cache: NodeCache | None) -> None:
         self.client = client
         self.cache = cache
-        self.node_cache = node_cache
         self.fetched = 0
-        self.from_node_cache = 0
 
     def needed(self, digest: str, size: int) -> int:
         """Bytes this blob will take on the destination's disk."""
@@ -255,9 +204,6 @@ class _Fetcher:
 
     def fetch(self, reference: Reference, digest: str, size: int, target: Path, done: BytesDone) -> None:
         """Write the blob's verified bytes at `target`."""
-        if self.node_cache is not None and self.node_cache.pull_blob(reference, digest, size, target, done):
-            self.from_node_cache += size
-            return
         if self.cache is None:
             self.client.pull_blob(reference, digest, size, target, done)
             self.fetched += size

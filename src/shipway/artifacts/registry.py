@@ -14,7 +14,6 @@ host, never to an upload Location or a redirect elsewhere.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 from urllib.parse import urljoin, urlsplit
@@ -138,15 +137,6 @@ class RegistryClient(oras.provider.Registry):
                 f"set {USERNAME_ENV} and {PASSWORD_ENV}, or log in with a docker config."
             )
         self._basic_header: dict[str, str] = self.auth.get_auth_header() if backend == "basic" else {}
-
-    def login(self) -> Credentials:
-        """The username and password this client uses on its registry, wherever they came from (flags, environment,
-        docker config), for forwarding to the node cache, which asks the registry with them; empty if none."""
-        secret = getattr(self.auth, "_basic_auth", None)
-        if not secret:
-            return Credentials(source=self.credentials.source)
-        username, _, password = base64.b64decode(secret).decode().partition(":")
-        return Credentials(username, password, source=self.credentials.source)
 
     # --- requests -------------------------------------------------------
 

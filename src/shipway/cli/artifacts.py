@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipway.cli._common import BadOption, console, guarded, host_port, registry_host, run_service
+from shipway.cli._common import BadOption, console, guarded, registry_host
 
 if TYPE_CHECKING:
     from shipway.artifacts.auth import Credentials
@@ -192,9 +192,6 @@ def pull_command(
         "--cache-max-size", help="Evict least recently used models to keep the cache under this size.")] = "100Gi",
     cache_keep: Annotated[float, typer.Option(
         "--cache-keep", min=0, help="Seconds after its last pull during which a model is never evicted.")] = 3600.0,
-    node_cache: Annotated[str | None, typer.Option(
-        "--node-cache", help="The node cache service (http://HOST:PORT): blobs are asked of it first, with this "
-                             "pull's registry credentials, and of the registry when it cannot serve them.")] = None,
 ) -> None:
     """Pull a model, verifying every digest; the directory appears only once it is complete."""
     _stop_on_sigterm()
@@ -205,56 +202,21 @@ def pull_command(
 
         destination = target_path(destination)
         limits = _limits(max_blob_size, max_manifest_size, deadline, min_rate, rate_window)
-        node_cache_url = node_cache
         node_cache = (NodeCache(cache, _bytes("--cache-max-size", cache_max_size), cache_keep)
                       if cache is not None else None)
         credentials = _credentials(username, password, password_stdin, docker_config)
         bars = _Bars()
         with bars.progress:
             result = pull(reference, destination, force=force, plain_http=plain_http, credentials=credentials,
-                          progress=bars, limits=limits, cache=node_cache, node_cache=node_cache_url)
-        if result.node_cache_note:
-            console.print(f"[yellow]note[/]: {result.node_cache_note}", highlight=False)
+                          progress=bars, limits=limits, cache=node_cache)
         pinned = result.reference.with_digest(result.manifest_digest)
         if result.up_to_date:
             console.print(f"[green]up to date[/]: {destination} already holds {pinned}")
             return
         console.print(
             f"[green]pulled[/] {pinned}\n  into     {destination}\n"
-            f"  verified {len(result.files)} files, {_size(result.bytes_fetched)}"
-            + (f" from the registry, {_size(result.bytes_from_node_cache)} from the node cache" if node_cache_url
-               else "")
-            + f" in {result.seconds:.1f} s"
+            f"  verified {len(result.files)} files, {_size(result.bytes_fetched)} in {result.seconds:.1f} s"
         )
-
-
-def cache_serve_command(
-    cache_dir: Annotated[Path, typer.Option("--dir", help="The node's cache folder (the DaemonSet's hostPath).")],
-    registry: Annotated[str, typer.Option(
-        "--registry", help="HOST[:PORT] of the one registry this cache serves blobs from.")],
-    max_size: Annotated[str, typer.Option(
-        "--max-size", help="Evict least recently used blobs to keep the cache under this size (e.g. 200Gi).")],
-    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on.")] = "0.0.0.0:5080",
-    plain_http: PlainHttp = False,
-    deadline: Deadline = 6 * 3600.0,
-    min_rate: MinRate = "64Ki",
-    rate_window: RateWindow = 30.0,
-) -> None:
-    """Serve the node's verified model blobs to its pods, each only to a requester the registry would serve it to.
-
-    Every request carries the requester's registry credentials. The cache asks the registry with them (HEAD of the blob) before answering, and downloads a missing blob once per node with them.
-    """
-    with guarded():
-        from shipway.artifacts.cache import NodeCache
-        from shipway.artifacts.cache_service import CacheServiceConfig, serve
-
-        host, port = host_port(listen, "--listen", "0.0.0.0:5080")
-        registry = registry_host(registry, "--registry")
-        limit = _bytes("--max-size", max_size)
-        config = CacheServiceConfig(NodeCache(cache_dir, limit, keep_recent_s=0.0), registry, plain_http,
-                                    _limits(max_size, "4Mi", deadline, min_rate, rate_window))
-        console.print(f"node cache for {registry} on {listen}, {cache_dir} up to {max_size}", highlight=False)
-        run_service(lambda: serve(config, host, port))
 
 
 def csi_node_command(
@@ -341,6 +303,5 @@ def register(app: typer.Typer) -> None:
     model.command("push")(push_command)
     model.command("pull")(pull_command)
     model.command("exists")(exists_command)
-    model.command("cache-serve")(cache_serve_command)
     model.command("csi-node")(csi_node_command)
     app.add_typer(model, name="model")

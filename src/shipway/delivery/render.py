@@ -295,8 +295,9 @@ def pod_spec(spec: ModelSpec, profile: Profile, where: Placement) -> Obj:
 def node_cache_driver(profile: Profile) -> str | None:
     """The node cache's CSI driver the platform runs; None when it runs none.
 
-    Profiles written before the CSI driver held the cache service's URL in registry.nodeCache: that service
-    is gone once the platform is synthesised again, so such a profile means no node cache here.
+    Profiles written before the CSI driver held the old cache service's URL in registry.nodeCache. That service
+    and `model pull --node-cache` no longer exist, so such a profile means no node cache here: the init container
+    pulls from the registry.
     """
     cache = profile.get("registry", {}).get("nodeCache")
     return str(cache["driver"]) if isinstance(cache, dict) and cache.get("driver") else None

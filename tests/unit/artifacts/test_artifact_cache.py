@@ -135,24 +135,20 @@ def test_a_model_a_pull_is_using_is_not_evicted(tmp_path: Path) -> None:
     assert busy.exists() and not idle.exists()
 
 
-def test_blobs_the_node_cache_service_serves_are_evicted_least_recently_served_first(tmp_path: Path) -> None:
-    """The service serves blobs without linking them into models: eviction among them is by last use, and only
-    as many go as the incoming blob needs."""
+def test_blobs_no_folder_links_any_more_are_evicted_least_recently_used_first(tmp_path: Path) -> None:
+    """A pod folder pulled with --cache links its blobs; once it is gone they are unused: eviction among them
+    is by last use, and only as many go as the incoming blob needs."""
     blobs = [os.urandom(100 << 10) for _ in range(3)]
     cache = NodeCache(tmp_path / "cache", 350 << 10)
-    client = _Client({_digest(data): data for data in blobs + [os.urandom(1)]})
-    for age, data in zip((300, 100, 200), blobs):
-        handle, downloaded = cache.open_blob(client, None, _digest(data), len(data), lambda _: None)  # type: ignore[arg-type]
-        with handle:
-            assert downloaded and handle.read() == data
+    client = _Client({_digest(data): data for data in blobs})
+    for index, (age, data) in enumerate(zip((300, 100, 200), blobs)):
+        pod = tmp_path / f"pod-{index}"
+        assert _fetch(cache, client, data, pod) is True
+        pod.unlink()
         os.utime(cache.blob_path(_digest(data)), (time.time() - age,) * 2)
-    # The third blob is served again: it becomes the most recent, without a download.
-    handle, downloaded = cache.open_blob(client, None, _digest(blobs[2]), len(blobs[2]), lambda _: None)  # type: ignore[arg-type]
-    handle.close()
-    assert not downloaded
     incoming = os.urandom(100 << 10)
     client.blobs[_digest(incoming)] = incoming
-    cache.open_blob(client, None, _digest(incoming), len(incoming), lambda _: None)[0].close()  # type: ignore[arg-type]
+    assert _fetch(cache, client, incoming, tmp_path / "pod-new") is True
     assert not cache.has(_digest(blobs[0]), len(blobs[0]))
     assert cache.has(_digest(blobs[1]), len(blobs[1])) and cache.has(_digest(blobs[2]), len(blobs[2]))
     assert cache.size() <= cache.max_bytes

@@ -86,18 +86,6 @@ CASES: dict[str, Case] = {
         "retrain-trigger", "--listen", f"127.0.0.1:{p}", "--kube-api", "127.0.0.1:6443"],
     "retrain-trigger, bad --gitlab-url": lambda t, p: [
         "retrain-trigger", "--listen", f"127.0.0.1:{p}", "--kube-api", "http://127.0.0.1:1", "--gitlab-url", "gitlab"],
-    "cache-serve, cache folder is a file": lambda t, p: [
-        "model", "cache-serve", "--dir", _garbage(t), "--registry", "127.0.0.1:1", "--max-size", "1Gi",
-        "--listen", f"127.0.0.1:{p}"],
-    "cache-serve, bad --max-size": lambda t, p: [
-        "model", "cache-serve", "--dir", str(t / "cache"), "--registry", "127.0.0.1:1", "--max-size", "lots",
-        "--listen", f"127.0.0.1:{p}"],
-    "cache-serve, bad --listen": lambda t, p: [
-        "model", "cache-serve", "--dir", str(t / "cache"), "--registry", "127.0.0.1:1", "--max-size", "1Gi",
-        "--listen", "[::1]"],
-    "cache-serve, bad --registry": lambda t, p: [
-        "model", "cache-serve", "--dir", str(t / "cache"), "--registry", "https://127.0.0.1:1/x y",
-        "--max-size", "1Gi", "--listen", f"127.0.0.1:{p}"],
     **{f"csi-node, {case}": (lambda change: lambda t, p: _csi_node(t, change))(change) for case, change in {
         "cache folder is a file": {"--dir": "garbage"},
         "bad --max-size": {"--max-size": "lots"},

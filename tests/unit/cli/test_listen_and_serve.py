@@ -1,5 +1,5 @@
-"""One HOST:PORT parser and one serve loop for the three long-running commands (sidecar, retrain-trigger,
-model cache-serve): the same values accepted and refused (exit 2, an example, no traceback), the same SIGTERM ending."""
+"""One HOST:PORT parser and one serve loop for the long-running HTTP commands (sidecar, retrain-trigger): the same
+values accepted and refused (exit 2, an example, no traceback), the same SIGTERM ending."""
 
 from __future__ import annotations
 
@@ -33,19 +33,16 @@ def _env() -> dict[str, str]:
             "SHIPWAY_GITHUB_TOKEN": "test-token"}
 
 
-def _command(name: str, listen: str, tmp_path: Path) -> list[str]:
+def _command(name: str, listen: str) -> list[str]:
     shipway = [sys.executable, "-m", "shipway"]
     if name == "sidecar":
         return [*shipway, "sidecar", "--listen", listen, "--upstream", "http://127.0.0.1:1", "--model", "m",
                 "--version", "v", "--metrics-listen", f"127.0.0.1:{_free_port()}",
                 "--feedback-listen", f"127.0.0.1:{_free_port()}"]
-    if name == "retrain-trigger":
-        return [*shipway, "retrain-trigger", "--listen", listen, "--kube-api", "http://127.0.0.1:1"]
-    return [*shipway, "model", "cache-serve", "--dir", str(tmp_path / "cache"), "--registry", "127.0.0.1:1",
-            "--plain-http", "--max-size", "1Gi", "--listen", listen]
+    return [*shipway, "retrain-trigger", "--listen", listen, "--kube-api", "http://127.0.0.1:1"]
 
 
-COMMANDS = ["sidecar", "retrain-trigger", "cache-serve"]
+COMMANDS = ["sidecar", "retrain-trigger"]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -54,7 +51,7 @@ COMMANDS = ["sidecar", "retrain-trigger", "cache-serve"]
     ("[::1]:5081", ("::1", 5081)),
     ("[::]:65535", ("::", 65535)),
     ("localhost:9091", ("localhost", 9091)),
-    ("node-cache.shipway-cache.svc.cluster.local:5080", ("node-cache.shipway-cache.svc.cluster.local", 5080)),
+    ("retrain.shipway-retrain.svc.cluster.local:8080", ("retrain.shipway-retrain.svc.cluster.local", 8080)),
 ])
 def test_ipv4_bracketed_ipv6_and_host_names_are_accepted(text: str, expected: tuple[str, int]) -> None:
     assert host_port(text, "--listen", "0.0.0.0:8080") == expected
@@ -73,11 +70,11 @@ def test_anything_else_is_refused_with_exit_2_and_an_example(text: str) -> None:
 
 @pytest.mark.parametrize("name", COMMANDS)
 @pytest.mark.parametrize("listen", ["0.0.0.0:99999", "localhost", "::1:5081"])
-def test_each_service_refuses_a_bad_listen_with_exit_2_and_no_traceback(name: str, listen: str, tmp_path: Path,
+def test_each_service_refuses_a_bad_listen_with_exit_2_and_no_traceback(name: str, listen: str,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: retrain-trigger and cache-serve died with `OverflowError: bind(): port must be 0-65535`."""
+    """Before: retrain-trigger died with `OverflowError: bind(): port must be 0-65535`."""
     monkeypatch.setenv("SHIPWAY_GITHUB_TOKEN", "test-token")
-    result = CliRunner().invoke(app, _command(name, listen, tmp_path)[3:])
+    result = CliRunner().invoke(app, _command(name, listen)[3:])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception  # a traceback would be any other exception
     assert f"Got --listen {listen!r}" in result.output and "e.g. --listen 0.0.0.0:" in result.output
@@ -107,11 +104,11 @@ def _serve_then_sigterm(command: list[str], probe: str) -> subprocess.CompletedP
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_each_service_serves_on_a_bracketed_ipv6_address_and_ends_cleanly_on_sigterm(name: str,
-                                                                                     tmp_path: Path) -> None:
-    """Before: cache-serve took `[::1]:PORT` for host `[::1]` and said "Name or service not known"."""
+def test_each_service_serves_on_a_bracketed_ipv6_address_and_ends_cleanly_on_sigterm(name: str) -> None:
+    """Both go through the one parser, which takes `[::1]:PORT` as host `::1` (not `[::1]`, "Name or service not
+    known")."""
     port = _free_port("::1")
-    command = _command(name, f"[::1]:{port}", tmp_path)
+    command = _command(name, f"[::1]:{port}")
     if name == "sidecar":
         probe = f"http://{command[command.index('--metrics-listen') + 1]}/livez"
     else:
@@ -124,12 +121,12 @@ def test_each_service_serves_on_a_bracketed_ipv6_address_and_ends_cleanly_on_sig
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_a_port_in_use_is_one_line_not_a_traceback(name: str, tmp_path: Path) -> None:
+def test_a_port_in_use_is_one_line_not_a_traceback(name: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         listen = f"127.0.0.1:{taken.getsockname()[1]}"
-        done = subprocess.run(_command(name, listen, tmp_path), capture_output=True, text=True, env=_env(),
+        done = subprocess.run(_command(name, listen), capture_output=True, text=True, env=_env(),
                               timeout=60)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and "error: cannot listen:" in done.stderr

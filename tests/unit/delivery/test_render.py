@@ -458,8 +458,11 @@ def test_an_artifact_the_plugin_cannot_pull_keeps_the_init_containers_pull(chang
 
 
 def test_a_platform_without_the_node_cache_or_with_an_older_profile_pulls_in_the_init_container() -> None:
-    """Profiles before the CSI driver named the cache service's URL, which a new synth no longer runs: they
-    mean no node cache, and the pod pulls from the registry itself, as with the cache turned off."""
+    """Profiles before the CSI driver named the cache service's URL: that service and `model pull --node-cache`
+    are gone, so such a profile means no node cache, and the pod pulls from the registry itself, as with the
+    cache turned off, with a command the real `shipway model pull` accepts (no --node-cache)."""
+    from cli_contract import check_command
+
     for cache in (None, "http://shipway-node-cache.shipway-cache.svc.cluster.local:5080"):
         profile = copy.deepcopy(profile_of("kind-dev"))
         if cache is None:
@@ -468,7 +471,9 @@ def test_a_platform_without_the_node_cache_or_with_an_older_profile_pulls_in_the
             profile["registry"]["nodeCache"] = cache
         pod = _digest_pod("canary-sklearn", profile=profile)
         assert [c["name"] for c in pod["initContainers"]] == ["fetch-model"]
-        assert "--node-cache" not in pod["initContainers"][0]["command"]
+        command = pod["initContainers"][0]["command"]
+        assert command[0] == "shipway" and check_command(command[1:]) == "model pull"
+        assert "--node-cache" not in command
         assert all("csi" not in volume for volume in pod["volumes"])
 
 
