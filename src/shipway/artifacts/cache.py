@@ -113,7 +113,10 @@ class NodeCache:
         seen: set[int] = set()
         total = 0
         for path in _files(self.root):
-            info = path.lstat()
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue  # renamed or removed while the cache was walked (a record written, a blob moved in)
             if info.st_ino not in seen:
                 seen.add(info.st_ino)
                 total += info.st_size

@@ -180,6 +180,30 @@ def slow_body(total: int, block: int, interval_s: float, server: FakeRegistry,
     return behaviour
 
 
+def held_body(data: bytes, release: threading.Event, server: FakeRegistry) -> Behaviour:
+    """A 200 with the whole `data` as Content-Length that sends its first half, then holds the rest until
+    `release` is set (or the bound): a pull that stays in flight exactly as long as a test needs."""
+
+    async def behaviour(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        response.content_length = len(data)
+        await response.prepare(request)
+        half = len(data) // 2
+        started = time.monotonic()
+        try:
+            await response.write(data[:half])
+            server.bytes_sent += half
+            while not release.is_set() and time.monotonic() - started < BEHAVIOUR_BOUND_S:
+                await asyncio.sleep(0.02)
+            await response.write(data[half:])
+            server.bytes_sent += len(data) - half
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return response
+
+    return behaviour
+
+
 def redirect_to(location: str) -> Behaviour:
     async def behaviour(request: web.Request) -> web.StreamResponse:
         return web.Response(status=307, headers={"Location": location})

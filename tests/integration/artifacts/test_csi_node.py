@@ -1,8 +1,10 @@
 """The node model cache's CSI plugin, called over gRPC on a unix socket as the kubelet calls it, against a real
 registry (Debian's docker-registry) on 127.0.0.1 and real bind mounts (mount(2) as root with CAP_SYS_ADMIN).
 
-What the kubelet itself does (creating target parents, registering the plugin, calling on pod start and stop)
-is not here: the calls are made the way it makes them, to targets under a kubelet folder in tmp_path.
+What the kubelet itself does (registering the plugin, calling on pod start and stop) is not here: the calls are
+made the way the kubelet makes them (kubernetes pkg/volume/csi at release 1.35: csi_mounter.go SetUpAt,
+csi_client.go NodePublishVolume, csi_plugin.go NewMounter), to targets under a kubelet folder in tmp_path whose
+parent (with the kubelet's vol_data.json in it) the test makes, as SetUpAt does before it calls the plugin.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -81,11 +84,11 @@ class Plugin:
     socket: Path
     channel: grpc.Channel
 
-    def call(self, method: str, request: Any) -> Any:
+    def call(self, method: str, request: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
         request_class, response_class = messages.method_paths()[method]
         stub = self.channel.unary_unary(method, request_serializer=request_class.SerializeToString,
                                         response_deserializer=response_class.FromString)
-        return stub(request, timeout=CALL_TIMEOUT_S)
+        return stub(request, timeout=timeout)
 
 
 def _socket_dir() -> Path:
@@ -98,9 +101,10 @@ def serve_plugin(kubelet: Path, tmp_path: Path) -> Iterator[Callable[..., Plugin
     """Start the plugin in this process for a registry; stopped (and its socket removed) at the end."""
     running: list[tuple[grpc.Server, grpc.Channel, Path]] = []
 
-    def serve(registry: Registry, max_size: int = 2**30) -> Plugin:
+    def serve(registry: Registry, max_size: int = 2**30, **settings: Any) -> Plugin:
         cache = NodeCache(tmp_path / "node-cache", max_size, keep_recent_s=0.0)
-        config = NodeConfig(cache, registry.host, "node-1", kubelet, plain_http=True, retry=RetryPolicy(attempts=1))
+        config = NodeConfig(cache, registry.host, "node-1", kubelet, plain_http=True, retry=RetryPolicy(attempts=1),
+                            **settings)
         socket = _socket_dir() / "csi.sock"
         server, plugin = start(config, socket)
         channel = grpc.insecure_channel(f"unix://{socket}")
@@ -143,26 +147,59 @@ def _secrets(registry: Registry, username: str = USERNAME, password: str = PASSW
 
 
 def _target(kubelet: Path, pod: str) -> Path:
+    """Where the kubelet publishes a pod's inline volume `model`: <kubelet>/pods/<uid>/volumes/kubernetes.io~csi/
+    <volume>/mount (csi_mounter.go GetPath: GetPodVolumeDir(uid, "kubernetes.io~csi", volume) + "/mount")."""
     return kubelet / "pods" / pod / "volumes" / "kubernetes.io~csi" / "model" / "mount"
 
 
+def _volume_id(target: Path) -> str:
+    """The kubelet's volume_id for an inline volume (csi_mounter.go makeVolumeHandle): csi-<sha256(pod uid + volume
+    name)>, hex, the two strings joined with nothing between them."""
+    return "csi-" + hashlib.sha256(f"{target.parts[-5]}{target.parts[-2]}".encode()).hexdigest()
+
+
+def _kubelet_parent(target: Path) -> None:
+    """What SetUpAt does before NodePublishVolume: MkdirAll(filepath.Dir(dir), 0750) and vol_data.json in it."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    (target.parent / "vol_data.json").write_text(json.dumps({
+        "specVolID": target.parts[-2], "volumeHandle": _volume_id(target), "driverName": DRIVER,
+        "nodeName": "node-1", "volumeLifecycleMode": "Ephemeral"}))
+
+
 def _publish(plugin: Plugin, artifact: str, target: Path, secrets: dict[str, str] | None = None,
-             volume_id: str | None = None, readonly: bool = True, **attributes: str) -> Any:
-    target.parent.mkdir(parents=True, exist_ok=True)  # the kubelet makes the target's parent
+             volume_id: str | None = None, readonly: bool = True, mount_flags: tuple[str, ...] = (),
+             fs_type: str = "", timeout: float = CALL_TIMEOUT_S, make_parent: bool = True, **attributes: str) -> Any:
+    """NodePublishVolume as the kubelet sends it for an inline volume with `readOnly: true` on a CSIDriver with
+    podInfoOnMount: the pod's attributes merged into volume_context (csi_mounter.go getPodInfoAttrs), a mount
+    capability with the volume's fsType and no mount options, access mode ReadWriteOnce mapped to
+    SINGLE_NODE_WRITER (csi_client.go asCSIAccessModeV1: the plugin has no SINGLE_NODE_MULTI_WRITER capability)."""
+    if make_parent:
+        _kubelet_parent(target)
+    pod = target.parts[-5]
     request = messages.NodePublishVolumeRequest(
-        volume_id=volume_id or f"csi-{target.parts[-5]}", target_path=str(target), readonly=readonly,
+        volume_id=volume_id or _volume_id(target), target_path=str(target), readonly=readonly,
         secrets=secrets or {},
-        volume_context={"artifact": artifact, "csi.storage.k8s.io/ephemeral": "true",
-                        "csi.storage.k8s.io/pod.name": target.parts[-5], **attributes})
+        volume_context={"artifact": artifact, "csi.storage.k8s.io/pod.name": pod,
+                        "csi.storage.k8s.io/pod.namespace": "team-a", "csi.storage.k8s.io/pod.uid": pod,
+                        "csi.storage.k8s.io/serviceAccount.name": "default", "csi.storage.k8s.io/ephemeral": "true",
+                        **attributes})
+    request.volume_capability.mount.fs_type = fs_type
+    request.volume_capability.mount.mount_flags.extend(mount_flags)
     request.volume_capability.mount.SetInParent()
-    request.volume_capability.access_mode.mode = 1  # SINGLE_NODE_WRITER: what the kubelet sends for inline volumes
-    return plugin.call("/csi.v1.Node/NodePublishVolume", request)
+    request.volume_capability.access_mode.mode = 1  # SINGLE_NODE_WRITER
+    return plugin.call("/csi.v1.Node/NodePublishVolume", request, timeout=timeout)
 
 
 def _unpublish(plugin: Plugin, target: Path, volume_id: str | None = None) -> Any:
     request = messages.message_class("NodeUnpublishVolumeRequest")(
-        volume_id=volume_id or f"csi-{target.parts[-5]}", target_path=str(target))
+        volume_id=volume_id or _volume_id(target), target_path=str(target))
     return plugin.call("/csi.v1.Node/NodeUnpublishVolume", request)
+
+
+def _mounts_at(target: Path) -> int:
+    """How many mounts are stacked at `target` (mountinfo field 5)."""
+    return sum(1 for line in Path("/proc/self/mountinfo").read_text().splitlines()
+               if line.split(" ")[4] == str(target))
 
 
 def _refused(call: Callable[[], Any]) -> grpc.RpcError:
@@ -312,7 +349,8 @@ def test_requests_the_plugin_must_refuse_are_refused_with_what_to_fix(
     assert too_small.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "maxSize" in too_small.details()
     assert not _mounts_under(tmp_path) and registry.blobs_served() == []
     # Nothing was made outside the pods (the parents are the test's, as the kubelet's would be).
-    assert [path.name for path in (tmp_path / "elsewhere").rglob("*")] == ["x", "model"]
+    assert sorted(path.name for path in (tmp_path / "elsewhere").rglob("*")) == sorted(
+        ["x", "model", "vol_data.json", "vol_data.json"])
 
 
 def test_eviction_skips_a_mounted_model_and_evicts_an_unmounted_one(
@@ -499,3 +537,206 @@ def test_a_publish_killed_mid_pull_leaves_nothing_to_mount_and_the_next_run_clea
     assert returncode == 0, log.read_text()
     assert not socket.exists()
     socket.parent.rmdir()
+
+
+# --- What a real kubelet does around the calls (kubernetes pkg/volume/csi, release 1.35) ----------------------
+
+
+HELD_BYTES = 16 << 20  # four of the client's 4 MiB reads: the pull reports progress after each
+
+
+def _held_model(server: Any, release: threading.Event, size: int = HELD_BYTES) -> str:
+    """A model on the fake registry whose one weights blob sends half its bytes and holds the rest until `release`:
+    a cold pull that stays in flight as long as the test needs (a 100 GB pull, scaled down)."""
+    from hostile_registry import digest_of, file_layer, held_body
+
+    weights = os.urandom(size)
+    server.behaviours[digest_of(weights)] = held_body(weights, release, server)
+    raw = server.add_model([file_layer("weights.bin", weights)], tag=f"held-{len(server.manifests)}")
+    return f"oci://{server.host}/team/model@{digest_of(raw)}"
+
+
+def _pulled_so_far(details: str) -> int:
+    """X of an ABORTED answer's "a publish of this volume is in progress: pulling X of Y bytes" (Y: the
+    weights and the 2-byte config)."""
+    match = re.search(r"in progress: pulling (\d+) of (\d+) bytes", details)
+    assert match and int(match[2]) == HELD_BYTES + 2, details
+    return int(match[1])
+
+
+def _blob_gets(server: Any) -> int:
+    """How many times the registry was asked for a held blob's bytes."""
+    return sum(1 for seen in server.seen
+               if seen.method == "GET" and "/blobs/" in seen.path and seen.path.rpartition("/")[2] in server.behaviours)
+
+
+def _in_background(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Run `call` on a thread; its result or the error it raised lands in the list."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as error:  # noqa: BLE001 - looked at by the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_kubelet_retry_while_the_first_publish_still_pulls_is_aborted_at_once_and_the_target_is_mounted_once(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """The kubelet lost track of a call (csiTimeout ran out, or it restarted) and calls NodePublishVolume again,
+    same volume_id and target, while the first call still waits for its cold pull. The CSI spec ("Concurrency",
+    spec.md v1.12.0: the plugin MAY answer ABORTED to secondary calls for a volume with an operation pending) lets
+    the plugin refuse it at once, and the kubelet treats ABORTED as "in progress" and retries (csi_client.go
+    isFinalError). Before: the retry blocked a worker thread on the pull lock and then bind-mounted a second
+    time onto the same target."""
+    server, _ = hostile
+    release = threading.Event()
+    artifact = _held_model(server, release)
+    plugin = serve_plugin(server, publish_wait_s=30.0)
+    target = _target(kubelet, "pod-1")
+    try:
+        first, first_outcome = _in_background(lambda: _publish(plugin, artifact, target, _secrets(server)))
+        _until(lambda: server.bytes_sent > 0, "the first publish's pull to start")
+        started = time.monotonic()
+        retry = _refused(lambda: _publish(plugin, artifact, target, _secrets(server), timeout=10))
+        assert time.monotonic() - started < 2.0, "the retry waited for the pull instead of answering at once"
+        assert retry.code() == grpc.StatusCode.ABORTED, retry.details()
+        assert _pulled_so_far(retry.details()) > 0, retry.details()
+    finally:
+        release.set()
+        first.join(timeout=30)  # before the fixtures unmount: a publish still running would mount after them
+    assert first_outcome and not isinstance(first_outcome[0], BaseException), first_outcome
+    # The kubelet's next retry finds the volume published: OK, and nothing stacked on the target.
+    _publish(plugin, artifact, target, _secrets(server))
+    assert _mounts_at(target) == 1
+    assert _blob_gets(server) == 1 and plugin.plugin.stats.downloads == 1
+    _unpublish(plugin, target)
+    assert _mounts_at(target) == 0
+
+
+def test_a_publish_that_outlasts_its_wait_answers_aborted_with_its_progress_and_the_pull_goes_on(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """A cold pull longer than the kubelet's csiTimeout (2 minutes, csi_plugin.go; scaled here): the kubelet's
+    call runs out and is cancelled, the plugin's pull goes on without it, a retry waits at most publish_wait_s
+    (under the kubelet's bound) and answers ABORTED saying how far the pull got, and the retry after the pull
+    ends mounts the model. The registry sends the model once."""
+    server, _ = hostile
+    release = threading.Event()
+    artifact = _held_model(server, release)
+    plugin = serve_plugin(server, publish_wait_s=1.0)
+    target = _target(kubelet, "pod-1")
+    records = plugin.plugin.config.cache.publications
+    try:
+        gave_up = _refused(lambda: _publish(plugin, artifact, target, _secrets(server), timeout=0.5))
+        assert gave_up.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The cancelled call frees its volume: the kubelet's retry is not refused as a second call, it waits.
+        time.sleep(0.5)
+        started = time.monotonic()
+        waited = _refused(lambda: _publish(plugin, artifact, target, _secrets(server), timeout=10))
+        assert 0.9 < time.monotonic() - started < 5.0
+        assert waited.code() == grpc.StatusCode.ABORTED, waited.details()
+        assert 0 < _pulled_so_far(waited.details()) < HELD_BYTES, waited.details()
+        # Still pulling: the record stays, so eviction cannot take the model between the pull and the retry.
+        assert len(list(records.iterdir())) == 1 and not target.exists()
+    finally:
+        release.set()
+    _until(lambda: plugin.plugin.pulls.running(artifact.rpartition("@")[2]) is None, "the pull to end")
+    _publish(plugin, artifact, target, _secrets(server))
+    assert _mounts_at(target) == 1 and (target / "weights.bin").stat().st_size == HELD_BYTES
+    assert _blob_gets(server) == 1 and plugin.plugin.stats.downloads == 1
+    _unpublish(plugin, target)
+
+
+def test_pods_waiting_on_one_cold_digest_never_take_every_worker_thread(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """More pods than worker threads publish one cold digest from a registry that holds the bytes back. At most
+    half the threads wait for the pull; the other publishes answer ABORTED at once (the kubelet retries), and
+    Probe, NodeGetCapabilities (which the kubelet calls before every publish, csi_client.go
+    getNodeV1AccessModeMapper) and unpublishes still answer. Before: every thread blocked on the pull lock and
+    everything else queued behind them."""
+    server, _ = hostile
+    release = threading.Event()
+    artifact = _held_model(server, release)
+    plugin = serve_plugin(server, workers=4, publish_wait_s=30.0)
+    targets = [_target(kubelet, f"pod-{n}") for n in range(10)]
+    calls: list[tuple[threading.Thread, list[Any]]] = []
+    try:
+        calls += [_in_background(lambda target=target: _publish(plugin, artifact, target, _secrets(server),
+                                                               timeout=20)) for target in targets]
+        _until(lambda: sum(1 for _, outcome in calls if outcome) == len(targets) - 2,
+               "all but the two waiting publishes to answer")
+        aborted = [outcome[0] for _, outcome in calls if outcome]
+        assert all(isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.ABORTED
+                   for error in aborted), aborted
+        assert all("pulling" in error.details() for error in aborted), [error.details() for error in aborted]
+        started = time.monotonic()
+        assert plugin.call("/csi.v1.Identity/Probe", messages.message_class("ProbeRequest")(), timeout=5).ready.value
+        plugin.call("/csi.v1.Node/NodeGetCapabilities", messages.message_class("NodeGetCapabilitiesRequest")(),
+                    timeout=5)
+        _unpublish(plugin, _target(kubelet, "pod-gone"))
+        assert time.monotonic() - started < 3.0
+    finally:
+        release.set()
+        for thread, _ in calls:
+            thread.join(timeout=30)  # before the fixtures unmount
+    waited = [outcome[0] for _, outcome in calls if not isinstance(outcome[0], BaseException)]
+    assert len(waited) == 2, [outcome for _, outcome in calls]
+    # Every retry mounts the one copy the node pulled.
+    for target in targets:
+        _publish(plugin, artifact, target, _secrets(server))
+        assert _mounts_at(target) == 1
+    assert _blob_gets(server) == 1 and plugin.plugin.stats.downloads == 1
+    for target in targets:
+        _unpublish(plugin, target)
+
+
+def test_the_plugin_creates_and_removes_the_target_only_never_the_kubelets_parent(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """SetUpAt (csi_mounter.go) makes the target's parent (0750) and writes vol_data.json there; creating
+    target_path is the plugin's job (csi.proto NodePublishVolumeRequest.target_path), and so is deleting it on
+    unpublish (NodeUnpublishVolumeRequest.target_path); the parent and vol_data.json are the kubelet's, removed by
+    its removeMountDir after the plugin answers."""
+    artifact, source = _push(registry, tmp_path, "iris")
+    plugin = serve_plugin(registry)
+    target = _target(kubelet, "pod-1")
+    _publish(plugin, artifact, target)
+    _same_tree(target, source)
+    _unpublish(plugin, target)
+    assert not target.exists()
+    assert (target.parent / "vol_data.json").is_file() and target.parent.stat().st_mode & 0o777 == 0o750
+    # Without the kubelet's parent there is nothing to publish into: refused, and nothing is made.
+    orphan = _target(kubelet, "pod-2")
+    orphan.parent.parent.mkdir(parents=True)
+    error = _refused(lambda: _publish(plugin, artifact, orphan, make_parent=False))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "kubelet creates" in error.details()
+    assert not orphan.parent.exists() and not list(plugin.plugin.config.cache.publications.iterdir())
+
+
+def test_the_volume_capability_the_kubelet_may_send_is_honoured_or_refused_by_name(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """An inline volume's fsType reaches volume_capability.mount.fs_type (csi_mounter.go SetUpAt, csi_client.go
+    NodePublishVolume): accepted, unused (a bind mount formats nothing). mount_flags: those the read-only bind
+    mount has anyway, and noexec, which it adds; any other (rw, an SELinux context=) is refused naming it."""
+    artifact, _ = _push(registry, tmp_path, "iris")
+    plugin = serve_plugin(registry)
+    target = _target(kubelet, "pod-1")
+    _publish(plugin, artifact, target, fs_type="ext4", mount_flags=("noexec", "ro", "nosuid", "nodev", "noatime"))
+    options = next(line.split(" ")[5] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                   if line.split(" ")[4] == str(target)).split(",")
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(options), options
+    _unpublish(plugin, target)
+    for flag in ("rw", "exec", "context=system_u:object_r:container_file_t:s0"):
+        error = _refused(lambda: _publish(plugin, artifact, _target(kubelet, "pod-2"), mount_flags=(flag,)))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and repr(flag) in error.details(), error.details()
+    assert not _mounts_under(kubelet) and not _target(kubelet, "pod-2").exists()

@@ -10,7 +10,15 @@ import grpc
 import pytest
 
 from shipway.artifacts.auth import docker_config_credentials
-from shipway.artifacts.csi.node import CsiError, check_target, endpoint_path, parse_attributes, registry_credentials
+from shipway.artifacts.csi.mounts import MS_NOEXEC
+from shipway.artifacts.csi.node import (
+    CsiError,
+    check_target,
+    endpoint_path,
+    mount_flags,
+    parse_attributes,
+    registry_credentials,
+)
 from shipway.artifacts.errors import AuthError
 
 REGISTRY = "registry.shipway.internal:5000"
@@ -30,6 +38,24 @@ def test_an_artifact_by_digest_on_the_nodes_registry_is_accepted_with_its_bound(
                                 REGISTRY)
     assert (artifact.reference.repository, artifact.reference.digest, artifact.max_bytes) == ("ml/iris", DIGEST,
                                                                                                20 * 2**30)
+
+
+def test_every_attribute_the_kubelet_adds_is_accepted() -> None:
+    """podInfoOnMount adds pod.name, pod.namespace, pod.uid, serviceAccount.name and ephemeral (kubernetes
+    pkg/volume/csi/csi_mounter.go getPodInfoAttrs, release 1.35); tokenRequests would add serviceAccount.tokens
+    (podServiceAccountTokenAttrs). The kubelet merges them over the pod's volumeAttributes (mergeMap)."""
+    kubelet = {f"csi.storage.k8s.io/{key}": "x" for key in (
+        "pod.name", "pod.namespace", "pod.uid", "serviceAccount.name", "ephemeral", "serviceAccount.tokens")}
+    artifact = parse_attributes({"artifact": f"oci://{REGISTRY}/ml/iris@{DIGEST}", **kubelet}, REGISTRY)
+    assert artifact.reference.digest == DIGEST
+
+
+def test_mount_flags_are_honoured_or_refused_by_name() -> None:
+    assert mount_flags([]) == 0
+    assert mount_flags(["ro", "nosuid", "nodev", "noatime", "nodiratime", "relatime"]) == 0
+    assert mount_flags(["noexec", "ro"]) == MS_NOEXEC
+    for flag in ("rw", "exec", "suid", "dev", "sync", "context=system_u:object_r:container_file_t:s0"):
+        assert repr(flag) in _refused(lambda flag=flag: mount_flags([flag]))
 
 
 @pytest.mark.parametrize(("attributes", "hint"), [

@@ -17,6 +17,7 @@ from pathlib import Path
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MNT_DETACH = 2
@@ -37,11 +38,12 @@ def _call(result: int, what: str) -> None:
         raise MountError(code, f"{what}: {os.strerror(code)}{hint}")
 
 
-def bind_read_only(source: Path, target: Path) -> None:
-    """Mount `source` at `target` read-only, no setuid, no devices; on failure nothing stays mounted."""
+def bind_read_only(source: Path, target: Path, extra_flags: int = 0) -> None:
+    """Mount `source` at `target` read-only, no setuid, no devices (and `extra_flags`, such as MS_NOEXEC);
+    on failure nothing stays mounted."""
     _call(_libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND, None),
           f"bind mount of {source} at {target}")
-    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra_flags
     try:
         _call(_libc.mount(None, os.fsencode(target), None, flags, None), f"read-only remount of {target}")
     except MountError:

@@ -9,12 +9,24 @@ NodePublishVolume, for an inline volume `{driver: models.shipway.dev, readOnly: 
    cold, so a pod gets a model only if the registry would give it that model (401/403: PERMISSION_DENIED,
    404: NOT_FOUND); the plugin keeps no credentials;
 3. records the publication (NodeCache eviction then leaves the model alone), pulls the artifact into the
-   cache's model folder for that digest unless it is there (per-digest lock: concurrent publishes download
-   once; every blob verified by digest before it is kept), refusing one larger than `maxSize`
-   (RESOURCE_EXHAUSTED);
-4. bind-mounts the model folder at the target read-only (nosuid, nodev).
+   cache's model folder for that digest unless it is there (one pull per digest, on a thread of its own:
+   concurrent publishes download once; every blob verified by digest before it is kept), refusing one
+   larger than `maxSize` (RESOURCE_EXHAUSTED);
+4. creates the target folder (`.../mount`; the kubelet made its parent) and bind-mounts the model folder
+   there read-only (nosuid, nodev).
 
-NodeUnpublishVolume unmounts, removes the target folder, then the record. Both are idempotent.
+NodeUnpublishVolume unmounts, removes the target folder (never its parent, the kubelet's), then the record.
+Both are idempotent.
+
+What the kubelet does around these calls (kubernetes pkg/volume/csi, read at release 1.35): each call is
+bounded by csiTimeout (2 minutes); a call that ran out, or answered ABORTED, UNAVAILABLE or
+RESOURCE_EXHAUSTED, is "in progress" to it and retried with exponential backoff (0.5 s doubling to 2 min 2 s).
+A cold pull of a large model outlasts that bound, so a publish waits for its pull at most `publish_wait_s`
+(under the bound) and then answers ABORTED ("pulling X of Y bytes"); the pull goes on, and a retry finds it
+done. A call for a volume and target that another call is still publishing answers ABORTED at once (the CSI
+spec's "Concurrency": the plugin MAY refuse secondary calls for a volume with ABORTED). At most half the
+worker threads wait for pulls; a publish past that answers ABORTED at once, so N pods waiting on one cold
+digest never take every thread.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +49,8 @@ from shipway import __version__
 from shipway.artifacts.auth import Credentials, docker_config_credentials
 from shipway.artifacts.cache import NodeCache
 from shipway.artifacts.csi import DRIVER, messages
-from shipway.artifacts.csi.mounts import MountError, bind_read_only, is_mount_point, unmount
+from shipway.artifacts.csi.mounts import MS_NOEXEC, MountError, bind_read_only, is_mount_point, unmount
+from shipway.artifacts.csi.pulls import PullJob, Pulls
 from shipway.artifacts.errors import (
     ArtifactError,
     AuthError,
@@ -57,8 +71,23 @@ ATTRIBUTES = (ARTIFACT, MAX_SIZE)
 # What the kubelet adds to an inline volume's attributes (podInfoOnMount, ephemeral): read by nobody here.
 KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
 PULL_SECRET_KEY = ".dockerconfigjson"
-# Blocking work runs on these threads; publishes of one digest wait on its lock, one thread each.
+# gRPC calls run on these threads; at most half of them wait for pulls (the rest stay free for other calls).
 WORKERS = 32
+# Pulls run on threads of their own; more digests than this wait their turn.
+PULL_WORKERS = 4
+# The kubelet bounds every CSI call by csiTimeout, 2 minutes (kubernetes pkg/volume/csi/csi_plugin.go).
+KUBELET_CSI_TIMEOUT_S = 120.0
+# How long a publish waits for a pull before answering ABORTED: under the kubelet's bound, so it hears how far
+# the pull got instead of running out, with room left for the credential check and the mount.
+PUBLISH_WAIT_S = KUBELET_CSI_TIMEOUT_S - 20.0
+# How often a waiting publish looks whether the kubelet gave up on it (then its thread is freed).
+_WAIT_SLICE_S = 0.2
+# mount_flags a publish may ask for: those a read-only, nosuid, nodev bind mount has anyway (a read-only mount
+# updates no access times) and noexec, which the plugin adds. Any other (rw, exec, suid, dev, context=...) would
+# weaken the mount or cannot be set on a bind mount, so it is refused. fs_type is accepted and unused: the
+# volume is a folder of the node cache's filesystem, not a device to format.
+MOUNT_FLAGS_IN_EFFECT = ("ro", "nosuid", "nodev", "noatime", "nodiratime", "relatime")
+MOUNT_FLAGS_ADDED = {"noexec": MS_NOEXEC}
 
 
 class CsiError(Exception):
@@ -81,6 +110,9 @@ class NodeConfig:
     plain_http: bool = False
     limits: TransferLimits = field(default_factory=TransferLimits)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    workers: int = WORKERS
+    pull_workers: int = PULL_WORKERS
+    publish_wait_s: float = PUBLISH_WAIT_S
 
 
 @dataclass
@@ -89,6 +121,7 @@ class NodeStats:
 
     published: int = 0
     refused: int = 0
+    in_progress: int = 0
     downloads: int = 0
     bytes_downloaded: int = 0
 
@@ -164,6 +197,19 @@ def registry_credentials(secrets: Mapping[str, str], registry: str) -> Credentia
         raise _invalid(str(error)) from None
 
 
+def mount_flags(flags: list[str]) -> int:
+    """The extra mount(2) flags a publish's volume_capability.mount.mount_flags ask for; CsiError if one cannot be
+    honoured."""
+    extra = 0
+    for flag in flags:
+        if flag in MOUNT_FLAGS_ADDED:
+            extra |= MOUNT_FLAGS_ADDED[flag]
+        elif flag not in MOUNT_FLAGS_IN_EFFECT:
+            raise _invalid(f"mount flag {flag!r} cannot be honoured: {DRIVER} bind-mounts the model read-only and "
+                           f"takes only {sorted([*MOUNT_FLAGS_IN_EFFECT, *MOUNT_FLAGS_ADDED])}")
+    return extra
+
+
 def publication_key(volume_id: str, target: Path) -> str:
     """One publication's name: the volume and the folder it is mounted at."""
     return hashlib.sha256(f"{volume_id}\0{target}".encode()).hexdigest()
@@ -171,6 +217,11 @@ def publication_key(volume_id: str, target: Path) -> str:
 
 def _invalid(message: str) -> CsiError:
     return CsiError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _in_progress(what: str) -> CsiError:
+    return CsiError(grpc.StatusCode.ABORTED, f"a publish of this volume is in progress: {what}; the kubelet retries "
+                                             "(ABORTED: an operation is pending for the volume)")
 
 
 def _status_of(error: ArtifactError) -> grpc.StatusCode:
@@ -192,6 +243,11 @@ class NodePlugin:
         self.config = config
         self.stats = NodeStats()
         self._stats_lock = threading.Lock()
+        self.pulls = Pulls(config.pull_workers)
+        # The publishes in flight, by publication key (volume and target), with the pull each waits on.
+        self._publishing: dict[str, PullJob | None] = {}
+        self._publishing_lock = threading.Lock()
+        self._waiting = threading.BoundedSemaphore(max(1, config.workers // 2))
         self.recover()
 
     def recover(self) -> None:
@@ -222,53 +278,110 @@ class NodePlugin:
     def node_get_info(self, _request: Any) -> Any:
         return messages.NodeGetInfoResponse(node_id=self.config.node_id)
 
-    def node_publish_volume(self, request: Any) -> Any:
+    def node_publish_volume(self, request: Any, active: Callable[[], bool] = lambda: True) -> Any:
+        """Publish; `active` says whether the caller still waits for the answer (gRPC's context.is_active)."""
         try:
-            self._publish(request)
-        except CsiError:
+            self._publish(request, active)
+        except CsiError as error:
             with self._stats_lock:
-                self.stats.refused += 1
+                if error.code == grpc.StatusCode.ABORTED:
+                    self.stats.in_progress += 1
+                else:
+                    self.stats.refused += 1
             raise
         with self._stats_lock:
             self.stats.published += 1
         return messages.NodePublishVolumeResponse()
 
-    def _publish(self, request: Any) -> None:
-        config, cache = self.config, self.config.cache
+    def _publish(self, request: Any, active: Callable[[], bool]) -> None:
+        config = self.config
         if not request.volume_id:
             raise _invalid("volume_id is empty")
         if request.volume_capability.WhichOneof("access_type") == "block":
             raise _invalid(f"{DRIVER} publishes a folder: use it as a filesystem volume, not a block device")
         if not request.readonly:
             raise _invalid(f"{DRIVER} publishes read-only: set readOnly: true on the pod's csi volume")
+        extra_flags = mount_flags(list(request.volume_capability.mount.mount_flags))
         artifact = parse_attributes(request.volume_context, config.registry)
         target = check_target(request.target_path, config.kubelet_dir)
         credentials = registry_credentials(request.secrets, config.registry)
+        key = publication_key(request.volume_id, target)
+        # One call at a time per volume and target: a retry while the first call still works is told so at once,
+        # and only the call holding the key looks at or changes what is mounted there (no stacked mounts).
+        with self._publishing_lock:
+            if key in self._publishing:
+                job = self._publishing[key]
+                raise _in_progress(job.describe() if job is not None else "checking the pod's credentials")
+            self._publishing[key] = None
+        try:
+            self._publish_at(request.volume_id, key, artifact, target, credentials, extra_flags, active)
+        finally:
+            with self._publishing_lock:
+                del self._publishing[key]
+
+    def _publish_at(self, volume_id: str, key: str, artifact: Artifact, target: Path, credentials: Credentials,
+                    extra_flags: int, active: Callable[[], bool]) -> None:
+        cache = self.config.cache
         reference = artifact.reference
         digest = str(reference.digest)
         client = self._authorize(reference, credentials)
         model = cache.model_folder(digest)
-        key = publication_key(request.volume_id, target)
         if is_mount_point(target):
             if _same_folder(target, model) and cache.publication(key) is not None:
                 return
             raise CsiError(grpc.StatusCode.ALREADY_EXISTS,
                            f"{target} already has something else mounted; unpublish it first")
-        self._check_size(client, reference, model, artifact.max_bytes)
-        cache.record_publication(key, digest, {"volume_id": request.volume_id, "target_path": str(target)})
+        if not target.parent.is_dir():
+            raise CsiError(grpc.StatusCode.FAILED_PRECONDITION,
+                           f"{target.parent} does not exist: the kubelet creates the target's parent before it "
+                           "publishes, and the plugin creates only the target itself")
+        size = self._check_size(client, reference, model, artifact.max_bytes)
+        cache.record_publication(key, digest, {"volume_id": volume_id, "target_path": str(target)})
+        try:
+            if installed_digest(model) != digest:
+                job = self.pulls.join(digest, size, lambda job: self._pull(reference, credentials, model,
+                                                                           artifact.max_bytes, job))
+                with self._publishing_lock:
+                    self._publishing[key] = job
+                self._wait_for(job, reference, active)
+            _world_readable(model)
+        except CsiError as error:
+            if error.code != grpc.StatusCode.ABORTED:
+                cache.drop_publication(key)  # still pulling: the record keeps the model from eviction till the retry
+            raise
+        except BaseException:
+            cache.drop_publication(key)
+            raise
         created = False
         try:
-            self._pull(reference, credentials, model, artifact.max_bytes)
-            _world_readable(model)
             created = not target.exists()
-            target.mkdir(parents=True, exist_ok=True)
-            bind_read_only(model, target)
+            target.mkdir(exist_ok=True)
+            bind_read_only(model, target, extra_flags)
         except BaseException:
             cache.drop_publication(key)
             if created:
                 target.rmdir()
             raise
         log.info("published %s at %s", reference, target)
+
+    def _wait_for(self, job: PullJob, reference: Reference, active: Callable[[], bool]) -> None:
+        """Wait for the pull at most publish_wait_s, and only while a waiting slot is free; ABORTED if still pulling."""
+        if not job.finished.is_set():
+            if not self._waiting.acquire(blocking=False):
+                raise _in_progress(f"{job.describe()} of {reference} into the node cache, and as many publishes as "
+                                   "may already wait for pulls on this node")
+            try:
+                deadline = time.monotonic() + self.config.publish_wait_s
+                while not job.finished.wait(max(0.0, min(_WAIT_SLICE_S, deadline - time.monotonic()))):
+                    if not active():
+                        raise CsiError(grpc.StatusCode.CANCELLED,
+                                       f"the caller gave up waiting for {reference}; its pull goes on")
+                    if time.monotonic() >= deadline:
+                        raise _in_progress(f"{job.describe()} of {reference} into the node cache")
+            finally:
+                self._waiting.release()
+        if job.error is not None:
+            raise job.error
 
     def _authorize(self, reference: Reference, credentials: Credentials) -> RegistryClient:
         """Ask the registry, as the pod, for the manifest by digest (HEAD): the pod gets only what it may pull."""
@@ -288,8 +401,9 @@ class NodePlugin:
                            f"{config.registry} has no {reference}: check the digest (`shipway promote` commits it)")
         return client
 
-    def _check_size(self, client: RegistryClient, reference: Reference, model: Path, max_bytes: int | None) -> None:
-        """Refuse an artifact larger than the volume's maxSize or the whole cache, before a byte is pulled."""
+    def _check_size(self, client: RegistryClient, reference: Reference, model: Path, max_bytes: int | None) -> int:
+        """Refuse an artifact larger than the volume's maxSize or the whole cache, before a byte is pulled; its
+        size."""
         cache = self.config.cache
         installed = installed_digest(model) == reference.digest
         try:
@@ -307,8 +421,8 @@ class NodePlugin:
                 raise CsiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"{reference} is {size} bytes, more than the {bound} bytes {what} allows: raise "
                                "spec.resources.model_storage, or the node cache's size")
-        if installed:
-            return
+        if installed or self.pulls.running(str(reference.digest)) is not None:
+            return size
         # The blobs the node lacks. A small-files bundle's archive stays beside the files unpacked from it only until
         # eviction wants room: nothing links it, so it goes first.
         needed = sum(int(d["size"]) for d in descriptors if not cache.has(d["digest"], int(d["size"])))
@@ -317,15 +431,18 @@ class NodePlugin:
                            f"the node cache cannot take {reference} ({needed} bytes more): it is full of models "
                            f"mounted by running pods, up to its {cache.max_bytes} bytes (--max-size). Raise the node "
                            "cache's size, or let the pod run on another node")
+        return size
 
-    def _pull(self, reference: Reference, credentials: Credentials, model: Path, max_bytes: int | None) -> None:
+    def _pull(self, reference: Reference, credentials: Credentials, model: Path, max_bytes: int | None,
+              job: PullJob) -> None:
         limits = self.config.limits
         if max_bytes is not None and max_bytes < limits.max_blob_bytes:
             limits = TransferLimits(limits.max_manifest_bytes, max_bytes, limits.deadline_s, limits.min_rate_bytes_s,
                                     limits.rate_window_s)
         try:
             result = pull(str(reference), model, force=True, plain_http=self.config.plain_http,
-                          credentials=credentials, retry=self.config.retry, limits=limits, cache=self.config.cache)
+                          credentials=credentials, retry=self.config.retry, limits=limits, cache=self.config.cache,
+                          progress=job.progress)
         except ArtifactError as error:
             raise CsiError(_status_of(error), f"pulling {reference} into the node cache: {error}") from None
         if not result.up_to_date:
@@ -380,12 +497,14 @@ def _world_readable(model: Path) -> None:
 
 def handlers(plugin: NodePlugin) -> grpc.GenericRpcHandler:
     """The Identity and Node methods as one gRPC handler; any other method is UNIMPLEMENTED."""
-    calls: dict[str, Callable[[Any], Any]] = {
-        "GetPluginInfo": plugin.get_plugin_info, "GetPluginCapabilities": plugin.get_plugin_capabilities,
-        "Probe": plugin.probe, "NodeGetCapabilities": plugin.node_get_capabilities,
-        "NodeGetInfo": plugin.node_get_info, "NodePublishVolume": plugin.node_publish_volume,
-        "NodeUnpublishVolume": plugin.node_unpublish_volume,
+    calls: dict[str, Callable[[Any, grpc.ServicerContext], Any]] = {
+        name: (lambda request, _context, call=call: call(request)) for name, call in {
+            "GetPluginInfo": plugin.get_plugin_info, "GetPluginCapabilities": plugin.get_plugin_capabilities,
+            "Probe": plugin.probe, "NodeGetCapabilities": plugin.node_get_capabilities,
+            "NodeGetInfo": plugin.node_get_info, "NodeUnpublishVolume": plugin.node_unpublish_volume,
+        }.items()
     }
+    calls["NodePublishVolume"] = lambda request, context: plugin.node_publish_volume(request, context.is_active)
     methods = {}
     for path, (request_class, response_class) in messages.method_paths().items():
         methods[path] = grpc.unary_unary_rpc_method_handler(
@@ -399,11 +518,11 @@ def handlers(plugin: NodePlugin) -> grpc.GenericRpcHandler:
     return Handler()
 
 
-def _answering(call: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+def _answering(call: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
     """A CSI call as a gRPC method: a CsiError becomes its status; anything else INTERNAL, never a silent OK."""
     def method(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return call(request)
+            return call(request, context)
         except CsiError as error:
             log.warning("%s: %s", error.code.name, error.message)
             context.abort(error.code, error.message)
@@ -428,7 +547,7 @@ def start(config: NodeConfig, socket: Path) -> tuple[grpc.Server, NodePlugin]:
     plugin = NodePlugin(config)
     socket.parent.mkdir(parents=True, exist_ok=True)
     socket.unlink(missing_ok=True)
-    server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
+    server = grpc.server(ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="csi"),
                          handlers=[handlers(plugin)])
     server.add_insecure_port(f"unix://{socket}")
     server.start()
