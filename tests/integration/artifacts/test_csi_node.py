@@ -556,6 +556,15 @@ def _held_model(server: Any, release: threading.Event, size: int = HELD_BYTES) -
     return f"oci://{server.host}/team/model@{digest_of(raw)}"
 
 
+def _held_setup(hostile: Any, serve_plugin: Callable[..., Plugin], kubelet: Path
+                ) -> tuple[Any, threading.Event, str, Plugin, Path]:
+    """A held model on the fake registry, a plugin whose publishes wait up to 30 s for pulls, and pod-1's target."""
+    server, _ = hostile
+    release = threading.Event()
+    artifact = _held_model(server, release)
+    return server, release, artifact, serve_plugin(server, publish_wait_s=30.0), _target(kubelet, "pod-1")
+
+
 def _pulled_so_far(details: str) -> int:
     """X of an ABORTED answer's "a publish of this volume is in progress: pulling X of Y bytes" (Y: the
     weights and the 2-byte config)."""
@@ -600,11 +609,7 @@ def test_a_kubelet_retry_while_the_first_publish_still_pulls_is_aborted_at_once_
     the plugin refuse it at once, and the kubelet treats ABORTED as "in progress" and retries (csi_client.go
     isFinalError). Before: the retry blocked a worker thread on the pull lock and then bind-mounted a second
     time onto the same target."""
-    server, _ = hostile
-    release = threading.Event()
-    artifact = _held_model(server, release)
-    plugin = serve_plugin(server, publish_wait_s=30.0)
-    target = _target(kubelet, "pod-1")
+    server, release, artifact, plugin, target = _held_setup(hostile, serve_plugin, kubelet)
     try:
         first, first_outcome = _in_background(lambda: _publish(plugin, artifact, target, _secrets(server)))
         _until(lambda: server.bytes_sent > 0, "the first publish's pull to start")
@@ -623,6 +628,29 @@ def test_a_kubelet_retry_while_the_first_publish_still_pulls_is_aborted_at_once_
     assert _blob_gets(server) == 1 and plugin.plugin.stats.downloads == 1
     _unpublish(plugin, target)
     assert _mounts_at(target) == 0
+
+
+def test_an_unpublish_while_the_publish_still_pulls_is_aborted_so_nothing_is_mounted_after_it(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """The pod is deleted during its cold pull: the kubelet's publish ran out (an "uncertain" mount to it), so it
+    calls NodeUnpublishVolume for the target (operation_generator.go markVolumeErrorState and the reconciler
+    unmount uncertain volumes). Answered OK while the plugin's publish still ran, the target would be mounted
+    after the kubelet removed it from its books: a mount left on a deleted pod's folder. ABORTED until the
+    publish is done, and the kubelet's retry then unmounts it."""
+    server, release, artifact, plugin, target = _held_setup(hostile, serve_plugin, kubelet)
+    try:
+        first, first_outcome = _in_background(lambda: _publish(plugin, artifact, target, _secrets(server)))
+        _until(lambda: server.bytes_sent > 0, "the first publish's pull to start")
+        error = _refused(lambda: _unpublish(plugin, target))
+        assert error.code() == grpc.StatusCode.ABORTED and "a publish of this volume is in progress: pulling" in \
+            error.details(), error.details()
+    finally:
+        release.set()
+        first.join(timeout=30)  # before the fixtures unmount
+    assert first_outcome and not isinstance(first_outcome[0], BaseException), first_outcome
+    _unpublish(plugin, target)
+    assert not target.exists() and not _mounts_under(kubelet)
+    assert not list(plugin.plugin.config.cache.publications.iterdir())
 
 
 def test_a_publish_that_outlasts_its_wait_answers_aborted_with_its_progress_and_the_pull_goes_on(

@@ -121,6 +121,17 @@ def test_a_pull_secret_the_plugin_cannot_use_is_refused_naming_the_problem() -> 
     assert registry_credentials({}, REGISTRY).username is None
 
 
+def test_a_token_the_kubelet_adds_to_the_secrets_is_not_taken_for_the_pull_secret() -> None:
+    """A CSIDriver with serviceAccountTokenInSecrets (beta and on by default in 1.35: kubernetes/website
+    feature-gates/CSIServiceAccountTokenSecrets.md) gets the pod's tokens in `secrets` under
+    csi.storage.k8s.io/serviceAccount.tokens, beside the nodePublishSecretRef Secret's keys or alone."""
+    token = {"csi.storage.k8s.io/serviceAccount.tokens": json.dumps({"": {"token": "t"}})}
+    assert registry_credentials(token, REGISTRY).source == "no nodePublishSecretRef"
+    auth = base64.b64encode(b"team-a:secret").decode()
+    secret = {".dockerconfigjson": json.dumps({"auths": {REGISTRY: {"auth": auth}}})}
+    assert registry_credentials({**secret, **token}, REGISTRY).username == "team-a"
+
+
 def test_the_endpoint_is_a_unix_socket_path() -> None:
     assert endpoint_path("unix:///csi/csi.sock") == Path("/csi/csi.sock")
     for endpoint in ("tcp://127.0.0.1:10000", "unix://relative.sock", "/csi/csi.sock"):

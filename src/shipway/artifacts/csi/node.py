@@ -31,13 +31,14 @@ digest never take every thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -185,7 +186,12 @@ def check_target(target_path: str, kubelet_dir: Path) -> Path:
 
 
 def registry_credentials(secrets: Mapping[str, str], registry: str) -> Credentials:
-    """The pod's pull credentials for `registry`, from its nodePublishSecretRef's `.dockerconfigjson`."""
+    """The pod's pull credentials for `registry`, from its nodePublishSecretRef's `.dockerconfigjson`.
+
+    Keys the kubelet itself puts in `secrets` (since 1.35 a CSIDriver with serviceAccountTokenInSecrets gets
+    `csi.storage.k8s.io/serviceAccount.tokens` there instead of in volume_context) are not the Secret's.
+    """
+    secrets = {key: value for key, value in secrets.items() if not key.startswith(KUBELET_ATTRIBUTE_PREFIX)}
     if not secrets:
         return Credentials(source="no nodePublishSecretRef")
     if PULL_SECRET_KEY not in secrets:
@@ -220,8 +226,9 @@ def _invalid(message: str) -> CsiError:
 
 
 def _in_progress(what: str) -> CsiError:
-    return CsiError(grpc.StatusCode.ABORTED, f"a publish of this volume is in progress: {what}; the kubelet retries "
-                                             "(ABORTED: an operation is pending for the volume)")
+    """ABORTED, the CSI spec's answer to a call for a volume with an operation pending; the kubelet retries it."""
+    return CsiError(grpc.StatusCode.ABORTED, f"{what}; the kubelet retries (ABORTED: an operation is pending for "
+                                             "the volume)")
 
 
 def _status_of(error: ArtifactError) -> grpc.StatusCode:
@@ -244,9 +251,9 @@ class NodePlugin:
         self.stats = NodeStats()
         self._stats_lock = threading.Lock()
         self.pulls = Pulls(config.pull_workers)
-        # The publishes in flight, by publication key (volume and target), with the pull each waits on.
-        self._publishing: dict[str, PullJob | None] = {}
-        self._publishing_lock = threading.Lock()
+        # The calls in flight, by publication key (volume and target): what each is doing, for a second call's answer.
+        self._calls: dict[str, Callable[[], str]] = {}
+        self._calls_lock = threading.Lock()
         self._waiting = threading.BoundedSemaphore(max(1, config.workers // 2))
         self.recover()
 
@@ -306,18 +313,23 @@ class NodePlugin:
         target = check_target(request.target_path, config.kubelet_dir)
         credentials = registry_credentials(request.secrets, config.registry)
         key = publication_key(request.volume_id, target)
-        # One call at a time per volume and target: a retry while the first call still works is told so at once,
-        # and only the call holding the key looks at or changes what is mounted there (no stacked mounts).
-        with self._publishing_lock:
-            if key in self._publishing:
-                job = self._publishing[key]
-                raise _in_progress(job.describe() if job is not None else "checking the pod's credentials")
-            self._publishing[key] = None
-        try:
+        with self._one_call(key, "a publish of this volume is in progress: checking the pod's credentials"):
             self._publish_at(request.volume_id, key, artifact, target, credentials, extra_flags, active)
+
+    @contextlib.contextmanager
+    def _one_call(self, key: str, doing: str) -> Iterator[None]:
+        """Volume and target `key` for this call alone: a call while another still works on them (a kubelet retry
+        after its deadline, an unpublish during a pull) is answered ABORTED at once, and only the call holding the
+        key looks at or changes what is mounted there (no stacked mounts, no mount after an unpublish)."""
+        with self._calls_lock:
+            if key in self._calls:
+                raise _in_progress(self._calls[key]())
+            self._calls[key] = lambda: doing
+        try:
+            yield
         finally:
-            with self._publishing_lock:
-                del self._publishing[key]
+            with self._calls_lock:
+                del self._calls[key]
 
     def _publish_at(self, volume_id: str, key: str, artifact: Artifact, target: Path, credentials: Credentials,
                     extra_flags: int, active: Callable[[], bool]) -> None:
@@ -341,12 +353,12 @@ class NodePlugin:
             if installed_digest(model) != digest:
                 job = self.pulls.join(digest, size, lambda job: self._pull(reference, credentials, model,
                                                                            artifact.max_bytes, job))
-                with self._publishing_lock:
-                    self._publishing[key] = job
+                with self._calls_lock:
+                    self._calls[key] = lambda: f"a publish of this volume is in progress: {job.describe()}"
                 self._wait_for(job, reference, active)
             _world_readable(model)
         except CsiError as error:
-            if error.code != grpc.StatusCode.ABORTED:
+            if error.code not in (grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED):
                 cache.drop_publication(key)  # still pulling: the record keeps the model from eviction till the retry
             raise
         except BaseException:
@@ -368,8 +380,8 @@ class NodePlugin:
         """Wait for the pull at most publish_wait_s, and only while a waiting slot is free; ABORTED if still pulling."""
         if not job.finished.is_set():
             if not self._waiting.acquire(blocking=False):
-                raise _in_progress(f"{job.describe()} of {reference} into the node cache, and as many publishes as "
-                                   "may already wait for pulls on this node")
+                raise _in_progress(f"a publish of this volume is in progress: {job.describe()} of {reference} into "
+                                   "the node cache, and as many publishes as may already wait for pulls on this node")
             try:
                 deadline = time.monotonic() + self.config.publish_wait_s
                 while not job.finished.wait(max(0.0, min(_WAIT_SLICE_S, deadline - time.monotonic()))):
@@ -377,7 +389,8 @@ class NodePlugin:
                         raise CsiError(grpc.StatusCode.CANCELLED,
                                        f"the caller gave up waiting for {reference}; its pull goes on")
                     if time.monotonic() >= deadline:
-                        raise _in_progress(f"{job.describe()} of {reference} into the node cache")
+                        raise _in_progress(f"a publish of this volume is in progress: {job.describe()} of "
+                                           f"{reference} into the node cache")
             finally:
                 self._waiting.release()
         if job.error is not None:
@@ -455,16 +468,18 @@ class NodePlugin:
         if not request.volume_id:
             raise _invalid("volume_id is empty")
         target = check_target(request.target_path, self.config.kubelet_dir)
-        unmount(target)
-        try:
-            target.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            raise CsiError(grpc.StatusCode.INTERNAL,
-                           f"{target} is unmounted but could not be removed ({error.strerror}); it holds files "
-                           "nobody mounted there: look at it, remove it, and the kubelet's retry succeeds") from None
-        self.config.cache.drop_publication(publication_key(request.volume_id, target))
+        key = publication_key(request.volume_id, target)
+        with self._one_call(key, "an unpublish of this volume is in progress"):
+            unmount(target)
+            try:
+                target.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise CsiError(grpc.StatusCode.INTERNAL,
+                               f"{target} is unmounted but could not be removed ({error.strerror}); it holds files "
+                               "nobody mounted there: look at it, remove it, and the kubelet's retry succeeds") from None
+            self.config.cache.drop_publication(key)
         log.info("unpublished %s", target)
         return messages.NodeUnpublishVolumeResponse()
 
