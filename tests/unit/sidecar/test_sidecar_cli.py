@@ -46,7 +46,7 @@ def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path: Path) -> Non
     result = runner.invoke(_app(), ["sidecar", "--upstream", "127.0.0.1:1", "--model", "m", "--version", "v"])
     assert "--upstream must be an http(s) URL" in result.output and result.exit_code == 2
     result = runner.invoke(_app(), ["drift", "profile", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "p.json")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, as every command
     assert "no such file" in result.output
 
 
