@@ -204,6 +204,18 @@ def held_body(data: bytes, release: threading.Event, server: FakeRegistry) -> Be
     return behaviour
 
 
+def after(release: threading.Event, then: Behaviour) -> Behaviour:
+    """`then`, once `release` is set (or the bound): a registry that does not answer until the test lets it."""
+
+    async def behaviour(request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        while not release.is_set() and time.monotonic() - started < BEHAVIOUR_BOUND_S:
+            await asyncio.sleep(0.02)
+        return await then(request)
+
+    return behaviour
+
+
 def redirect_to(location: str) -> Behaviour:
     async def behaviour(request: web.Request) -> web.StreamResponse:
         return web.Response(status=307, headers={"Location": location})

@@ -686,40 +686,65 @@ def test_a_publish_that_outlasts_its_wait_answers_aborted_with_its_progress_and_
     _unpublish(plugin, target)
 
 
+def _answers_while_publishes_hang(plugin: Plugin, kubelet: Path) -> None:
+    """Probe, NodeGetCapabilities (which the kubelet calls before every publish, csi_client.go
+    getNodeV1AccessModeMapper) and an unpublish answer at once: publishes left them worker threads."""
+    started = time.monotonic()
+    assert plugin.call("/csi.v1.Identity/Probe", messages.message_class("ProbeRequest")(), timeout=5).ready.value
+    plugin.call("/csi.v1.Node/NodeGetCapabilities", messages.message_class("NodeGetCapabilitiesRequest")(), timeout=5)
+    _unpublish(plugin, _target(kubelet, "pod-gone"))
+    assert time.monotonic() - started < 3.0
+
+
+@dataclass
+class _Crowd:
+    """Pods publishing one artifact at once on a plugin with 4 worker threads, while the registry holds back."""
+
+    plugin: Plugin
+    server: Any
+    artifact: str
+    kubelet: Path
+    release: threading.Event
+
+    def run(self, targets: list[Path], code: grpc.StatusCode, hint: str,
+            after_first: Callable[[], None] = lambda: None) -> int:
+        """Publish at every target (the rest once `after_first` returns): all but the two that fill the publish
+        slots answer `code` with `hint` at once, and other calls still answer; then the registry lets go. How many
+        publishes succeeded."""
+        calls: list[tuple[threading.Thread, list[Any]]] = []
+        try:
+            for n, target in enumerate(targets):
+                calls.append(_in_background(lambda target=target: _publish(
+                    self.plugin, self.artifact, target, _secrets(self.server), timeout=20)))
+                if n == 0:
+                    after_first()
+            _until(lambda: sum(1 for _, outcome in calls if outcome) == len(targets) - 2, "all but two to answer")
+            answers = [outcome[0] for _, outcome in calls if outcome]
+            assert all(isinstance(error, grpc.RpcError) and error.code() == code and hint in error.details()
+                       for error in answers), [getattr(error, "details", lambda: error)() for error in answers]
+            _answers_while_publishes_hang(self.plugin, self.kubelet)
+        finally:
+            self.release.set()
+            for thread, _ in calls:
+                thread.join(timeout=30)  # before the fixtures unmount
+        return sum(1 for _, outcome in calls if not isinstance(outcome[0], BaseException))
+
+
 def test_pods_waiting_on_one_cold_digest_never_take_every_worker_thread(
         hostile, serve_plugin, kubelet: Path) -> None:
-    """More pods than worker threads publish one cold digest from a registry that holds the bytes back. At most
-    half the threads wait for the pull; the other publishes answer ABORTED at once (the kubelet retries), and
-    Probe, NodeGetCapabilities (which the kubelet calls before every publish, csi_client.go
-    getNodeV1AccessModeMapper) and unpublishes still answer. Before: every thread blocked on the pull lock and
-    everything else queued behind them."""
+    """More pods than worker threads publish one cold digest from a registry that holds the bytes back. Publishes
+    take at most half the threads; the others answer ABORTED at once with the pull's progress (the kubelet
+    retries), and probes, capabilities and unpublishes still answer. Before: every thread blocked on the pull
+    lock and everything else queued behind them."""
     server, _ = hostile
     release = threading.Event()
     artifact = _held_model(server, release)
     plugin = serve_plugin(server, workers=4, publish_wait_s=30.0)
     targets = [_target(kubelet, f"pod-{n}") for n in range(10)]
-    calls: list[tuple[threading.Thread, list[Any]]] = []
-    try:
-        calls += [_in_background(lambda target=target: _publish(plugin, artifact, target, _secrets(server),
-                                                               timeout=20)) for target in targets]
-        _until(lambda: sum(1 for _, outcome in calls if outcome) == len(targets) - 2,
-               "all but the two waiting publishes to answer")
-        aborted = [outcome[0] for _, outcome in calls if outcome]
-        assert all(isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.ABORTED
-                   for error in aborted), aborted
-        assert all("pulling" in error.details() for error in aborted), [error.details() for error in aborted]
-        started = time.monotonic()
-        assert plugin.call("/csi.v1.Identity/Probe", messages.message_class("ProbeRequest")(), timeout=5).ready.value
-        plugin.call("/csi.v1.Node/NodeGetCapabilities", messages.message_class("NodeGetCapabilitiesRequest")(),
-                    timeout=5)
-        _unpublish(plugin, _target(kubelet, "pod-gone"))
-        assert time.monotonic() - started < 3.0
-    finally:
-        release.set()
-        for thread, _ in calls:
-            thread.join(timeout=30)  # before the fixtures unmount
-    waited = [outcome[0] for _, outcome in calls if not isinstance(outcome[0], BaseException)]
-    assert len(waited) == 2, [outcome for _, outcome in calls]
+    crowd = _Crowd(plugin, server, artifact, kubelet, release)
+    published = crowd.run(targets, grpc.StatusCode.ABORTED, "in progress: pulling",
+                          after_first=lambda: _until(lambda: server.bytes_sent > 0, "the first publish's pull to start"))
+    assert published == 2
     # Every retry mounts the one copy the node pulled.
     for target in targets:
         _publish(plugin, artifact, target, _secrets(server))
@@ -727,6 +752,35 @@ def test_pods_waiting_on_one_cold_digest_never_take_every_worker_thread(
     assert _blob_gets(server) == 1 and plugin.plugin.stats.downloads == 1
     for target in targets:
         _unpublish(plugin, target)
+
+
+def test_pods_whose_registry_does_not_answer_never_take_every_worker_thread(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """The registry answers the credential check but not the manifest of a cold model: the publishes asking it
+    take at most half the threads, the others answer UNAVAILABLE at once (the kubelet retries), and probes,
+    capabilities and unpublishes still answer."""
+    from hostile_registry import after, digest_of, file_layer
+
+    server, _ = hostile
+    raw = server.add_model([file_layer("weights.bin", os.urandom(64 << 10))])
+    artifact = f"oci://{server.host}/team/model@{digest_of(raw)}"
+    release = threading.Event()
+
+    async def manifest(_request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(body=raw, headers={"Content-Type": MANIFEST_MEDIA_TYPE, "Docker-Content-Digest":
+                                               digest_of(raw)})
+
+    server.manifest_behaviour = after(release, manifest)
+    plugin = serve_plugin(server, workers=4)
+    targets = [_target(kubelet, f"pod-{n}") for n in range(6)]
+    assert _Crowd(plugin, server, artifact, kubelet, release).run(
+        targets, grpc.StatusCode.UNAVAILABLE, "already runs as many publishes") == 2
+    for target in targets:
+        _publish(plugin, artifact, target, _secrets(server))
+        _unpublish(plugin, target)
+    assert not _mounts_under(kubelet)
 
 
 def test_the_plugin_creates_and_removes_the_target_only_never_the_kubelets_parent(

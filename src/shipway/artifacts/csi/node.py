@@ -23,10 +23,11 @@ bounded by csiTimeout (2 minutes); a call that ran out, or answered ABORTED, UNA
 RESOURCE_EXHAUSTED, is "in progress" to it and retried with exponential backoff (0.5 s doubling to 2 min 2 s).
 A cold pull of a large model outlasts that bound, so a publish waits for its pull at most `publish_wait_s`
 (under the bound) and then answers ABORTED ("pulling X of Y bytes"); the pull goes on, and a retry finds it
-done. A call for a volume and target that another call is still publishing answers ABORTED at once (the CSI
-spec's "Concurrency": the plugin MAY refuse secondary calls for a volume with ABORTED). At most half the
-worker threads wait for pulls; a publish past that answers ABORTED at once, so N pods waiting on one cold
-digest never take every thread.
+done. A call for a volume and target that another call is still publishing (or unpublishing) answers ABORTED
+at once (the CSI spec's "Concurrency": the plugin MAY refuse secondary calls for a volume with ABORTED).
+Publishes take at most half the worker threads; one past that answers at once (ABORTED with the progress of
+its digest's pull, else UNAVAILABLE), so N pods waiting on one cold digest, or on a registry that does not
+answer, never take every thread.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ ATTRIBUTES = (ARTIFACT, MAX_SIZE)
 # What the kubelet adds to an inline volume's attributes (podInfoOnMount, ephemeral): read by nobody here.
 KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
 PULL_SECRET_KEY = ".dockerconfigjson"
-# gRPC calls run on these threads; at most half of them wait for pulls (the rest stay free for other calls).
+# gRPC calls run on these threads; publishes take at most half of them (the rest stay free for other calls).
 WORKERS = 32
 # Pulls run on threads of their own; more digests than this wait their turn.
 PULL_WORKERS = 4
@@ -254,7 +255,9 @@ class NodePlugin:
         # The calls in flight, by publication key (volume and target): what each is doing, for a second call's answer.
         self._calls: dict[str, Callable[[], str]] = {}
         self._calls_lock = threading.Lock()
-        self._waiting = threading.BoundedSemaphore(max(1, config.workers // 2))
+        # Publishes may take at most half the worker threads, whatever holds them up (a registry that does not
+        # answer, a pull still going): the other half stays free for probes, capabilities and unpublishes.
+        self._publish_slots = threading.BoundedSemaphore(max(1, config.workers // 2))
         self.recover()
 
     def recover(self) -> None:
@@ -314,7 +317,19 @@ class NodePlugin:
         credentials = registry_credentials(request.secrets, config.registry)
         key = publication_key(request.volume_id, target)
         with self._one_call(key, "a publish of this volume is in progress: checking the pod's credentials"):
-            self._publish_at(request.volume_id, key, artifact, target, credentials, extra_flags, active)
+            if not self._publish_slots.acquire(blocking=False):
+                job = self.pulls.running(str(artifact.reference.digest))
+                if job is not None:
+                    raise _in_progress(f"a publish of this volume is in progress: {job.describe()} of "
+                                       f"{artifact.reference} into the node cache, with as many publishes under way "
+                                       "as the plugin takes at once")
+                raise CsiError(grpc.StatusCode.UNAVAILABLE,
+                               f"{DRIVER} on this node already runs as many publishes as it takes at once (asking "
+                               f"{config.registry} or waiting for pulls); the kubelet retries")
+            try:
+                self._publish_at(request.volume_id, key, artifact, target, credentials, extra_flags, active)
+            finally:
+                self._publish_slots.release()
 
     @contextlib.contextmanager
     def _one_call(self, key: str, doing: str) -> Iterator[None]:
@@ -377,22 +392,14 @@ class NodePlugin:
         log.info("published %s at %s", reference, target)
 
     def _wait_for(self, job: PullJob, reference: Reference, active: Callable[[], bool]) -> None:
-        """Wait for the pull at most publish_wait_s, and only while a waiting slot is free; ABORTED if still pulling."""
-        if not job.finished.is_set():
-            if not self._waiting.acquire(blocking=False):
+        """Wait for the pull at most publish_wait_s, while the caller waits too; ABORTED if it is still pulling."""
+        deadline = time.monotonic() + self.config.publish_wait_s
+        while not job.finished.wait(max(0.0, min(_WAIT_SLICE_S, deadline - time.monotonic()))):
+            if not active():
+                raise CsiError(grpc.StatusCode.CANCELLED, f"the caller gave up waiting for {reference}; its pull goes on")
+            if time.monotonic() >= deadline:
                 raise _in_progress(f"a publish of this volume is in progress: {job.describe()} of {reference} into "
-                                   "the node cache, and as many publishes as may already wait for pulls on this node")
-            try:
-                deadline = time.monotonic() + self.config.publish_wait_s
-                while not job.finished.wait(max(0.0, min(_WAIT_SLICE_S, deadline - time.monotonic()))):
-                    if not active():
-                        raise CsiError(grpc.StatusCode.CANCELLED,
-                                       f"the caller gave up waiting for {reference}; its pull goes on")
-                    if time.monotonic() >= deadline:
-                        raise _in_progress(f"a publish of this volume is in progress: {job.describe()} of "
-                                           f"{reference} into the node cache")
-            finally:
-                self._waiting.release()
+                                   "the node cache")
         if job.error is not None:
             raise job.error
 
