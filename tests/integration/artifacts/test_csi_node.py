@@ -2,7 +2,7 @@
 registry (Debian's docker-registry) on 127.0.0.1 and real bind mounts (mount(2) as root with CAP_SYS_ADMIN).
 
 What the kubelet itself does (registering the plugin, calling on pod start and stop) is not here: the calls are
-made the way the kubelet makes them (kubernetes pkg/volume/csi at release 1.35: csi_mounter.go SetUpAt,
+made the way the kubelet makes them (kubernetes pkg/volume/csi, recent stored versions: csi_mounter.go SetUpAt,
 csi_client.go NodePublishVolume, csi_plugin.go NewMounter), to targets under a kubelet folder in tmp_path whose
 parent (with the kubelet's vol_data.json in it) the test makes, as SetUpAt does before it calls the plugin.
 """
@@ -539,7 +539,7 @@ def test_a_publish_killed_mid_pull_leaves_nothing_to_mount_and_the_next_run_clea
     socket.parent.rmdir()
 
 
-# --- What a real kubelet does around the calls (kubernetes pkg/volume/csi, release 1.35) ----------------------
+# --- What a real kubelet does around the calls (kubernetes pkg/volume/csi) ------------------------------------
 
 
 HELD_BYTES = 16 << 20  # four of the client's 4 MiB reads: the pull reports progress after each
@@ -742,8 +742,8 @@ def test_pods_waiting_on_one_cold_digest_never_take_every_worker_thread(
     plugin = serve_plugin(server, workers=4, publish_wait_s=30.0)
     targets = [_target(kubelet, f"pod-{n}") for n in range(10)]
     crowd = _Crowd(plugin, server, artifact, kubelet, release)
-    published = crowd.run(targets, grpc.StatusCode.ABORTED, "in progress: pulling",
-                          after_first=lambda: _until(lambda: server.bytes_sent > 0, "the first publish's pull to start"))
+    published = crowd.run(targets, grpc.StatusCode.ABORTED, "in progress: pulling", after_first=lambda: _until(
+        lambda: server.bytes_sent > 0, "the first publish's pull to start"))
     assert published == 2
     # Every retry mounts the one copy the node pulled.
     for target in targets:

@@ -42,7 +42,7 @@ def test_an_artifact_by_digest_on_the_nodes_registry_is_accepted_with_its_bound(
 
 def test_every_attribute_the_kubelet_adds_is_accepted() -> None:
     """podInfoOnMount adds pod.name, pod.namespace, pod.uid, serviceAccount.name and ephemeral (kubernetes
-    pkg/volume/csi/csi_mounter.go getPodInfoAttrs, release 1.35); tokenRequests would add serviceAccount.tokens
+    pkg/volume/csi/csi_mounter.go podAttributes/getPodInfoAttrs); tokenRequests would add serviceAccount.tokens
     (podServiceAccountTokenAttrs). The kubelet merges them over the pod's volumeAttributes (mergeMap)."""
     kubelet = {f"csi.storage.k8s.io/{key}": "x" for key in (
         "pod.name", "pod.namespace", "pod.uid", "serviceAccount.name", "ephemeral", "serviceAccount.tokens")}

@@ -18,9 +18,10 @@ NodePublishVolume, for an inline volume `{driver: models.shipway.dev, readOnly: 
 NodeUnpublishVolume unmounts, removes the target folder (never its parent, the kubelet's), then the record.
 Both are idempotent.
 
-What the kubelet does around these calls (kubernetes pkg/volume/csi, read at release 1.35): each call is
-bounded by csiTimeout (2 minutes); a call that ran out, or answered ABORTED, UNAVAILABLE or
-RESOURCE_EXHAUSTED, is "in progress" to it and retried with exponential backoff (0.5 s doubling to 2 min 2 s).
+What the kubelet does around these calls (kubernetes pkg/volume/csi: csi_plugin.go, csi_mounter.go,
+csi_client.go, as read from recent stored versions, not from the v1.35.0 tag itself): each call is bounded by
+csiTimeout (2 minutes); a call that ran out, or answered ABORTED, UNAVAILABLE or RESOURCE_EXHAUSTED, is "in
+progress" to it and retried with exponential backoff (0.5 s doubling to 2 min 2 s).
 A cold pull of a large model outlasts that bound, so a publish waits for its pull at most `publish_wait_s`
 (under the bound) and then answers ABORTED ("pulling X of Y bytes"); the pull goes on, and a retry finds it
 done. A call for a volume and target that another call is still publishing (or unpublishing) answers ABORTED
@@ -396,7 +397,8 @@ class NodePlugin:
         deadline = time.monotonic() + self.config.publish_wait_s
         while not job.finished.wait(max(0.0, min(_WAIT_SLICE_S, deadline - time.monotonic()))):
             if not active():
-                raise CsiError(grpc.StatusCode.CANCELLED, f"the caller gave up waiting for {reference}; its pull goes on")
+                raise CsiError(grpc.StatusCode.CANCELLED,
+                               f"the caller gave up waiting for {reference}; its pull goes on")
             if time.monotonic() >= deadline:
                 raise _in_progress(f"a publish of this volume is in progress: {job.describe()} of {reference} into "
                                    "the node cache")
@@ -484,8 +486,9 @@ class NodePlugin:
                 pass
             except OSError as error:
                 raise CsiError(grpc.StatusCode.INTERNAL,
-                               f"{target} is unmounted but could not be removed ({error.strerror}); it holds files "
-                               "nobody mounted there: look at it, remove it, and the kubelet's retry succeeds") from None
+                               f"{target} is unmounted but could not be removed ({error.strerror}); it holds "
+                               "files nobody mounted there: look at it, remove it, and the kubelet's retry "
+                               "succeeds") from None
             self.config.cache.drop_publication(key)
         log.info("unpublished %s", target)
         return messages.NodeUnpublishVolumeResponse()
