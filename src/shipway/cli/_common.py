@@ -163,10 +163,10 @@ def guarded() -> Iterator[None]:
 
 
 def print_table(table: Any) -> None:
-    """Print a rich table as wide as its content needs, never cut to the terminal's width.
+    """Print a rich table or tree as wide as its content needs, never cut to the terminal's width.
 
-    Names, paths and digests in a table are copied and pasted; a column cut to fit 80 characters would
-    print something that is not the name.
+    Names, paths and digests in a table or tree are copied and pasted; one cut to fit 80 characters (a pipe's
+    width) would print something that is not the name.
     """
     from rich.measure import Measurement
 

@@ -72,6 +72,18 @@ def test_synth_writes_output_and_tree(tmp_path: Path) -> None:
     assert len(list((out / "manifests").glob("*.yaml"))) > 30
 
 
+def test_synth_tree_names_every_resource_whole_through_a_pipe(tmp_path: Path) -> None:
+    """A pipe is 80 columns to rich; the tree still prints every resource's whole name (they are copied)."""
+    import json
+
+    result = runner.invoke(app, ["synth", KIND_DEV, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    names = [resource["name"] for resource in plan["resources"] if resource["custom"] and len(resource["name"]) > 70]
+    assert names, "kind-dev has long resource names"
+    assert all(f" {name}\n" in result.stdout for name in names), [n for n in names if f" {n}\n" not in result.stdout]
+
+
 def test_synth_bad_blueprint_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("metadata:\n  name: ok\ncluster:\n  kind: nope\n")
