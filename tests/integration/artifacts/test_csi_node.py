@@ -822,3 +822,44 @@ def test_the_volume_capability_the_kubelet_may_send_is_honoured_or_refused_by_na
         error = _refused(lambda: _publish(plugin, artifact, _target(kubelet, "pod-2"), mount_flags=(flag,)))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and repr(flag) in error.details(), error.details()
     assert not _mounts_under(kubelet) and not _target(kubelet, "pod-2").exists()
+
+
+# --- Attacks: a tenant, a hostile registry, and the node's own state ------------------------------------------
+
+
+def test_a_symbolic_link_swapped_into_the_target_after_it_was_checked_is_not_followed_by_the_mount(
+        hostile, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """check_target resolves the path once; the mount comes after the credential check and the pull (minutes on a
+    cold model). A link swapped into the path in between (the volume folder renamed, a link to elsewhere put in
+    its place) must not carry the root-owned mount (mount(2) follows links in its target) out of the pods
+    folder: the plugin walks to the target without following links and mounts through the descriptor it got."""
+    from hostile_registry import after, digest_of, file_layer
+
+    server, _ = hostile
+    raw = server.add_model([file_layer("weights.bin", os.urandom(64 << 10))])
+    artifact = f"oci://{server.host}/team/model@{digest_of(raw)}"
+    release = threading.Event()
+
+    async def manifest(_request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(body=raw, headers={"Content-Type": MANIFEST_MEDIA_TYPE,
+                                               "Docker-Content-Digest": digest_of(raw)})
+
+    server.manifest_behaviour = after(release, manifest)  # the GET before the pull waits; the HEAD does not
+    plugin = serve_plugin(server)
+    target = _target(kubelet, "pod-1")
+    elsewhere = tmp_path / "host-etc"
+    elsewhere.mkdir()
+    thread, outcome = _in_background(lambda: _publish(plugin, artifact, target, _secrets(server)))
+    _until(lambda: any(seen.method == "GET" and "/manifests/" in seen.path for seen in server.seen),
+           "the publish to read the manifest")
+    target.parent.rename(target.parent.with_name("model-moved"))
+    target.parent.symlink_to(elsewhere)
+    release.set()
+    thread.join(30)
+    assert isinstance(outcome[0], grpc.RpcError), outcome
+    assert outcome[0].code() == grpc.StatusCode.FAILED_PRECONDITION, outcome[0].details()
+    assert "symbolic link" in outcome[0].details(), outcome[0].details()
+    assert not _mounts_under(tmp_path) and list(elsewhere.iterdir()) == []
+    assert list(plugin.plugin.config.cache.publications.iterdir()) == []

@@ -3,6 +3,13 @@
 The syscalls are called directly (ctypes), not through util-linux's mount(8): the error is an errno the plugin
 can name, and the image needs no mount binary. A bind mount takes the source's mount flags; read-only needs
 a second call, a remount of the bind (mount(2), "Creating a bind mount" and "Remounting an existing mount").
+
+mount(2) and umount2(2) follow symbolic links in the paths they are given, and a path checked earlier can hold a
+link by the time the call is made. So the plugin never mounts at a path: it walks to the target's folder from `/`
+one name at a time with O_PATH|O_NOFOLLOW (a link anywhere on the way is ENOTDIR, and nothing is mounted), and
+mounts through the descriptors it got (`/proc/self/fd/N`, which names exactly the folder opened, whatever has
+been renamed or swapped since). An unmount names the mount point through its parent's descriptor with
+UMOUNT_NOFOLLOW, so a link put there is never followed to another mount.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+# A folder, by descriptor only (no reads through it), never through a symbolic link at the name opened.
+_FOLDER = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _MOUNTINFO = Path("/proc/self/mountinfo")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -38,23 +48,83 @@ def _call(result: int, what: str) -> None:
         raise MountError(code, f"{what}: {os.strerror(code)}{hint}")
 
 
-def bind_read_only(source: Path, target: Path, extra_flags: int = 0) -> None:
-    """Mount `source` at `target` read-only, no setuid, no devices (and `extra_flags`, such as MS_NOEXEC);
-    on failure nothing stays mounted."""
-    _call(_libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND, None),
-          f"bind mount of {source} at {target}")
+def open_folder(path: Path) -> int:
+    """An O_PATH descriptor of the folder at absolute `path`, walked from `/` one name at a time without following
+    a symbolic link; OSError (ENOTDIR for a link or a file on the way, ENOENT for a missing name) if not. The
+    caller closes it."""
+    if not path.is_absolute():
+        raise ValueError(f"not an absolute path: {path}")
+    descriptor = os.open("/", _FOLDER)
+    try:
+        for name in path.parts[1:]:
+            if name in (".", ".."):
+                raise OSError(errno.EINVAL, f"{path} holds {name!r}")
+            inner = os.open(name, _FOLDER, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = inner
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _fd(descriptor: int) -> bytes:
+    return f"/proc/self/fd/{descriptor}".encode()
+
+
+def bind_read_only_at(source: Path, parent: int, name: str, extra_flags: int = 0) -> None:
+    """Mount folder `source` at folder `name` of the folder descriptor `parent`, read-only, no setuid, no devices
+    (and `extra_flags`, such as MS_NOEXEC); neither followed through a symbolic link (the source's own folder
+    is resolved first, its last name is not); on failure nothing stays mounted."""
+    where = f"{name} (in the folder the plugin opened)"
+    source_folder = open_folder(Path(os.path.realpath(source.parent)) / source.name)
+    try:
+        target = os.open(name, _FOLDER, dir_fd=parent)
+        try:
+            _call(_libc.mount(_fd(source_folder), _fd(target), None, MS_BIND, None),
+                  f"bind mount of {source} at {where}")
+        finally:
+            os.close(target)
+    finally:
+        os.close(source_folder)
+    # The new mount's root, opened through the same parent: what the remount changes.
     flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra_flags
     try:
-        _call(_libc.mount(None, os.fsencode(target), None, flags, None), f"read-only remount of {target}")
-    except MountError:
-        unmount(target)
+        mounted = os.open(name, _FOLDER, dir_fd=parent)
+        try:
+            _call(_libc.mount(None, _fd(mounted), None, flags, None), f"read-only remount of {where}")
+        finally:
+            os.close(mounted)
+    except OSError:
+        unmount_at(parent, name)
         raise
 
 
+def unmount_at(parent: int, name: str) -> None:
+    """Unmount what is mounted at folder `name` of the folder descriptor `parent`, never following a link there."""
+    _call(_libc.umount2(_fd(parent) + b"/" + os.fsencode(name), UMOUNT_NOFOLLOW), f"unmount of {name}")
+
+
+def bind_read_only(source: Path, target: Path, extra_flags: int = 0) -> None:
+    """bind_read_only_at for an absolute `target` whose folders hold no symbolic link (OSError if one does)."""
+    parent = open_folder(target.parent)
+    try:
+        bind_read_only_at(source, parent, target.name, extra_flags)
+    finally:
+        os.close(parent)
+
+
 def unmount(target: Path) -> None:
-    """Unmount `target`, and anything stacked on it; a path that is no mount point is left as it is."""
-    while is_mount_point(target):
-        _call(_libc.umount2(os.fsencode(target), 0), f"unmount of {target}")
+    """Unmount `target`, and anything stacked on it; a path that is no mount point is left as it is. The target
+    is named through its folder, walked without following links (OSError if one is on the way)."""
+    if not is_mount_point(target):
+        return
+    parent = open_folder(target.parent)
+    try:
+        while is_mount_point(target):
+            unmount_at(parent, target.name)
+    finally:
+        os.close(parent)
 
 
 def _unescape(field: str) -> str:

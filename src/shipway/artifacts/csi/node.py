@@ -52,7 +52,15 @@ from shipway import __version__
 from shipway.artifacts.auth import Credentials, docker_config_credentials
 from shipway.artifacts.cache import NodeCache
 from shipway.artifacts.csi import DRIVER, messages
-from shipway.artifacts.csi.mounts import MS_NOEXEC, MountError, bind_read_only, is_mount_point, unmount
+from shipway.artifacts.csi.mounts import (
+    MS_NOEXEC,
+    MountError,
+    bind_read_only_at,
+    is_mount_point,
+    open_folder,
+    unmount,
+    unmount_at,
+)
 from shipway.artifacts.csi.pulls import PullJob, Pulls
 from shipway.artifacts.errors import (
     ArtifactError,
@@ -380,17 +388,43 @@ class NodePlugin:
         except BaseException:
             cache.drop_publication(key)
             raise
-        created = False
         try:
-            created = not target.exists()
-            target.mkdir(exist_ok=True)
-            bind_read_only(model, target, extra_flags)
+            self._mount(model, target, extra_flags)
         except BaseException:
             cache.drop_publication(key)
-            if created:
-                target.rmdir()
             raise
         log.info("published %s at %s", reference, target)
+
+    def _mount(self, model: Path, target: Path, extra_flags: int) -> None:
+        """Create the target and bind-mount the model there, through descriptors walked to it without following a
+        link: check_target's answer may be minutes old (a pull), and mount(2) follows links in its target."""
+        changed = (f"{target} changed after it was checked: its folder is gone, or a symbolic link or a file is "
+                   "on the way, so the plugin mounted nothing (the kubelet's folders hold no links)")
+        try:
+            parent = open_folder(target.parent)
+        except OSError as error:
+            raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, f"{changed}: {error.strerror}") from None
+        try:
+            created = False
+            try:
+                os.mkdir(target.name, 0o755, dir_fd=parent)
+                created = True
+            except FileExistsError:
+                pass
+            try:
+                bind_read_only_at(model, parent, target.name, extra_flags)
+            except BaseException as error:
+                if created:
+                    os.rmdir(target.name, dir_fd=parent)
+                if isinstance(error, OSError) and not isinstance(error, MountError):
+                    raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, f"{changed}: {error.strerror}") from None
+                raise
+            # Re-checked after the mount: the folder the descriptors named is still the target (not renamed away).
+            if not (is_mount_point(target) and _same_folder(target, model)):
+                unmount_at(parent, target.name)
+                raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, changed)
+        finally:
+            os.close(parent)
 
     def _wait_for(self, job: PullJob, reference: Reference, active: Callable[[], bool]) -> None:
         """Wait for the pull at most publish_wait_s, while the caller waits too; ABORTED if it is still pulling."""
@@ -479,7 +513,14 @@ class NodePlugin:
         target = check_target(request.target_path, self.config.kubelet_dir)
         key = publication_key(request.volume_id, target)
         with self._one_call(key, "an unpublish of this volume is in progress"):
-            unmount(target)
+            try:
+                unmount(target)
+            except MountError:
+                raise
+            except OSError as error:
+                raise CsiError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"{target} changed after it was checked: a symbolic link or a file is on the way "
+                               f"({error.strerror}), so the plugin unmounted nothing") from None
             try:
                 target.rmdir()
             except FileNotFoundError:
