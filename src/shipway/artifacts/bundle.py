@@ -11,6 +11,11 @@ from shipway.artifacts.errors import ArtifactError, BadReferenceError, DigestMis
 from shipway.artifacts.layout import safe_relative_path
 
 COPY_BYTES = 1024 * 1024
+# The most files one model may hold (its layers and its bundle's files together). Each file costs the puller an
+# inode and a few hundred bytes of memory while it is unpacked, and a pull's byte bounds do not see empty files:
+# a 2 GB bundle of empty entries is four million of them. A model with more small files than this packs them in
+# an archive of its own.
+MAX_MODEL_FILES = 100_000
 
 
 def write_bundle(files: Sequence[tuple[str, Path]], target: Path) -> None:
@@ -34,9 +39,25 @@ def extract_bundle(archive_path: Path, destination: Path, expected: Sequence[str
     ever created, each file is opened with O_NOFOLLOW and O_EXCL, and each folder is made by this
     code, so nothing can be written outside `destination` whatever the Python version.
     """
+    # A folder entry is kept only when a listed file is in it, so the archive's entries are bounded by the list,
+    # which the manifest's size bounds: entries past that bound are refused as they are read, before tarfile
+    # holds millions of them in memory.
+    folders = {str(parent) for name in expected for parent in PurePosixPath(name).parents if str(parent) != "."}
+    bound = len(expected) + len(folders)
     with tarfile.open(archive_path, "r:") as archive:
-        members = archive.getmembers()
-        for member in members:
+        members = []
+        for member in archive:
+            if len(members) == bound:
+                raise ArtifactError(
+                    f"the small-files layer holds more entries than the {len(expected)} files its manifest lists "
+                    "and their folders: nothing was extracted."
+                )
+            members.append(member)
+            if member.isdir() and str(PurePosixPath(member.name)) not in folders:
+                raise ArtifactError(
+                    f"the small-files layer holds the folder {member.name!r}, which none of the files its manifest "
+                    "lists is in: nothing was extracted."
+                )
             if not (member.isreg() or member.isdir()):
                 raise ArtifactError(
                     f"the small-files layer holds {member.name!r}, a {_kind(member)}: a model bundle may hold "

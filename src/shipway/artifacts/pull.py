@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shipway.artifacts.auth import Credentials
-from shipway.artifacts.bundle import extract_bundle
+from shipway.artifacts.bundle import MAX_MODEL_FILES, extract_bundle
 from shipway.artifacts.cache import NodeCache
 from shipway.artifacts.errors import ArtifactError, DigestMismatchError
 from shipway.artifacts.layout import (
@@ -71,9 +71,11 @@ def _check_manifest(raw: bytes, reference: Reference) -> dict[str, Any]:
         safe_relative_path(title)
     if len(set(titles)) != len(titles):
         raise ArtifactError(f"{reference} names the same file in two layers: {sorted(titles)}.")
-    for layer in layers:
-        if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
-            _bundle_files(layer, reference)
+    files = sum(len(_bundle_files(layer, reference)) if layer.get("mediaType") == BUNDLE_MEDIA_TYPE else 1
+                for layer in layers)
+    if files > MAX_MODEL_FILES:
+        raise ArtifactError(f"{reference} holds {files} files, more than the {MAX_MODEL_FILES} a model may hold: "
+                            "pack its small files in an archive of its own. Nothing was downloaded.")
     return manifest  # type: ignore[no-any-return]
 
 

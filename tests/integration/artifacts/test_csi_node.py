@@ -863,3 +863,40 @@ def test_a_symbolic_link_swapped_into_the_target_after_it_was_checked_is_not_fol
     assert "symbolic link" in outcome[0].details(), outcome[0].details()
     assert not _mounts_under(tmp_path) and list(elsewhere.iterdir()) == []
     assert list(plugin.plugin.config.cache.publications.iterdir()) == []
+
+
+def test_a_bundle_of_folder_entries_or_a_manifest_of_too_many_files_is_refused_before_the_node_spends_inodes(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """A team's own artifact, pushed to its own repository and named in its own pod, is hostile input to the root
+    plugin. Empty folder entries cost no bytes (the size bounds never see them) but an inode each and a few hundred
+    bytes of the plugin's memory while tarfile lists them: a 2 GB bundle is four million of them, past the
+    plugin's 512Mi limit. A folder entry no listed file is in is refused as it is read, and a manifest listing
+    more files than a model may hold is refused before any blob is fetched."""
+    from hostile_registry import bundle_layer, digest_of, tar_of
+
+    from shipway.artifacts.bundle import MAX_MODEL_FILES
+
+    server, _ = hostile
+    label = tarfile.TarInfo("labels.txt")
+    folders = []
+    for n in range(2000):
+        folder = tarfile.TarInfo(f"d{n}")
+        folder.type = tarfile.DIRTYPE
+        folders.append((folder, None))
+    padded = server.add_model([bundle_layer(tar_of([*folders, (label, b"setosa\n")]), ["labels.txt"])],
+                              tag="folders")
+    many = [f"f{n}" for n in range(MAX_MODEL_FILES + 1)]
+    crowded = server.add_model([bundle_layer(tar_of([(label, b"x")]), many)], tag="crowded")
+    plugin = serve_plugin(server)
+    cache = plugin.plugin.config.cache
+    for raw, hint in ((padded, "none of the files its manifest lists is in"),
+                      (crowded, f"more than the {MAX_MODEL_FILES} a model may hold")):
+        target = _target(kubelet, f"pod-{digest_of(raw)[7:15]}")
+        error = _refused(lambda: _publish(plugin, f"oci://{server.host}/team/model@{digest_of(raw)}", target,
+                                          _secrets(server)))
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and hint in error.details(), error.details()
+        assert not target.exists()
+    assert list(cache.models.iterdir()) == [] and list(cache.publications.iterdir()) == []
+    assert [seen for seen in server.seen if "/blobs/" in seen.path and seen.method == "GET"
+            and seen.path.endswith(digest_of(tar_of([(label, b"x")])))] == []
+    assert not _mounts_under(kubelet)
