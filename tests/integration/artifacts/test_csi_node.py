@@ -900,3 +900,22 @@ def test_a_bundle_of_folder_entries_or_a_manifest_of_too_many_files_is_refused_b
     assert [seen for seen in server.seen if "/blobs/" in seen.path and seen.method == "GET"
             and seen.path.endswith(digest_of(tar_of([(label, b"x")])))] == []
     assert not _mounts_under(kubelet)
+
+
+def test_huge_attributes_and_secrets_get_a_short_answer_and_cost_the_plugin_no_more_than_the_message(
+        registry: Registry, serve_plugin, kubelet: Path) -> None:
+    """A tenant controls volumeAttributes (keys and values) and the Secret's data; gRPC bounds a request at 4 MiB.
+    Echoing a 3 MB value into the error would put 3 MB in the status (past what the kubelet's gRPC client takes
+    as trailers) and in the plugin's log on every retry; the answer names the field and its size instead."""
+    plugin = serve_plugin(registry)
+    target = _target(kubelet, "pod-1")
+    huge = "x" * (3 << 20)
+    digest = "sha256:" + "0" * 64
+    for attributes, secrets in (({"artifact": huge}, None), ({"artifact": f"oci://{registry.host}/a/b:{huge}"}, None),
+                                ({huge: "1"}, None), ({"maxSize": huge}, None),
+                                ({}, {".dockerconfigjson": huge}), ({}, {huge: "1"})):
+        attributes = {"artifact": f"oci://{registry.host}/team-a/model@{digest}", **attributes}
+        error = _refused(lambda: _publish(plugin, attributes.pop("artifact"), target, secrets, **attributes))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details()[:200])
+        assert len(error.details()) < 2000, error.details()[:300]
+    assert not target.exists() and not _mounts_under(kubelet)

@@ -79,6 +79,8 @@ log = logging.getLogger("shipway.csi")
 ARTIFACT = "artifact"
 MAX_SIZE = "maxSize"
 ATTRIBUTES = (ARTIFACT, MAX_SIZE)
+# oci:// and a host (at most 253 characters and a port), a repository (the distribution spec's 255), @sha256:<64>.
+MAX_REFERENCE = 6 + 259 + 1 + 255 + 72
 # What the kubelet adds to an inline volume's attributes (podInfoOnMount, ephemeral): read by nobody here.
 KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
 PULL_SECRET_KEY = ".dockerconfigjson"
@@ -99,15 +101,32 @@ _WAIT_SLICE_S = 0.2
 # volume is a folder of the node cache's filesystem, not a device to format.
 MOUNT_FLAGS_IN_EFFECT = ("ro", "nosuid", "nodev", "noatime", "nodiratime", "relatime")
 MOUNT_FLAGS_ADDED = {"noexec": MS_NOEXEC}
+# The longest answer the plugin gives. gRPC carries it in a trailer, and clients cap received metadata (grpc's hard
+# limit is 16 KiB: past it the kubelet gets RESOURCE_EXHAUSTED, which it retries forever, instead of the answer);
+# the log takes the same line on every retry. A tenant's value is echoed cut to SHOWN characters, so the hint that
+# follows it survives.
+MAX_MESSAGE = 2000
+SHOWN = 100
 
 
 class CsiError(Exception):
     """A request the plugin refuses, with the gRPC status code the kubelet gets and what to fix."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        message = _cut(message, MAX_MESSAGE)
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _cut(text: str, limit: int = SHOWN) -> str:
+    """`text`, or its first `limit` characters and how long it was: a tenant's value as an answer may echo it."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _listed(names: list[str], most: int = 5) -> list[str]:
+    """Names a tenant chose (keys), as an answer lists them: the first few, each cut."""
+    return [_cut(name) for name in names[:most]] + ([f"and {len(names) - most} more"] if len(names) > most else [])
 
 
 @dataclass(frozen=True)
@@ -149,11 +168,14 @@ def parse_attributes(attributes: Mapping[str, str], registry: str) -> Artifact:
     """The artifact (by digest, on `registry`) and the size bound a volume's attributes name; CsiError if not."""
     unknown = sorted(key for key in attributes if key not in ATTRIBUTES and not key.startswith(KUBELET_ATTRIBUTE_PREFIX))
     if unknown:
-        raise _invalid(f"unknown volumeAttributes {unknown}: {DRIVER} takes {list(ATTRIBUTES)}")
+        raise _invalid(f"unknown volumeAttributes {_listed(unknown)}: {DRIVER} takes {list(ATTRIBUTES)}")
     text = attributes.get(ARTIFACT, "")
     example = f"oci://{registry}/TEAM/MODEL@sha256:<64 hex digits>"
     if not text:
         raise _invalid(f"volumeAttributes.{ARTIFACT} is missing: name the model by digest, e.g. {example}")
+    if len(text) > MAX_REFERENCE:
+        raise _invalid(f"volumeAttributes.{ARTIFACT} {_cut(text)!r} is longer than a reference by digest can be "
+                       f"({MAX_REFERENCE} characters): name the model by digest, e.g. {example}")
     try:
         reference = parse_reference(text)
     except BadReferenceError as error:
@@ -173,7 +195,7 @@ def parse_attributes(attributes: Mapping[str, str], registry: str) -> Artifact:
         except ValueError:
             max_bytes = 0
         if max_bytes <= 0:
-            raise _invalid(f"volumeAttributes.{MAX_SIZE} {attributes[MAX_SIZE]!r}: expected a size such as 20Gi")
+            raise _invalid(f"volumeAttributes.{MAX_SIZE} {_cut(attributes[MAX_SIZE])!r}: expected a size such as 20Gi")
     return Artifact(reference, max_bytes)
 
 
@@ -205,8 +227,8 @@ def registry_credentials(secrets: Mapping[str, str], registry: str) -> Credentia
     if not secrets:
         return Credentials(source="no nodePublishSecretRef")
     if PULL_SECRET_KEY not in secrets:
-        raise _invalid(f"the nodePublishSecretRef Secret has keys {sorted(secrets)} and no {PULL_SECRET_KEY}: name "
-                       "the team's kubernetes.io/dockerconfigjson pull Secret")
+        raise _invalid(f"the nodePublishSecretRef Secret has keys {_listed(sorted(secrets))} and no "
+                       f"{PULL_SECRET_KEY}: name the team's kubernetes.io/dockerconfigjson pull Secret")
     try:
         return docker_config_credentials(secrets[PULL_SECRET_KEY], registry, "the nodePublishSecretRef Secret")
     except AuthError as error:
@@ -221,8 +243,8 @@ def mount_flags(flags: list[str]) -> int:
         if flag in MOUNT_FLAGS_ADDED:
             extra |= MOUNT_FLAGS_ADDED[flag]
         elif flag not in MOUNT_FLAGS_IN_EFFECT:
-            raise _invalid(f"mount flag {flag!r} cannot be honoured: {DRIVER} bind-mounts the model read-only and "
-                           f"takes only {sorted([*MOUNT_FLAGS_IN_EFFECT, *MOUNT_FLAGS_ADDED])}")
+            raise _invalid(f"mount flag {_cut(flag)!r} cannot be honoured: {DRIVER} bind-mounts the model read-only "
+                           f"and takes only {sorted([*MOUNT_FLAGS_IN_EFFECT, *MOUNT_FLAGS_ADDED])}")
     return extra
 
 
@@ -594,10 +616,10 @@ def _answering(call: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[An
             context.abort(error.code, error.message)
         except MountError as error:
             log.error("%s", error)
-            context.abort(grpc.StatusCode.INTERNAL, str(error))
+            context.abort(grpc.StatusCode.INTERNAL, _cut(str(error), MAX_MESSAGE))
         except Exception as error:
             log.exception("unexpected failure")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+            context.abort(grpc.StatusCode.INTERNAL, _cut(f"{type(error).__name__}: {error}", MAX_MESSAGE))
     return method
 
 
