@@ -919,3 +919,104 @@ def test_huge_attributes_and_secrets_get_a_short_answer_and_cost_the_plugin_no_m
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details()[:200])
         assert len(error.details()) < 2000, error.details()[:300]
     assert not target.exists() and not _mounts_under(kubelet)
+
+
+def test_what_a_plugin_killed_after_the_record_or_after_the_mount_leaves_is_recovered_by_the_next_run(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """SIGKILL between the record and the mount leaves a record, maybe an empty target; between the mount and the
+    answer, a mount and its record; during the swap into place, staging and a retired copy. The next run keeps the
+    mounted one's record (its model stays pinned), drops the unmounted one's (so it pins nothing) and sweeps the
+    debris; the kubelet's retries then mount each target once, and its unpublishes leave nothing."""
+    from shipway.artifacts.csi.node import publication_key
+
+    artifact, source = _push(registry, tmp_path, "iris")
+    digest = artifact.rpartition("@")[2]
+    first = serve_plugin(registry)
+    mounted, unmounted = _target(kubelet, "pod-1"), _target(kubelet, "pod-2")
+    _publish(first, artifact, mounted)  # killed before its answer reached the kubelet
+    cache = first.plugin.config.cache
+    model = cache.model_folder(digest)
+    _kubelet_parent(unmounted)
+    unmounted.mkdir()  # killed after the record and the target, before the mount
+    cache.record_publication(publication_key(_volume_id(unmounted), unmounted), digest,
+                             {"volume_id": _volume_id(unmounted), "target_path": str(unmounted)})
+    debris = [cache.models / f".{model.name}.partial-dead", cache.models / f".{model.name}.old-dead"]
+    for path in debris:
+        path.mkdir()
+        (path / "weights.bin").write_bytes(b"half")
+    second = serve_plugin(registry)
+    assert cache.published_models() == {model.name} and len(cache.publications_by_key()) == 1
+    assert not any(path.exists() for path in debris)
+    for target in (mounted, unmounted):
+        _publish(second, artifact, target)
+        assert _mounts_at(target) == 1
+        _same_tree(target, source)
+    for target in (mounted, unmounted):
+        _unpublish(second, target)
+    assert not _mounts_under(kubelet) and cache.publications_by_key() == {}
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM in /proc/PID/status), MiB."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.slow
+def test_the_plugins_peak_memory_under_the_largest_inputs_it_accepts_stays_under_its_512Mi_limit(
+        hostile, kubelet: Path, tmp_path: Path) -> None:
+    """The DaemonSet limits the plugin to 512Mi (shipway.render.node_cache.PLUGIN_RESOURCES); past it the kernel
+    kills it and every pod on the node waits. The `shipway model csi-node` process, measured (VmHWM) after what a
+    tenant and its registry can make it hold at most: a bundle of MAX_MODEL_FILES files, a manifest near the 4 MiB
+    cap (thousands of layers) published by 16 pods at once, and 16 publishes of near-4 MiB attributes."""
+    from hostile_registry import bundle_layer, digest_of, file_layer, tar_of
+
+    from shipway.artifacts.bundle import MAX_MODEL_FILES
+    from shipway.artifacts.transfer import TransferLimits
+
+    server, _ = hostile
+    names = [f"f{n:06d}" for n in range(MAX_MODEL_FILES)]
+    files = server.add_model([bundle_layer(tar_of([(tarfile.TarInfo(name), b"") for name in names]), names)],
+                             tag="files")
+    one = b"x"
+    layers = []
+    while len(json.dumps([descriptor for descriptor, _ in layers])) < TransferLimits().max_manifest_bytes - 200_000:
+        layers += [file_layer(f"layer-{n:05d}-" + "p" * 100, one) for n in range(len(layers), len(layers) + 500)]
+    wide = server.add_model(layers, tag="wide")
+    assert TransferLimits().max_manifest_bytes - 300_000 < len(wide) <= TransferLimits().max_manifest_bytes
+    cache_dir, socket, log = tmp_path / "node-cache", _socket_dir() / "csi.sock", tmp_path / "csi-node.log"
+    process = _cli_plugin(server.host, cache_dir, kubelet, socket, log)
+    channel = grpc.insecure_channel(f"unix://{socket}")
+    plugin = Plugin(None, socket, channel)
+    peaks = {"started": _peak_rss_mib(process.pid)}
+    targets: list[Path] = []
+    try:
+        target = _target(kubelet, "files")
+        _publish(plugin, f"oci://{server.host}/team/model@{digest_of(files)}", target, _secrets(server))
+        targets.append(target)
+        peaks["bundle"] = _peak_rss_mib(process.pid)
+        wide_targets = [_target(kubelet, f"wide-{n}") for n in range(16)]
+        calls = [_in_background(lambda target=target: _publish(
+            plugin, f"oci://{server.host}/team/model@{digest_of(wide)}", target, _secrets(server)))
+            for target in wide_targets]
+        for thread, _ in calls:
+            thread.join(300)
+        assert all(outcome and not isinstance(outcome[0], BaseException) for _, outcome in calls), calls
+        targets += wide_targets
+        peaks["wide"] = _peak_rss_mib(process.pid)
+        huge = "x" * (4 * 2**20 - 64 * 1024)
+        calls = [_in_background(lambda n=n: _publish(plugin, huge, _target(kubelet, f"huge-{n}"), _secrets(server)))
+                 for n in range(16)]
+        for thread, outcome in calls:
+            thread.join(60)
+            assert outcome[0].code() == grpc.StatusCode.INVALID_ARGUMENT, outcome
+        peaks["attributes"] = _peak_rss_mib(process.pid)
+        print(f"csi-node peak RSS, MiB, after each step: {peaks}; manifest {len(wide)} bytes, {len(layers)} layers")
+        assert peaks["attributes"] < 512, peaks
+    finally:
+        for target in targets:
+            _unpublish(plugin, target)
+        channel.close()
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(socket.parent, ignore_errors=True)
