@@ -171,6 +171,13 @@ class NodeCache:
             return None
         return record if isinstance(record, dict) else None
 
+    def publication_time(self, key: str) -> float:
+        """When a publication's record was last written (now when there is none)."""
+        try:
+            return (self.publications / f"{key}.json").stat().st_mtime
+        except FileNotFoundError:
+            return time.time()
+
     def drop_publication(self, key: str) -> None:
         (self.publications / f"{key}.json").unlink(missing_ok=True)
 

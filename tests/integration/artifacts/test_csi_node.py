@@ -99,7 +99,7 @@ def _socket_dir() -> Path:
 @pytest.fixture
 def serve_plugin(kubelet: Path, tmp_path: Path) -> Iterator[Callable[..., Plugin]]:
     """Start the plugin in this process for a registry; stopped (and its socket removed) at the end."""
-    running: list[tuple[grpc.Server, grpc.Channel, Path]] = []
+    running: list[tuple[grpc.Server, grpc.Channel, Path, NodePlugin]] = []
 
     def serve(registry: Registry, max_size: int = 2**30, **settings: Any) -> Plugin:
         cache = NodeCache(tmp_path / "node-cache", max_size, keep_recent_s=0.0)
@@ -108,13 +108,14 @@ def serve_plugin(kubelet: Path, tmp_path: Path) -> Iterator[Callable[..., Plugin
         socket = _socket_dir() / "csi.sock"
         server, plugin = start(config, socket)
         channel = grpc.insecure_channel(f"unix://{socket}")
-        running.append((server, channel, socket))
+        running.append((server, channel, socket, plugin))
         return Plugin(plugin, socket, channel)
 
     yield serve
-    for server, channel, socket in running:
+    for server, channel, socket, plugin in running:
         channel.close()
         server.stop(None).wait()
+        plugin.close()
         shutil.rmtree(socket.parent, ignore_errors=True)
 
 
@@ -1020,3 +1021,29 @@ def test_the_plugins_peak_memory_under_the_largest_inputs_it_accepts_stays_under
         process.terminate()
         process.wait(timeout=30)
         shutil.rmtree(socket.parent, ignore_errors=True)
+
+
+def test_a_record_the_kubelet_stopped_asking_about_stops_pinning_its_model_while_the_plugin_runs(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """A publish answered ABORTED keeps its record so the model just pulled is not evicted before the retry. If the
+    retry never comes (the pod went away, and the kubelet lost the uncertain mount, so no unpublish either), the
+    record must not pin the model until the plugin happens to restart: once it is not mounted, no call works on it
+    and no publish rewrote it for stale_record_s, the reaper drops it. A later publish records and mounts again."""
+    server, _ = hostile
+    release = threading.Event()
+    artifact = _held_model(server, release)
+    plugin = serve_plugin(server, publish_wait_s=0.3, stale_record_s=1.0, reap_every_s=0.1)
+    cache = plugin.plugin.config.cache
+    target = _target(kubelet, "pod-1")
+    error = _refused(lambda: _publish(plugin, artifact, target, _secrets(server)))
+    assert error.code() == grpc.StatusCode.ABORTED, error.details()
+    model = cache.model_folder(artifact.rpartition("@")[2])
+    release.set()
+    _until(lambda: (model / MARKER_FILE).exists(), "the pull to finish")
+    assert cache.published_models() == {model.name}  # pinned while the kubelet may still retry
+    _until(lambda: cache.published_models() == set(), "the stale record to be dropped")
+    _publish(plugin, artifact, target, _secrets(server))
+    time.sleep(1.5)  # mounted: the reaper leaves it, however old
+    assert cache.published_models() == {model.name} and _mounts_at(target) == 1
+    _unpublish(plugin, target)
+    assert cache.publications_by_key() == {} and not _mounts_under(kubelet)

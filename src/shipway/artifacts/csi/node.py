@@ -93,6 +93,12 @@ KUBELET_CSI_TIMEOUT_S = 120.0
 # How long a publish waits for a pull before answering ABORTED: under the kubelet's bound, so it hears how far
 # the pull got instead of running out, with room left for the credential check and the mount.
 PUBLISH_WAIT_S = KUBELET_CSI_TIMEOUT_S - 20.0
+# A publication record that is not mounted, that no call is working on, and that no publish has rewritten for this
+# long is one the kubelet stopped asking about (a pod that went away after an ABORTED publish, with no unpublish):
+# it stops pinning its model. The kubelet retries a publish at least every 2 min 2 s (its backoff's cap), and each
+# attempt rewrites the record, so a pod still waiting for a pull keeps its record.
+STALE_RECORD_S = 600.0
+REAP_EVERY_S = 60.0
 # How often a waiting publish looks whether the kubelet gave up on it (then its thread is freed).
 _WAIT_SLICE_S = 0.2
 # mount_flags a publish may ask for: those a read-only, nosuid, nodev bind mount has anyway (a read-only mount
@@ -143,6 +149,8 @@ class NodeConfig:
     workers: int = WORKERS
     pull_workers: int = PULL_WORKERS
     publish_wait_s: float = PUBLISH_WAIT_S
+    stale_record_s: float = STALE_RECORD_S
+    reap_every_s: float = REAP_EVERY_S
 
 
 @dataclass
@@ -294,6 +302,35 @@ class NodePlugin:
         # plugin's peak went from 393 to 244 MiB of its 512Mi limit).
         self._manifest_reads = threading.BoundedSemaphore(max(1, config.pull_workers))
         self.recover()
+        self._closed = threading.Event()
+        threading.Thread(target=self._reap_until_closed, name="csi-reaper", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the reaper thread."""
+        self._closed.set()
+
+    def _reap_until_closed(self) -> None:
+        while not self._closed.wait(self.config.reap_every_s):
+            try:
+                self.reap()
+            except OSError as error:
+                log.warning("looking for stale publication records: %s", error)
+
+    def reap(self) -> None:
+        """Drop the records of publications the kubelet stopped asking about: not mounted, no call working on them,
+        not rewritten for stale_record_s. Left alone, such a record (an ABORTED publish whose pod went away
+        without an unpublish) would pin its model against eviction until the plugin restarts."""
+        cache = self.config.cache
+        for key, record in cache.publications_by_key().items():
+            # Under the calls' lock: a publish takes its key before it writes the record and mounts, so a record
+            # with no call on it is not about to be mounted.
+            with self._calls_lock:
+                if key in self._calls or time.time() - cache.publication_time(key) < self.config.stale_record_s:
+                    continue
+                if not is_mount_point(Path(record.get("target_path", "/nonexistent"))):
+                    log.info("dropped the publication record of %s: not mounted, and the kubelet stopped asking",
+                             record.get("target_path"))
+                    cache.drop_publication(key)
 
     def recover(self) -> None:
         """On start: remove what a killed run left, and the records of publications that never got mounted."""
@@ -651,9 +688,10 @@ def start(config: NodeConfig, socket: Path) -> tuple[grpc.Server, NodePlugin]:
 
 def serve_until(config: NodeConfig, socket: Path, stop: threading.Event, grace_s: float = 10.0) -> None:
     """Serve until `stop` is set, then let calls in flight finish (up to `grace_s`) and remove the socket."""
-    server, _ = start(config, socket)
+    server, plugin = start(config, socket)
     try:
         stop.wait()
     finally:
         server.stop(grace_s).wait()
+        plugin.close()
         socket.unlink(missing_ok=True)
