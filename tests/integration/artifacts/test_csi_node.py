@@ -1047,3 +1047,27 @@ def test_a_record_the_kubelet_stopped_asking_about_stops_pinning_its_model_while
     assert cache.published_models() == {model.name} and _mounts_at(target) == 1
     _unpublish(plugin, target)
     assert cache.publications_by_key() == {} and not _mounts_under(kubelet)
+
+
+def test_a_digest_cached_from_one_teams_repository_is_asked_about_in_the_repository_the_pod_names(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """The cache is keyed by manifest digest alone, so the credential check must ask about the repository the pod
+    names, not the one the cached copy came from: team B naming team A's digest in its own repository, which does
+    not hold it, gets NOT_FOUND with the model on the node and mounted. Once team B pushes the same bytes (so the
+    same digest) to its own repository, the registry says yes there and B's pod shares the node's one copy."""
+    artifact, source = _push(registry, tmp_path, "iris")
+    digest = artifact.rpartition("@")[2]
+    plugin = serve_plugin(registry)
+    _publish(plugin, artifact, _target(kubelet, "team-a-pod"))
+    theirs = f"oci://{registry.host}/team-b/iris@{digest}"
+    target = _target(kubelet, "team-b-pod")
+    error = _refused(lambda: _publish(plugin, theirs, target))
+    assert error.code() == grpc.StatusCode.NOT_FOUND and "team-b/iris" in error.details(), error.details()
+    assert not target.exists()
+    pushed = push(source, registry.ref("team-b/iris", "1.0.0"), metadata=ModelMetadata(name="iris"),
+                  plain_http=True, credentials=Credentials(USERNAME, PASSWORD))
+    assert pushed.manifest_digest == digest
+    _publish(plugin, theirs, target)
+    assert plugin.plugin.stats.downloads == 1
+    for pod in ("team-a-pod", "team-b-pod"):
+        _unpublish(plugin, _target(kubelet, pod))

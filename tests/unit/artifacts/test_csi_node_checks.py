@@ -137,3 +137,15 @@ def test_the_endpoint_is_a_unix_socket_path() -> None:
     for endpoint in ("tcp://127.0.0.1:10000", "unix://relative.sock", "/csi/csi.sock"):
         with pytest.raises(ValueError):
             endpoint_path(endpoint)
+
+
+def test_a_volume_id_with_slashes_or_dots_names_no_file_the_record_is_named_by_its_hash() -> None:
+    """volume_id comes from the kubelet but is a free string to the gRPC call; the record's file name is a hash of it
+    and the target, never the string itself."""
+    from pathlib import Path
+
+    from shipway.artifacts.csi.node import publication_key
+
+    for volume_id in ("../../../etc/cron.d/x", "a/b", "\0", "x" * 5000):
+        key = publication_key(volume_id, Path("/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/m/mount"))
+        assert len(key) == 64 and set(key) <= set("0123456789abcdef")
