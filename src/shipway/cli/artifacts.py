@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -44,6 +45,26 @@ def _bytes(option: str, text: str) -> int:
     if value <= 0:
         raise BadOptionError(f"Got {option} {text!r}: expected a positive size such as 512Gi, 4Mi or 65536.")
     return value
+
+
+# sun_path holds 108 bytes, the last a NUL (unix(7)).
+SOCKET_PATH_MAX = 107
+
+
+def _cache_bytes(text: str, cache_dir: Path) -> int:
+    """--max-size as bytes: a share of the cache folder's filesystem ("40%"), or a size."""
+    from shipway.artifacts.errors import BadOptionError
+    from shipway.spec.base import MAX_CACHE_SHARE
+
+    if not text.endswith("%"):
+        return _bytes("--max-size", text)
+    share = text[:-1]
+    if not share.isdigit() or not 1 <= int(share) <= MAX_CACHE_SHARE:
+        raise BadOptionError(f"Got --max-size {text!r}: a share of the disk is a whole percentage from 1% to "
+                             f"{MAX_CACHE_SHARE}%, or give a size such as 200Gi.")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    disk = os.statvfs(cache_dir)
+    return disk.f_blocks * disk.f_frsize * int(share) // 100
 
 
 def _limits(max_blob_size: str, max_manifest_size: str, deadline: float, min_rate: str,
@@ -224,7 +245,8 @@ def csi_node_command(
     registry: Annotated[str, typer.Option(
         "--registry", help="HOST[:PORT] of the one registry the plugin pulls from; other hosts are refused.")],
     max_size: Annotated[str, typer.Option(
-        "--max-size", help="Evict least recently used unmounted models to keep the cache under this (e.g. 100Gi).")],
+        "--max-size", help="Evict least recently used unmounted models to keep the cache under this: a share of "
+        "the cache folder's filesystem (40%) or bytes (200Gi).")],
     node_id: Annotated[str, typer.Option("--node-id", help="This node's name, returned by NodeGetInfo.")],
     endpoint: Annotated[str, typer.Option(
         "--endpoint", help="The CSI socket, unix:///PATH (the kubelet's registrar points at it).")
@@ -253,19 +275,25 @@ def csi_node_command(
         except ValueError:
             raise BadOption(f"Got --endpoint {endpoint!r}: expected unix:///PATH, e.g. --endpoint "
                             "unix:///csi/csi.sock") from None
+        if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
+            raise BadOption(f"Got --endpoint {endpoint!r}: a unix socket's path is at most {SOCKET_PATH_MAX} bytes; "
+                            "use a shorter one, e.g. unix:///csi/csi.sock")
+        if socket.parent.exists() and not socket.parent.is_dir():
+            raise BadOption(f"Got --endpoint {endpoint!r}: {socket.parent} is a file, not a folder for the socket")
         if not node_id.strip():
             raise BadOption("Got an empty --node-id: pass the node's name (the DaemonSet gives $(NODE_NAME)).")
         if not (kubelet_dir / "pods").is_dir():
             raise BadOption(f"Got --kubelet-dir {kubelet_dir}, which has no pods/ folder: pass the kubelet's root "
                             "(/var/lib/kubelet), mounted into the plugin at the same path.")
         registry = registry_host(registry, "--registry")
-        limit = _bytes("--max-size", max_size)
+        limit = _cache_bytes(max_size, cache_dir)
         config = NodeConfig(NodeCache(cache_dir, limit, keep_recent_s=0.0), registry, node_id, kubelet_dir,
-                            plain_http, _limits(max_size, "4Mi", deadline, min_rate, rate_window))
+                            plain_http, _limits(str(limit), "4Mi", deadline, min_rate, rate_window))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
-        console.print(f"CSI node plugin for {registry} on {endpoint}, {cache_dir} up to {max_size}", highlight=False)
+        console.print(f"CSI node plugin for {registry} on {endpoint}, {cache_dir} up to {max_size} "
+                      f"({_size(limit)})", highlight=False)
         try:
             serve_until(config, socket, stop)
         except KeyboardInterrupt:

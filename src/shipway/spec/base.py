@@ -73,6 +73,20 @@ def _quantity(value: object) -> str:
     return value
 
 
+# The node model cache takes at most this share of the filesystem its folder is on.
+MAX_CACHE_SHARE = 50
+
+
+def _cache_size(value: object) -> str:
+    """A size in bytes (a quantity), or a share of a disk: "40%"."""
+    if isinstance(value, str) and value.endswith("%"):
+        share = value[:-1]
+        if not share.isdigit() or not 1 <= int(share) <= MAX_CACHE_SHARE:
+            raise ValueError(f"Got {value!r}; a share of the disk is a whole percentage from 1% to {MAX_CACHE_SHARE}%")
+        return value
+    return _quantity(value)
+
+
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
 
 
@@ -89,6 +103,7 @@ def _duration(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Quantity = Annotated[str, BeforeValidator(_quantity)]
+CacheSize = Annotated[str, BeforeValidator(_cache_size)]
 Duration = Annotated[str, AfterValidator(_duration)]
 
 

@@ -10,11 +10,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shipway.spec.base import (
+    MAX_CACHE_SHARE,
+    CacheSize,
     DnsLabel,
     Duration,
     Located,
     Quantity,
     Spec,
+    quantity_value,
     raise_all,
 )
 from shipway.spec.gpus import GPU_MODELS, mig_slices
@@ -449,9 +452,11 @@ class NodeCache(Spec):
         "Run the node cache: a model pod whose artifact (by digest, on the platform's registry) is already on its "
         "node mounts it read-only without a download, and pods on one node download it once. Off: every pod "
         "pulls its artifact from the registry."))
-    max_size: Quantity = Field("100Gi", description=(
-        "Bytes the cache may hold on each node; beyond it the least recently used models are evicted, never one "
-        "a pod has mounted. Leave the node's disk room for images and pods."))
+    max_size: CacheSize = Field("40%", description=(
+        "What the cache may hold on each node: a share of the filesystem its folder is on (\"40%\", at most "
+        "50%), or bytes (\"200Gi\"). Beyond it the least recently used models no pod mounts are evicted. The "
+        "cache is a host folder, so evicting pods frees none of it: leave the disk room for images and pods, "
+        "whose use past the kubelet's eviction threshold (about 85-90%) stops the node taking pods."))
     path: str = Field("/var/lib/shipway/model-cache", pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", description=(
         "The host folder on each node; only the node cache's own plugin pods mount it."))
 
@@ -923,8 +928,29 @@ class Blueprint(Spec):
             problems.append(Located(("gitops", "repoUrl"), "gitops is enabled but has no repoUrl",
                                     "set gitops.repoUrl to the GitOps repo, or gitops.enabled: false"))
         problems += self._gitops_ha_rules()
+        problems += self._node_cache_rules()
         raise_all(problems)
         return self
+
+    def _node_cache_rules(self) -> list[Located]:
+        # The cache is a host folder on every node that runs models: pods evicted for disk pressure free none of
+        # it. A share ("40%") fits each node's own disk; bytes must fit the smallest disk Shipway sizes.
+        cache = self.registry.node_cache
+        if not (cache.enabled and self.is_cloud) or cache.max_size.endswith("%"):
+            return []
+        model_pools = [(index, pool) for index, pool in enumerate(self.node_pools) if pool.effective_role != "system"]
+        if not model_pools:
+            return []
+        index, smallest = min(model_pools, key=lambda item: item[1].disk_size_gib)
+        cap = smallest.disk_size_gib * 2**30 * MAX_CACHE_SHARE // 100
+        size = int(quantity_value(cache.max_size))
+        if size <= cap:
+            return []
+        return [Located(("registry", "nodeCache", "maxSize"),
+                        f'the node cache may hold {cache.max_size} on each node, more than {MAX_CACHE_SHARE}% of pool '
+                        f'"{smallest.name}"\'s {smallest.disk_size_gib} GiB disk, which also holds images and pods',
+                        f"give a share of each node's disk (maxSize: 40%), at most {cap // 2**30}Gi, or raise "
+                        f"nodePools[{index}].diskSizeGiB to at least {-(-size * 100 // (MAX_CACHE_SHARE * 2**30))}")]
 
     def _gitops_ha_rules(self) -> list[Located]:
         # Argo CD HA runs redis-ha: 3 Redis servers and 3 HAProxy pods, each with required anti-affinity

@@ -149,3 +149,15 @@ def test_a_volume_id_with_slashes_or_dots_names_no_file_the_record_is_named_by_i
     for volume_id in ("../../../etc/cron.d/x", "a/b", "\0", "x" * 5000):
         key = publication_key(volume_id, Path("/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/m/mount"))
         assert len(key) == 64 and set(key) <= set("0123456789abcdef")
+
+
+def test_a_share_of_the_disk_is_that_share_of_the_cache_folders_filesystem(tmp_path: Path) -> None:
+    """`--max-size 40%` (the blueprint's default) bounds each node's cache by its own disk, whatever its size."""
+    import os
+
+    from shipway.cli.artifacts import _cache_bytes
+
+    disk = os.statvfs(tmp_path)
+    assert _cache_bytes("40%", tmp_path / "cache") == disk.f_blocks * disk.f_frsize * 40 // 100
+    assert (tmp_path / "cache").is_dir()
+    assert _cache_bytes("200Gi", tmp_path / "cache") == 200 * 2**30

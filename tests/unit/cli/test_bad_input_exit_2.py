@@ -93,6 +93,9 @@ CASES: dict[str, Case] = {
         "bad --registry": {"--registry": "https://127.0.0.1:1/x y"},
         "empty --node-id": {"--node-id": " "},
         "a kubelet folder without pods/": {"--kubelet-dir": "nowhere"},
+        "a share of the disk over 50%": {"--max-size": "60%"},
+        "a socket path over 107 bytes": {"--endpoint": "unix:///" + "s" * 120 + "/csi.sock"},
+        "a socket under a file": {"--endpoint": "garbage-socket"},
     }.items()},
 }
 
@@ -104,6 +107,8 @@ def _csi_node(tmp: Path, change: dict[str, str]) -> list[str]:
                "--endpoint": f"unix://{tmp}/csi.sock", "--kubelet-dir": str(tmp / "kubelet")}
     for option, value in change.items():
         options[option] = _garbage(tmp) if value == "garbage" else str(tmp / value) if value == "nowhere" else value
+        if value == "garbage-socket":
+            options[option] = f"unix://{_garbage(tmp)}/csi.sock"
     return ["model", "csi-node", *[item for pair in options.items() for item in pair]]
 
 
