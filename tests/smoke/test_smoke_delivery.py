@@ -18,7 +18,7 @@ breaker aborts it.
 
 The model's pods mount it by digest through the node cache's CSI driver (no init container). The Shipway
 image (the node cache's plugin and the sidecar) must be loaded into kind; the
-workflow builds it from tests/smoke/shipway.Dockerfile.
+workflow builds it from the root Dockerfile.
 """
 
 from __future__ import annotations

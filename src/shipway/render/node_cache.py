@@ -22,13 +22,8 @@ DRIVER = "models.shipway.dev"
 NAMESPACE = "shipway-cache"
 NAME = "shipway-node-cache"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "node-cache"}
-# The kubelet's folders on every node (its --root-dir, /var/lib/kubelet on EKS, GKE and kind alike).
-KUBELET_DIR = "/var/lib/kubelet"
-PODS_DIR = f"{KUBELET_DIR}/pods"
-REGISTRATION_DIR = f"{KUBELET_DIR}/plugins_registry"
-PLUGIN_DIR = f"{KUBELET_DIR}/plugins/{DRIVER}"
-# Inside the pod: the plugin's socket folder (the host's PLUGIN_DIR), the registrar's registration folder (the
-# path node-driver-registrar writes its registration socket to) and the cache's host folder.
+# Inside the pod: the plugin's socket folder (the host's plugin folder, plugin_dir), the registrar's registration
+# folder (the path node-driver-registrar writes its registration socket to) and the cache's host folder.
 SOCKET_MOUNT = "/csi"
 SOCKET_NAME = "csi.sock"
 REGISTRATION_MOUNT = "/registration"
@@ -36,6 +31,8 @@ CACHE_MOUNT = "/cache"
 # Node agents of the platform: evicted last under node pressure, like the kubelet's own plugins.
 PRIORITY = "system-node-critical"
 PLUGIN_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
+# node-driver-registrar's health endpoint (--http-endpoint).
+REGISTRAR_HEALTH_PORT = 9809
 REGISTRAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
 # GKE's most nodes in one cluster: the quota below must never stop the DaemonSet from covering a node.
 GKE_MAX_NODES = 15000
@@ -46,19 +43,24 @@ def enabled(blueprint: Blueprint) -> bool:
     return blueprint.registry.node_cache.enabled
 
 
-def registry_host(blueprint: Blueprint) -> str:
-    """The one registry host the plugin pulls from: the one model references and pull secrets name."""
-    return registry.server(blueprint)
+def kubelet_dir(blueprint: Blueprint) -> str:
+    """The kubelet's root folder on the nodes (registry.nodeCache.kubeletDir)."""
+    return blueprint.registry.node_cache.kubelet_dir
+
+
+def plugin_dir(blueprint: Blueprint) -> str:
+    """Where the plugin's socket lives on the node: the kubelet's plugins folder, one folder per driver."""
+    return f"{kubelet_dir(blueprint)}/plugins/{DRIVER}"
 
 
 def plugin_args(blueprint: Blueprint) -> list[str]:
     """The plugin's command line (the image's entrypoint is `shipway`)."""
     args = ["model", "csi-node", "--endpoint", f"unix://{SOCKET_MOUNT}/{SOCKET_NAME}", "--dir", CACHE_MOUNT,
-            "--max-size", blueprint.registry.node_cache.max_size, "--registry", registry_host(blueprint)]
+            "--max-size", blueprint.registry.node_cache.max_size, "--registry", registry.server(blueprint)]
     if isinstance(blueprint.registry, ZotRegistry):
         # The in-cluster zot serves plain HTTP on its cluster-local address.
         args.append("--plain-http")
-    return [*args, "--node-id", "$(NODE_NAME)", "--kubelet-dir", KUBELET_DIR]
+    return [*args, "--node-id", "$(NODE_NAME)", "--kubelet-dir", kubelet_dir(blueprint)]
 
 
 def csi_driver() -> Obj:
@@ -81,6 +83,7 @@ def _host_path(name: str, path: str, kind: str) -> Obj:
 def daemon_set(blueprint: Blueprint) -> Obj:
     """One plugin pod per node, every pool included: the plugin and node-driver-registrar."""
     cache = blueprint.registry.node_cache
+    pods = f"{kubelet_dir(blueprint)}/pods"
     plugin = {
         "name": "plugin", "image": shipway_image(blueprint), "args": plugin_args(blueprint),
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
@@ -94,7 +97,7 @@ def daemon_set(blueprint: Blueprint) -> Obj:
         "resources": {key: dict(value) for key, value in PLUGIN_RESOURCES.items()},
         "volumeMounts": [
             {"name": "socket-dir", "mountPath": SOCKET_MOUNT},
-            {"name": "pods-dir", "mountPath": PODS_DIR, "mountPropagation": "Bidirectional"},
+            {"name": "pods-dir", "mountPath": pods, "mountPropagation": "Bidirectional"},
             {"name": "cache", "mountPath": CACHE_MOUNT},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
@@ -102,7 +105,15 @@ def daemon_set(blueprint: Blueprint) -> Obj:
     registrar = {
         "name": "node-driver-registrar", "image": catalog.CSI_NODE_DRIVER_REGISTRAR_IMAGE,
         "args": [f"--csi-address={SOCKET_MOUNT}/{SOCKET_NAME}",
-                 f"--kubelet-registration-path={PLUGIN_DIR}/{SOCKET_NAME}"],
+                 f"--kubelet-registration-path={plugin_dir(blueprint)}/{SOCKET_NAME}",
+                 f"--http-endpoint=:{REGISTRAR_HEALTH_PORT}"],
+        # /healthz fails while the registrar's registration socket is gone (node-driver-registrar v2.13.0
+        # README, "Health Check with the http server"), e.g. after the kubelet's plugins_registry folder was
+        # wiped: the restart registers again. The kubelet's probes reach a pod on its own node whatever the
+        # NetworkPolicies say.
+        "ports": [{"name": "healthz", "containerPort": REGISTRAR_HEALTH_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "healthz"}, "initialDelaySeconds": 5,
+                          "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
         # Root, because it creates its registration socket in the kubelet's root-owned plugins_registry folder
         # and connects to the plugin's root-owned socket; as their owner it needs no capability for either.
         "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
@@ -130,9 +141,9 @@ def daemon_set(blueprint: Blueprint) -> Obj:
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [plugin, registrar],
                     "volumes": [
-                        _host_path("socket-dir", PLUGIN_DIR, "DirectoryOrCreate"),
-                        _host_path("registration-dir", REGISTRATION_DIR, "Directory"),
-                        _host_path("pods-dir", PODS_DIR, "Directory"),
+                        _host_path("socket-dir", plugin_dir(blueprint), "DirectoryOrCreate"),
+                        _host_path("registration-dir", f"{kubelet_dir(blueprint)}/plugins_registry", "Directory"),
+                        _host_path("pods-dir", pods, "Directory"),
                         _host_path("cache", cache.path, "DirectoryOrCreate"),
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                     ],

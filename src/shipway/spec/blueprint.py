@@ -459,6 +459,10 @@ class NodeCache(Spec):
         "whose use past the kubelet's eviction threshold (about 85-90%) stops the node taking pods."))
     path: str = Field("/var/lib/shipway/model-cache", pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", description=(
         "The host folder on each node; only the node cache's own plugin pods mount it."))
+    kubelet_dir: str = Field("/var/lib/kubelet", pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", description=(
+        "The kubelet's root folder on the nodes (its --root-dir), where it keeps pods' volumes and CSI "
+        "plugins' sockets: /var/lib/kubelet on kind, EKS and GKE; e.g. /var/lib/k0s/kubelet on k0s, "
+        "/var/snap/microk8s/common/var/lib/kubelet on MicroK8s."))
 
 
 class _RegistryBase(Spec):

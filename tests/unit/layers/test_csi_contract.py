@@ -1,4 +1,4 @@
-"""The contract between the render and the node cache's CSI plugin (/work/notes/CSI-CONTRACT.md), held against the
+"""The contract between the render and the node cache's CSI plugin (shipway.artifacts.csi), held against the
 plugin's own code on every example platform with every example model:
 
 - one driver name: the CSIDriver, the profile, every model pod's volume, the plugin socket's folder and

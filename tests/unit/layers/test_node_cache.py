@@ -1,7 +1,7 @@
 """The node model cache as a CSI driver: the CSIDriver, and a node plugin DaemonSet with its registrar sidecar.
 
 The names and paths are the contract between this render and the plugin (`shipway model csi-node`,
-shipway.artifacts.csi): /work/notes/CSI-CONTRACT.md.
+shipway.artifacts.csi); tests/unit/layers/test_csi_contract.py holds the render to the plugin's own checks.
 """
 
 from __future__ import annotations
@@ -221,3 +221,34 @@ def test_the_profile_names_the_driver_model_pods_mount_through(kind_dev) -> None
 def test_a_cache_path_that_is_not_an_absolute_folder_is_refused(path: str) -> None:
     with pytest.raises(ValueError, match="path"):
         _blueprint(type="zot", nodeCache={"path": path})
+
+
+def test_a_kubelet_kept_elsewhere_is_where_the_plugin_mounts_registers_and_checks_targets() -> None:
+    """k0s, MicroK8s and others keep the kubelet's root elsewhere: a plugin looking in /var/lib/kubelet there
+    never registers, and every model pod by digest waits for its volume for ever."""
+    root = "/var/lib/k0s/kubelet"
+    pod = _pod_of(_blueprint(type="zot", nodeCache={"kubeletDir": root}))
+    plugin, registrar = _container(pod, "plugin"), _container(pod, "node-driver-registrar")
+    assert _flag(plugin["args"], "--kubelet-dir") == root
+    assert _host_path(pod, "pods-dir") == _mount(plugin, "pods-dir")["mountPath"] == f"{root}/pods"
+    assert _host_path(pod, "registration-dir") == f"{root}/plugins_registry"
+    assert _flag(registrar["args"], "--kubelet-registration-path") == f"{root}/plugins/{node_cache.DRIVER}/csi.sock"
+    assert _host_path(pod, "socket-dir") == f"{root}/plugins/{node_cache.DRIVER}"
+
+
+def test_a_registrar_that_lost_its_registration_is_restarted(each_blueprint) -> None:
+    """node-driver-registrar's --http-endpoint serves /healthz, failing while its registration socket is gone
+    (kubernetes-csi/node-driver-registrar v2.13.0 README, "Health Check with the http server"; the flag in
+    cmd/csi-node-driver-registrar/main.go); the liveness probe asks it, on the pod's address (":port")."""
+    registrar = _container(_pod(each_blueprint), "node-driver-registrar")
+    endpoint = _flag(registrar["args"], "--http-endpoint")
+    assert endpoint.startswith(":"), "127.0.0.1 would refuse the kubelet's probe, which dials the pod's address"
+    port = int(endpoint.removeprefix(":"))
+    [named] = [p for p in registrar["ports"] if p["containerPort"] == port]
+    probe = registrar["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz" and probe["port"] in (named["name"], port)
+
+
+def _pod_of(blueprint: Blueprint) -> dict:
+    [daemon_set] = [obj for obj in node_cache.render(blueprint)[1] if obj["kind"] == "DaemonSet"]
+    return daemon_set["spec"]["template"]["spec"]
