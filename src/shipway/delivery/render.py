@@ -122,7 +122,8 @@ def artifact_reference(spec: ModelSpec, profile: Profile) -> str:
 def pin_artifact(spec: ModelSpec, profile: Profile, digest: str) -> ModelSpec:
     """The spec with its artifact named by manifest digest instead of tag."""
     if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        raise RenderRefused(f"Got artifact digest {digest!r}: expected sha256: and 64 hex digits")
+        raise RenderRefused(f"Got --artifact-digest {digest!r}: expected sha256: and 64 hex digits, the manifest "
+                            "digest that `shipway model exists oci://REGISTRY/REPOSITORY:TAG` prints for the version")
     repository = artifact_reference(spec, profile).partition("@")[0]
     name, colon, tag = repository.rpartition(":")
     if colon and "/" not in tag:
