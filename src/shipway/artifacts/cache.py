@@ -1,20 +1,22 @@
 """The node's model cache: verified blobs by digest, and pulled models beside them, under a size bound.
 
-One folder per node (a hostPath or local volume the platform manages), shared by every model pod
-there. A blob enters `blobs/sha256/<hex>` only by a rename after its bytes hashed to its digest
-while they streamed, so the cache never holds, and never serves, a blob it has not verified.
-Pulled models live in `models/`, their large files hard links to the blobs, so a model costs its
-bytes once. Per-digest locks make concurrent pods on a node download a blob once; the others wait
-and then link it. When a download would take the cache past its bound, the least recently used
-models are evicted first, skipping any in use by a pull, used within `keep_recent_s`, or published:
-the CSI node plugin (shipway.artifacts.csi) bind-mounts a model folder into pods and records each
-publication in `publications/` before it pulls, and eviction checks those records under the model's
-own lock, so a mounted model is never removed. What killed runs left (staging folders, partial
-blobs) is removed by `sweep` once no live process holds its lock.
+One folder per node (a hostPath or local volume the platform manages), shared by every model pod there. A blob
+enters `blobs/sha256/<hex>` only by a rename after its bytes hashed to its digest while they streamed, so the
+cache never holds, and never serves, a blob it has not verified. Pulled models live in `models/`, their large
+files hard links to the blobs, so a model costs its bytes once. Per-digest locks make concurrent pods on a
+node download a blob once; the others wait and then link it. When a download would take the cache past its
+bound, the least recently used models are evicted first, skipping any in use by a pull, used within
+`keep_recent_s`, or published: the CSI node plugin (shipway.artifacts.csi) bind-mounts a model folder into
+pods and records each publication in `publications/` before it pulls, and eviction checks those records under
+the model's own lock, so a mounted model is never removed. Eviction renames a model aside under that lock
+before it removes it, and a publish checks the model is there and mounts it under the same lock: a pod never
+mounts a half-removed model. Every publish and unpublish marks its model used. What killed runs left (staging
+folders, partial blobs) is removed by `sweep` once no live process holds its lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -106,7 +108,10 @@ class NodeCache:
     def touch(self, model: Path) -> None:
         """Record that a model was just used, for least-recently-used eviction."""
         if model.parent == self.models:
-            os.utime(model / MARKER_FILE)
+            # The clock's own time, not the kernel's file time (a tick of a few ms): uses that close apart still order.
+            now = time.time_ns()
+            with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: nothing to age
+                os.utime(model / MARKER_FILE, ns=(now, now))
 
     def size(self) -> int:
         """Bytes the cache holds, each file counted once however many links it has."""
@@ -135,10 +140,15 @@ class NodeCache:
                     break
                 if now - _last_used(model) < self.keep_recent_s:
                     continue
+                retired = None
                 with try_exclusive(self.models / f".{model.name}.lock") as free:
-                    # Checked under the model's lock: a publisher records before it pulls (which takes the lock).
+                    # Checked under the model's lock: a publisher records before it pulls or mounts (both under the
+                    # lock). Renamed aside under it too, and removed after: a publish finds the whole model or none.
                     if free and model.name not in self.published_models():
-                        remove(model)
+                        retired = self.models / f".{model.name}.old-{secrets.token_hex(4)}"
+                        model.rename(retired)
+                if retired is not None:
+                    remove(retired)
                 used = self.size()
                 used -= self._drop_unused_blobs(used + incoming - self.max_bytes)
 

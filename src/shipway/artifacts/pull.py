@@ -178,7 +178,11 @@ def pull(
             config = manifest["config"]
             config_path = staging / ".shipway-config.json"
             fetcher.fetch(pinned, config["digest"], config["size"], config_path, lambda _: None)
-            marker = {"reference": str(reference), "manifest_digest": digest, "manifest": manifest}
+            marker: dict[str, Any] = {"manifest_digest": digest, "manifest": manifest}
+            if cache is None or destination.parent != cache.models:
+                # A node cache's model folder is shared by every repository that holds this digest (the CSI plugin
+                # mounts it into any team's pod), so it records only what is the same for all of them.
+                marker["reference"] = str(reference)
             marker["config"] = json.loads(config_path.read_bytes())
             config_path.unlink()
             (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True))

@@ -13,6 +13,7 @@ import base64
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,7 +37,7 @@ from conftest import PASSWORD, USERNAME, Registry
 from shipway.artifacts.auth import Credentials
 from shipway.artifacts.cache import NodeCache
 from shipway.artifacts.csi import DRIVER, messages
-from shipway.artifacts.csi.mounts import MountError, bind_read_only, mount_points, unmount
+from shipway.artifacts.csi.mounts import MountError, bind_read_only_at, mount_points, open_folder, unmount
 from shipway.artifacts.csi.node import NodeConfig, NodePlugin, start
 from shipway.artifacts.layout import MANIFEST_MEDIA_TYPE, MARKER_FILE, ModelMetadata
 from shipway.artifacts.push import push
@@ -61,10 +62,13 @@ def kubelet(tmp_path: Path) -> Iterator[Path]:
     probe_source, probe_target = tmp_path / "probe-source", tmp_path / "probe-target"
     probe_source.mkdir()
     probe_target.mkdir()
+    parent = open_folder(tmp_path)
     try:
-        bind_read_only(probe_source, probe_target)
+        bind_read_only_at(probe_source, parent, probe_target.name)
     except MountError as error:
         pytest.skip(f"needs mount(2) (root with CAP_SYS_ADMIN) for bind mounts: {error}")
+    finally:
+        os.close(parent)
     unmount(probe_target)
     try:
         yield root
@@ -246,7 +250,10 @@ def test_a_publish_mounts_the_verified_model_read_only_and_unpublish_removes_it(
 
 
 def test_a_second_pod_mounts_the_cached_model_without_a_download(
-        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """...and the plugin's log says so: after every publish and unpublish, one INFO line of what it counted and of
+    the cache's bytes against its bound (what an operator reading the plugin's logs sees cache use by)."""
+    caplog.set_level(logging.INFO, logger="shipway.csi")
     artifact, source = _push(registry, tmp_path, "iris")
     plugin = serve_plugin(registry)
     first, second = _target(kubelet, "pod-1"), _target(kubelet, "pod-2")
@@ -261,6 +268,16 @@ def test_a_second_pod_mounts_the_cached_model_without_a_download(
     assert (first / "weights.bin").stat().st_ino == (second / "weights.bin").stat().st_ino
     for target in (first, second):
         _unpublish(plugin, target)
+    cache = plugin.plugin.config.cache
+    weights = (source / "weights.bin").stat().st_size
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("node cache: ")]
+    assert len(lines) == 4, lines
+    assert re.fullmatch(r"node cache: 1 published \(0 already on the node\), 0 unpublished, 1 downloads \((\d+) "
+                        rf"bytes\), 0 refused, 0 answered in progress; \d+ of {cache.max_bytes} bytes used", lines[0])
+    downloaded = int(re.search(r"1 downloads \((\d+) bytes", lines[0])[1])
+    assert weights < downloaded == plugin.plugin.stats.bytes_downloaded
+    assert lines[-1] == (f"node cache: 2 published (1 already on the node), 2 unpublished, 1 downloads ({downloaded} "
+                         f"bytes), 0 refused, 0 answered in progress; {cache.size()} of {cache.max_bytes} bytes used")
 
 
 def test_two_pods_publishing_at_once_download_once(
@@ -346,8 +363,10 @@ def test_requests_the_plugin_must_refuse_are_refused_with_what_to_fix(
         error = _refused(call)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (case, error.details())
         assert hint in error.details(), (case, error.details())
+    # Larger than the volume's maxSize: final (the kubelet retries RESOURCE_EXHAUSTED forever), naming the fix.
     too_small = _refused(lambda: _publish(plugin, artifact, target, maxSize="1Mi"))
-    assert too_small.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "maxSize" in too_small.details()
+    assert too_small.code() == grpc.StatusCode.INVALID_ARGUMENT, too_small.details()
+    assert "maxSize" in too_small.details() and "spec.resources.model_storage" in too_small.details()
     assert not _mounts_under(tmp_path) and registry.blobs_served() == []
     # Nothing was made outside the pods (the parents are the test's, as the kubelet's would be).
     assert sorted(path.name for path in (tmp_path / "elsewhere").rglob("*")) == sorted(
@@ -383,7 +402,9 @@ def test_a_cache_full_of_mounted_models_refuses_a_new_one_before_downloading_it(
         _publish(plugin, artifacts[name], _target(kubelet, f"pod-{name}"))
     served = registry.blobs_served()
     error = _refused(lambda: _publish(plugin, artifacts["gamma"], _target(kubelet, "pod-gamma")))
+    # It can clear (pods unmount): not final, so the kubelet retries; the answer promises nothing else.
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-size" in error.details(), error.details()
+    assert "registry.nodeCache.maxSize" in error.details() and "another node" not in error.details()
     assert registry.blobs_served() == served and cache.size() <= cache.max_bytes
     assert not _target(kubelet, "pod-gamma").exists()
     # Once a pod lets its model go, the new one fits.
@@ -1071,3 +1092,139 @@ def test_a_digest_cached_from_one_teams_repository_is_asked_about_in_the_reposit
     assert plugin.plugin.stats.downloads == 1
     for pod in ("team-a-pod", "team-b-pod"):
         _unpublish(plugin, _target(kubelet, pod))
+
+
+# --- Review findings on eviction, refusals and what a mount shows (notes/review-s3.md 3, 4, 6; csi-attack) -------
+
+
+def test_eviction_takes_the_least_recently_used_model_a_warm_publish_and_an_unpublish_mark_it_used(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """Least recently used, not least recently pulled: a model a pod mounted from the cache, warm, is used then, and
+    until the pod lets it go. The cache holds two of the three 6 MiB models."""
+    artifacts = {name: _push(registry, tmp_path, name)[0] for name in ("alpha", "beta", "gamma")}
+    plugin = serve_plugin(registry, max_size=14 * 2**20)
+    cache = plugin.plugin.config.cache
+    folders = {name: cache.model_folder(reference.rpartition("@")[2]) for name, reference in artifacts.items()}
+    for name in ("alpha", "beta"):  # pulled in this order
+        _publish(plugin, artifacts[name], _target(kubelet, f"pod-{name}-1"))
+        _unpublish(plugin, _target(kubelet, f"pod-{name}-1"))
+    # Both mounted warm, beta after alpha; alpha's pod stops last, so alpha was used last.
+    _publish(plugin, artifacts["alpha"], _target(kubelet, "pod-alpha-2"))
+    _publish(plugin, artifacts["beta"], _target(kubelet, "pod-beta-2"))
+    _unpublish(plugin, _target(kubelet, "pod-beta-2"))
+    _unpublish(plugin, _target(kubelet, "pod-alpha-2"))
+    _publish(plugin, artifacts["gamma"], _target(kubelet, "pod-gamma"))
+    assert folders["alpha"].is_dir() and not folders["beta"].exists() and folders["gamma"].is_dir()
+    _unpublish(plugin, _target(kubelet, "pod-gamma"))
+    # A warm publish whose mount went away without an unpublish (the node restarted): its publish was the last use.
+    lost = _target(kubelet, "pod-alpha-3")
+    _publish(plugin, artifacts["alpha"], lost)
+    unmount(lost)
+    plugin.plugin.recover()  # what the plugin does as it starts: the record of a target not mounted goes
+    assert cache.published_models() == set()
+    _publish(plugin, artifacts["beta"], _target(kubelet, "pod-beta-3"))
+    assert folders["alpha"].is_dir() and not folders["gamma"].exists() and folders["beta"].is_dir()
+    _unpublish(plugin, _target(kubelet, "pod-beta-3"))
+    assert plugin.plugin.stats.downloads == 4 and cache.size() <= cache.max_bytes
+
+
+def test_an_eviction_that_picked_a_model_before_a_warm_publish_recorded_it_never_leaves_the_pod_a_partial_model(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """The interleaving of review finding 4, forced: gamma's publish evicts alpha, and has checked the publication
+    records (none names alpha) with alpha's lock held, when a warm publish of alpha records itself and goes to
+    mount alpha. The eviction must not remove alpha under that mount: the publish waits for the model's lock, finds
+    alpha gone (renamed aside whole), pulls it again, and mounts the whole model."""
+    artifacts = {name: _push(registry, tmp_path, name)[0] for name in ("alpha", "beta", "gamma")}
+    plugin = serve_plugin(registry, max_size=14 * 2**20)
+    cache = plugin.plugin.config.cache
+    for name in ("alpha", "beta"):
+        _publish(plugin, artifacts[name], _target(kubelet, f"pod-{name}-1"))
+        _unpublish(plugin, _target(kubelet, f"pod-{name}-1"))
+    alpha = cache.model_folder(artifacts["alpha"].rpartition("@")[2])
+    checked, go_on = threading.Event(), threading.Event()
+    records = cache.published_models
+
+    def records_then_hold() -> set[str]:
+        found = records()
+        if not checked.is_set():  # the first model eviction looks at: alpha, the least recently used
+            checked.set()
+            assert go_on.wait(30)
+        return found
+
+    cache.published_models = records_then_hold  # type: ignore[method-assign]
+    evicting, evicted = _in_background(lambda: _publish(plugin, artifacts["gamma"], _target(kubelet, "pod-gamma")))
+    _until(checked.is_set, "gamma's eviction to check alpha's records")
+    target = _target(kubelet, "pod-alpha-2")
+    publishing, published = _in_background(lambda: _publish(plugin, artifacts["alpha"], target))
+    _until(lambda: alpha.name in records(), "the warm publish to record itself")
+    publishing.join(timeout=1.0)  # the mount, unless the publish waits for alpha's lock
+    go_on.set()
+    for thread in (evicting, publishing):
+        thread.join(timeout=CALL_TIMEOUT_S)
+    assert not isinstance(evicted[0], BaseException), evicted
+    assert not isinstance(published[0], BaseException), published
+    _same_tree(target, tmp_path / "source-alpha")
+    assert alpha.is_dir() and plugin.plugin.stats.downloads == 4  # alpha pulled again
+    assert not [path for path in cache.models.iterdir() if ".old-" in path.name]
+    for pod in ("pod-alpha-2", "pod-gamma"):
+        _unpublish(plugin, _target(kubelet, pod))
+
+
+def test_an_artifact_larger_than_the_whole_cache_is_refused_for_good_naming_the_blueprint_field(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """It can never fit on this node, so the answer is final (FAILED_PRECONDITION), not RESOURCE_EXHAUSTED, which
+    the kubelet takes for "in progress" and retries forever (csi-kubelet notes: isFinalError)."""
+    artifact, _ = _push(registry, tmp_path, "iris")
+    plugin = serve_plugin(registry, max_size=4 * 2**20)
+    target = _target(kubelet, "pod-1")
+    error = _refused(lambda: _publish(plugin, artifact, target))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+    assert "registry.nodeCache.maxSize" in error.details() and "never" in error.details(), error.details()
+    assert registry.blobs_served() == [] and not target.exists()
+    assert plugin.plugin.config.cache.publications_by_key() == {}
+
+
+def test_a_team_mounting_a_digest_another_team_pulled_first_sees_nothing_of_that_teams_repository(
+        registry: Registry, serve_plugin, kubelet: Path, tmp_path: Path) -> None:
+    """The node's copy of a digest is shared by every repository that holds it: what team B's pod reads in its
+    mount holds no trace of team A's repository, which pulled the digest onto the node first."""
+    artifact, source = _push(registry, tmp_path, "iris")
+    digest = artifact.rpartition("@")[2]
+    pushed = push(source, registry.ref("team-b/iris", "1.0.0"), metadata=ModelMetadata(name="iris"), plain_http=True)
+    assert pushed.manifest_digest == digest
+    plugin = serve_plugin(registry)
+    _publish(plugin, artifact, _target(kubelet, "team-a-pod"))
+    target = _target(kubelet, "team-b-pod")
+    _publish(plugin, f"oci://{registry.host}/team-b/iris@{digest}", target)
+    assert plugin.plugin.stats.downloads == 1 and plugin.plugin.stats.hits == 1
+    seen = [path for path in target.rglob("*") if path.is_file()]
+    assert target / MARKER_FILE in seen
+    for path in seen:
+        assert b"team-a" not in path.read_bytes(), path
+    marker = json.loads((target / MARKER_FILE).read_text())
+    assert marker["manifest_digest"] == digest and "reference" not in marker
+    for pod in ("team-a-pod", "team-b-pod"):
+        _unpublish(plugin, _target(kubelet, pod))
+
+
+def test_a_registry_whose_head_names_another_digest_is_not_taken_at_its_word(
+        hostile, serve_plugin, kubelet: Path) -> None:
+    """The credential check's yes must be about the digest the pod names: a HEAD that answers 200 with another
+    manifest's Docker-Content-Digest (a proxy answering by tag, a registry that lies) is refused, warm or cold, and
+    nothing is mounted."""
+    from hostile_registry import digest_of, file_layer
+
+    server, _ = hostile
+    asked = server.add_model([file_layer("weights.bin", os.urandom(64 << 10))], tag="asked")
+    other = server.add_model([file_layer("weights.bin", os.urandom(64 << 10))], tag="other")
+    artifact = f"oci://{server.host}/team/model@{digest_of(asked)}"
+    plugin = serve_plugin(server)
+    _publish(plugin, artifact, _target(kubelet, "pod-1"), _secrets(server))
+    server.manifests[digest_of(asked)] = other  # the HEAD (and GET) of the asked digest now answer another manifest
+    target = _target(kubelet, "pod-2")
+    error = _refused(lambda: _publish(plugin, artifact, target, _secrets(server)))
+    assert error.code() == grpc.StatusCode.DATA_LOSS, error.details()
+    assert "Docker-Content-Digest" in error.details() and digest_of(other) in error.details(), error.details()
+    assert not target.exists() and _mounts_under(kubelet) == [str(_target(kubelet, "pod-1"))]
+    assert len(plugin.plugin.config.cache.publications_by_key()) == 1
+    _unpublish(plugin, _target(kubelet, "pod-1"))

@@ -6,8 +6,9 @@ own pull credentials against the registry on every publish, pulls the artifact i
 (verified blob by blob, shipway.artifacts.cache.NodeCache), and bind-mounts the cached model folder there
 read-only: a pod whose digest is already on its node starts without copying a byte.
 
-This package's root imports nothing heavy, so the render can take DRIVER from here; the gRPC plugin lives
-in `node` (the service) and `messages` (the CSI v1 messages it speaks).
+The render keeps its own copy of DRIVER (shipway.render.node_cache.DRIVER; the render imports nothing from the
+artifacts), and tests/unit/layers/test_csi_contract.py holds the two equal. The gRPC plugin lives in `node` (the
+service) and `messages` (the CSI v1 messages it speaks).
 """
 
 DRIVER = "models.shipway.dev"

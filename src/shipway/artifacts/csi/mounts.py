@@ -105,15 +105,6 @@ def unmount_at(parent: int, name: str) -> None:
     _call(_libc.umount2(_fd(parent) + b"/" + os.fsencode(name), UMOUNT_NOFOLLOW), f"unmount of {name}")
 
 
-def bind_read_only(source: Path, target: Path, extra_flags: int = 0) -> None:
-    """bind_read_only_at for an absolute `target` whose folders hold no symbolic link (OSError if one does)."""
-    parent = open_folder(target.parent)
-    try:
-        bind_read_only_at(source, parent, target.name, extra_flags)
-    finally:
-        os.close(parent)
-
-
 def unmount(target: Path) -> None:
     """Unmount `target`, and anything stacked on it; a path that is no mount point is left as it is. The target
     is named through its folder, walked without following links (OSError if one is on the way)."""

@@ -7,13 +7,16 @@ NodePublishVolume, for an inline volume `{driver: models.shipway.dev, readOnly: 
    one this node's cache pulls from; a writable or block publish; a target outside `<kubelet-dir>/pods/`;
 2. asks the registry, with the pod's own credentials, for the manifest by digest: every publish, warm or
    cold, so a pod gets a model only if the registry would give it that model (401/403: PERMISSION_DENIED,
-   404: NOT_FOUND); the plugin keeps no credentials;
+   404: NOT_FOUND; a Docker-Content-Digest naming another manifest: DATA_LOSS); the plugin keeps no credentials;
 3. records the publication (NodeCache eviction then leaves the model alone), pulls the artifact into the
    cache's model folder for that digest unless it is there (one pull per digest, on a thread of its own:
    concurrent publishes download once; every blob verified by digest before it is kept), refusing one
-   larger than `maxSize` (RESOURCE_EXHAUSTED);
+   larger than `maxSize` or the whole cache (INVALID_ARGUMENT, FAILED_PRECONDITION: final, it never fits), or one
+   that does not fit now because mounted models fill the cache (RESOURCE_EXHAUSTED: the kubelet retries);
 4. creates the target folder (`.../mount`; the kubelet made its parent) and bind-mounts the model folder
-   there read-only (nosuid, nodev).
+   there read-only (nosuid, nodev), holding the model's lock from its check that the model is there through the
+   mount (an eviction renames the model aside under that lock: a publish mounts the whole model or pulls it again),
+   and marks the model used (as unpublish does), for least-recently-used eviction.
 
 NodeUnpublishVolume unmounts, removes the target folder (never its parent, the kubelet's), then the record.
 Both are idempotent.
@@ -70,7 +73,8 @@ from shipway.artifacts.errors import (
     RegistryUnavailableError,
 )
 from shipway.artifacts.layout import MANIFEST_MEDIA_TYPE, Reference, parse_reference
-from shipway.artifacts.pull import _check_manifest, installed_digest, pull
+from shipway.artifacts.locking import try_exclusive
+from shipway.artifacts.pull import _check_manifest, installed_digest, lock_path, pull
 from shipway.artifacts.registry import RegistryClient, RetryPolicy
 from shipway.artifacts.transfer import TransferLimitError, TransferLimits
 
@@ -101,6 +105,8 @@ STALE_RECORD_S = 600.0
 REAP_EVERY_S = 60.0
 # How often a waiting publish looks whether the kubelet gave up on it (then its thread is freed).
 _WAIT_SLICE_S = 0.2
+# How often a publish tries the model's lock while a pull or an eviction holds it.
+_LOCK_POLL_S = 0.05
 # mount_flags a publish may ask for: those a read-only, nosuid, nodev bind mount has anyway (a read-only mount
 # updates no access times) and noexec, which the plugin adds. Any other (rw, exec, suid, dev, context=...) would
 # weaken the mount or cannot be set on a bind mount, so it is refused. fs_type is accepted and unused: the
@@ -155,13 +161,21 @@ class NodeConfig:
 
 @dataclass
 class NodeStats:
-    """What the plugin did since it started: publishes, the pulls that downloaded, and the bytes they fetched."""
+    """What the plugin did since it started: publishes (and those the cache already held), the pulls that downloaded
+    and the bytes they fetched; logged at INFO after every publish and unpublish (`describe`)."""
 
     published: int = 0
+    hits: int = 0
+    unpublished: int = 0
     refused: int = 0
     in_progress: int = 0
     downloads: int = 0
     bytes_downloaded: int = 0
+
+    def describe(self, used_bytes: int, max_bytes: int) -> str:
+        return (f"node cache: {self.published} published ({self.hits} already on the node), {self.unpublished} "
+                f"unpublished, {self.downloads} downloads ({self.bytes_downloaded} bytes), {self.refused} refused, "
+                f"{self.in_progress} answered in progress; {used_bytes} of {max_bytes} bytes used")
 
 
 @dataclass(frozen=True)
@@ -363,19 +377,32 @@ class NodePlugin:
     def node_publish_volume(self, request: Any, active: Callable[[], bool] = lambda: True) -> Any:
         """Publish; `active` says whether the caller still waits for the answer (gRPC's context.is_active)."""
         try:
-            self._publish(request, active)
+            hit = self._publish(request, active)
         except CsiError as error:
             with self._stats_lock:
                 if error.code == grpc.StatusCode.ABORTED:
                     self.stats.in_progress += 1
                 else:
                     self.stats.refused += 1
+            self._log_stats()
             raise
         with self._stats_lock:
             self.stats.published += 1
+            self.stats.hits += hit
+        self._log_stats()
         return messages.NodePublishVolumeResponse()
 
-    def _publish(self, request: Any, active: Callable[[], bool]) -> None:
+    def _log_stats(self) -> None:
+        """One line an operator reading the plugin's log sees cache use by: what `NodeStats` counted, and the
+        cache's bytes against its bound."""
+        cache = self.config.cache
+        used = cache.size()
+        with self._stats_lock:
+            line = self.stats.describe(used, cache.max_bytes)
+        log.info("%s", line)
+
+    def _publish(self, request: Any, active: Callable[[], bool]) -> bool:
+        """Publish; whether the model was on the node already."""
         config = self.config
         if not request.volume_id:
             raise _invalid("volume_id is empty")
@@ -399,7 +426,7 @@ class NodePlugin:
                                f"{DRIVER} on this node already runs as many publishes as it takes at once (asking "
                                f"{config.registry} or waiting for pulls); the kubelet retries")
             try:
-                self._publish_at(request.volume_id, key, artifact, target, credentials, extra_flags, active)
+                return self._publish_at(request.volume_id, key, artifact, target, credentials, extra_flags, active)
             finally:
                 self._publish_slots.release()
 
@@ -419,7 +446,8 @@ class NodePlugin:
                 del self._calls[key]
 
     def _publish_at(self, volume_id: str, key: str, artifact: Artifact, target: Path, credentials: Credentials,
-                    extra_flags: int, active: Callable[[], bool]) -> None:
+                    extra_flags: int, active: Callable[[], bool]) -> bool:
+        """Publish at `target`, the call holding `key`; whether the model was on the node already."""
         cache = self.config.cache
         reference = artifact.reference
         digest = str(reference.digest)
@@ -427,7 +455,8 @@ class NodePlugin:
         model = cache.model_folder(digest)
         if is_mount_point(target):
             if _same_folder(target, model) and cache.publication(key) is not None:
-                return
+                cache.touch(model)
+                return True
             raise CsiError(grpc.StatusCode.ALREADY_EXISTS,
                            f"{target} already has something else mounted; unpublish it first")
         if not target.parent.is_dir():
@@ -437,13 +466,24 @@ class NodePlugin:
         size = self._check_size(client, reference, model, artifact.max_bytes)
         cache.record_publication(key, digest, {"volume_id": volume_id, "target_path": str(target)})
         try:
-            if installed_digest(model) != digest:
-                job = self.pulls.join(digest, size, lambda job: self._pull(reference, credentials, model,
-                                                                           artifact.max_bytes, job))
-                with self._calls_lock:
-                    self._calls[key] = lambda: f"a publish of this volume is in progress: {job.describe()}"
-                self._wait_for(job, reference, active)
-            _world_readable(model)
+            # From here eviction leaves the model alone (the record), except an eviction that checked the records
+            # before it was written: that one renames the model aside under the model's lock, and the mount below
+            # checks for the model under that lock, so a publish that loses that race pulls the model again.
+            for attempt in range(2):
+                hit = installed_digest(model) == digest
+                if not hit:
+                    if attempt:
+                        size = self._check_size(client, reference, model, artifact.max_bytes)
+                    job = self.pulls.join(digest, size, lambda job: self._pull(reference, credentials, model,
+                                                                               artifact.max_bytes, job))
+                    with self._calls_lock:
+                        self._calls[key] = lambda: f"a publish of this volume is in progress: {job.describe()}"
+                    self._wait_for(job, reference, active)
+                if self._mount_installed(model, digest, target, extra_flags, reference, active):
+                    log.info("published %s at %s", reference, target)
+                    return hit
+            raise _in_progress(f"{model}, the node cache's copy of {reference}, was evicted while this publish was "
+                               "mounting it, twice")
         except CsiError as error:
             if error.code not in (grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED):
                 cache.drop_publication(key)  # still pulling: the record keeps the model from eviction till the retry
@@ -451,12 +491,37 @@ class NodePlugin:
         except BaseException:
             cache.drop_publication(key)
             raise
-        try:
+
+    def _mount_installed(self, model: Path, digest: str, target: Path, extra_flags: int, reference: Reference,
+                         active: Callable[[], bool]) -> bool:
+        """Mount the model at the target if it is installed, and mark it used; False if it is not (evicted). Under
+        the model's lock, which a pull and an eviction hold: the model is whole from the check through the mount."""
+        with self._model_lock(model, reference, active):
+            if installed_digest(model) != digest:
+                log.info("%s, the node cache's copy of %s, was evicted before it was mounted: pulling it again",
+                         model, reference)
+                return False
+            _world_readable(model)
             self._mount(model, target, extra_flags)
-        except BaseException:
-            cache.drop_publication(key)
-            raise
-        log.info("published %s at %s", reference, target)
+            self.config.cache.touch(model)
+        return True
+
+    @contextlib.contextmanager
+    def _model_lock(self, model: Path, reference: Reference, active: Callable[[], bool]) -> Iterator[None]:
+        """The model's lock, waited for at most publish_wait_s while the caller waits too (a pull of the model holds
+        it as long as it pulls; an eviction, only to rename the model aside)."""
+        deadline = time.monotonic() + self.config.publish_wait_s
+        while True:
+            with try_exclusive(lock_path(model)) as held:
+                if held:
+                    yield
+                    return
+            if not active():
+                raise CsiError(grpc.StatusCode.CANCELLED, f"the caller gave up waiting to mount {reference}")
+            if time.monotonic() >= deadline:
+                raise _in_progress(f"a publish of this volume is in progress: waiting for {model}, the node cache's "
+                                   f"copy of {reference}, which a pull or an eviction of it holds")
+            time.sleep(_LOCK_POLL_S)
 
     def _mount(self, model: Path, target: Path, extra_flags: int) -> None:
         """Create the target and bind-mount the model there, through descriptors walked to it without following a
@@ -480,6 +545,11 @@ class NodePlugin:
                 if created:
                     os.rmdir(target.name, dir_fd=parent)
                 if isinstance(error, OSError) and not isinstance(error, MountError):
+                    if not model.is_dir() or model.is_symlink():
+                        raise CsiError(grpc.StatusCode.ABORTED,
+                                       f"{model}, the node cache's copy of the model, is gone or not a folder "
+                                       f"({error.strerror}), so the plugin mounted nothing; the kubelet retries, "
+                                       "and the retry pulls it again") from None
                     raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, f"{changed}: {error.strerror}") from None
                 raise
             # Re-checked after the mount: the folder the descriptors named is still the target (not renamed away).
@@ -518,18 +588,23 @@ class NodePlugin:
         if found is None:
             raise CsiError(grpc.StatusCode.NOT_FOUND,
                            f"{config.registry} has no {reference}: check the digest (`shipway promote` commits it)")
+        if found != reference.digest:
+            # A yes about another manifest is no yes about this one (a proxy or registry that answers by tag, or lies).
+            raise CsiError(grpc.StatusCode.DATA_LOSS,
+                           f"{config.registry} answered the HEAD of {reference} with Docker-Content-Digest "
+                           f"{_cut(found)}, another manifest: the plugin mounts nothing the registry did not confirm "
+                           "by its own digest. Check the registry (or a proxy in front of it)")
         return client
 
     def _check_size(self, client: RegistryClient, reference: Reference, model: Path, max_bytes: int | None) -> int:
         """Refuse an artifact larger than the volume's maxSize or the whole cache, before a byte is pulled; its
         size."""
         cache = self.config.cache
-        installed = installed_digest(model) == reference.digest
+        manifest = _marker_manifest(model, str(reference.digest))  # None if not installed (or evicted meanwhile)
+        installed = manifest is not None
         with self._manifest_reads:
             try:
-                if installed:
-                    manifest = _marker_manifest(model)
-                else:
+                if manifest is None:
                     raw, _ = client.get_manifest(reference, accept=MANIFEST_MEDIA_TYPE)
                     manifest = _check_manifest(raw, reference)
                     del raw
@@ -538,11 +613,16 @@ class NodePlugin:
             blobs = [(str(d["digest"]), int(d["size"])) for d in [manifest["config"], *manifest.get("layers", [])]]
             del manifest
         size = sum(blob_size for _, blob_size in blobs)
-        for bound, what in ((max_bytes, f"volumeAttributes.{MAX_SIZE}"), (cache.max_bytes, "the node cache (--max-size)")):
+        # Larger than a bound is final (INVALID_ARGUMENT, FAILED_PRECONDITION): the kubelet takes RESOURCE_EXHAUSTED
+        # for "in progress" and would retry a publish that can never fit, forever.
+        for bound, code, what, fix in (
+                (max_bytes, grpc.StatusCode.INVALID_ARGUMENT, f"the volume's {MAX_SIZE}",
+                 "raise the model's spec.resources.model_storage (the render makes it the volume's maxSize)"),
+                (cache.max_bytes, grpc.StatusCode.FAILED_PRECONDITION, "the whole node cache (--max-size)",
+                 "raise registry.nodeCache.maxSize in the blueprint (or give the pool's nodes larger disks)")):
             if bound is not None and size > bound:
-                raise CsiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"{reference} is {size} bytes, more than the {bound} bytes {what} allows: raise "
-                               "spec.resources.model_storage, or the node cache's size")
+                raise CsiError(code, f"{reference} is {size} bytes, more than the {bound} bytes {what} allows, so it "
+                                     f"can never be published here: {fix}")
         if installed or self.pulls.running(str(reference.digest)) is not None:
             return size
         # The blobs the node lacks. A small-files bundle's archive stays beside the files unpacked from it only until
@@ -550,9 +630,11 @@ class NodePlugin:
         needed = sum(blob_size for digest, blob_size in blobs if not cache.has(digest, blob_size))
         if not cache.room_for(needed):
             raise CsiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"the node cache cannot take {reference} ({needed} bytes more): it is full of models "
-                           f"mounted by running pods, up to its {cache.max_bytes} bytes (--max-size). Raise the node "
-                           "cache's size, or let the pod run on another node")
+                           f"the node cache cannot take {reference} now ({needed} bytes more): models that running "
+                           f"pods on this node mount fill it, up to its {cache.max_bytes} bytes (--max-size). The "
+                           "kubelet retries this publish on this node until those pods unmount enough of them (it "
+                           "does not move the pod); to fit more models at once, raise registry.nodeCache.maxSize in "
+                           "the blueprint")
         return size
 
     def _pull(self, reference: Reference, credentials: Credentials, model: Path, max_bytes: int | None,
@@ -596,17 +678,32 @@ class NodePlugin:
                                f"{target} is unmounted but could not be removed ({error.strerror}); it holds "
                                "files nobody mounted there: look at it, remove it, and the kubelet's retry "
                                "succeeds") from None
-            self.config.cache.drop_publication(key)
+            cache = self.config.cache
+            record = cache.publication(key)
+            if record is not None:
+                cache.touch(cache.models / str(record.get("model")))  # used until now: eviction ages it from here
+            cache.drop_publication(key)
+        with self._stats_lock:
+            self.stats.unpublished += 1
         log.info("unpublished %s", target)
+        self._log_stats()
         return messages.NodeUnpublishVolumeResponse()
 
 
-def _marker_manifest(model: Path) -> dict[str, Any]:
+def _marker_manifest(model: Path, digest: str) -> dict[str, Any] | None:
+    """The manifest a finished pull of `digest` recorded in the model folder; None if the folder holds no such pull
+    (never pulled, or evicted: eviction renames the folder away, so it is whole or absent)."""
     import json
 
     from shipway.artifacts.layout import MARKER_FILE
 
-    return dict(json.loads((model / MARKER_FILE).read_text())["manifest"])
+    try:
+        marker = json.loads((model / MARKER_FILE).read_text())
+        if marker["manifest_digest"] != digest:
+            return None
+        return dict(marker["manifest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _same_folder(mounted: Path, model: Path) -> bool:
