@@ -1205,6 +1205,19 @@ def test_a_team_mounting_a_digest_another_team_pulled_first_sees_nothing_of_that
     assert marker["manifest_digest"] == digest and "reference" not in marker
     for pod in ("team-a-pod", "team-b-pod"):
         _unpublish(plugin, _target(kubelet, pod))
+    # A node cache an older plugin filled recorded the repository: the next plugin forgets it as it starts, and keeps
+    # the model's age (least recently used eviction reads it).
+    model = plugin.plugin.config.cache.model_folder(digest)
+    old = model / MARKER_FILE
+    old.chmod(0o644)
+    old.write_text(json.dumps({**marker, "reference": artifact}, indent=2, sort_keys=True))
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    restarted = serve_plugin(registry)
+    assert json.loads(old.read_text()) == marker and old.stat().st_mtime == 1_700_000_000
+    assert old.stat().st_mode & 0o777 == 0o444 and list(restarted.plugin.config.cache.incoming.iterdir()) == []
+    _publish(restarted, f"oci://{registry.host}/team-b/iris@{digest}", target)
+    assert restarted.plugin.stats.downloads == 0 and b"team-a" not in (target / MARKER_FILE).read_bytes()
+    _unpublish(restarted, target)
 
 
 def test_a_registry_whose_head_names_another_digest_is_not_taken_at_its_word(

@@ -122,6 +122,32 @@ def test_eviction_keeps_the_cache_under_its_bound_least_recently_used_first(tmp_
     assert cache.size() <= 330_000
 
 
+def test_eviction_renames_a_model_aside_under_its_lock_before_removing_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that takes no lock (the plugin's size check reads the marker) finds a model whole or not at all: what
+    eviction removes file by file is already renamed out of `models/<name>`, with the lock released."""
+    import shipway.artifacts.cache as cache_module
+    from shipway.artifacts.locking import held_by_someone
+
+    blobs = [os.urandom(100_000) for _ in range(2)]
+    client = _Client({_digest(blob): blob for blob in blobs})
+    cache = NodeCache(tmp_path / "cache", max_bytes=150_000, keep_recent_s=0)
+    model = _model(cache, client, blobs[0], "sha256-a", age_s=100)
+    removed: list[tuple[str, bool, bool]] = []
+    real_remove = cache_module.remove
+
+    def remove(path: Path) -> None:
+        if path.is_dir():
+            removed.append((path.name, model.exists(), held_by_someone(cache.models / ".sha256-a.lock")))
+        real_remove(path)
+
+    monkeypatch.setattr(cache_module, "remove", remove)
+    _fetch(cache, client, blobs[1], tmp_path / "pod")
+    [(name, still_there, locked)] = removed
+    assert name.startswith(".sha256-a.old-") and not still_there and not locked
+    assert not [path for path in cache.models.iterdir() if path.name.startswith(".sha256-a.old-")]
+
+
 def test_a_model_a_pull_is_using_is_not_evicted(tmp_path: Path) -> None:
     from shipway.artifacts.locking import exclusive
 

@@ -353,6 +353,9 @@ class NodePlugin:
         for key, record in self.config.cache.publications_by_key().items():
             if not is_mount_point(Path(record.get("target_path", "/nonexistent"))):
                 self.config.cache.drop_publication(key)
+        for model in self.config.cache.models.iterdir():
+            if not model.name.startswith(".") and _forget_repository(self.config.cache, model):
+                log.info("%s no longer names the repository that first pulled it", model)
 
     # --- Identity -------------------------------------------------------
 
@@ -704,6 +707,34 @@ def _marker_manifest(model: Path, digest: str) -> dict[str, Any] | None:
         return dict(marker["manifest"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _forget_repository(cache: NodeCache, model: Path) -> bool:
+    """Rewrite the marker of a model an older plugin pulled without the repository it recorded (the folder is mounted
+    into any team's pod that names the digest), keeping the marker's age for eviction; whether it did. Skipped
+    while a pull or a publish holds the model."""
+    import json
+
+    from shipway.artifacts.layout import MARKER_FILE
+
+    marker_path = model / MARKER_FILE
+    with try_exclusive(lock_path(model)) as held:
+        try:
+            marker = json.loads(marker_path.read_text())
+            times = marker_path.stat()
+        except (OSError, ValueError):
+            return False
+        if not held or not isinstance(marker, dict) or "reference" not in marker:
+            return False
+        del marker["reference"]
+        # Written beside the blobs being downloaded (swept on start if a kill leaves it), then renamed over the marker:
+        # a pod reading it sees the old or the new one, whole.
+        staging = cache.incoming / f"marker-{model.name}"
+        staging.write_text(json.dumps(marker, indent=2, sort_keys=True))
+        staging.chmod(0o444)
+        os.utime(staging, ns=(times.st_atime_ns, times.st_mtime_ns))
+        staging.rename(marker_path)
+    return True
 
 
 def _same_folder(mounted: Path, model: Path) -> bool:
