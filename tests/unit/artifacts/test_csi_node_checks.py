@@ -161,3 +161,28 @@ def test_a_share_of_the_disk_is_that_share_of_the_cache_folders_filesystem(tmp_p
     assert _cache_bytes("40%", tmp_path / "cache") == disk.f_blocks * disk.f_frsize * 40 // 100
     assert (tmp_path / "cache").is_dir()
     assert _cache_bytes("200Gi", tmp_path / "cache") == 200 * 2**30
+
+
+def test_the_stats_line_walks_the_cache_at_most_once_in_its_ttl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm publish takes milliseconds; walking a cache of 100,000 files for its log line takes about 0.2 s, so
+    the line's byte count is at most USED_BYTES_TTL_S old instead of walked on every publish."""
+    from shipway.artifacts.cache import NodeCache
+    from shipway.artifacts.csi.node import USED_BYTES_TTL_S, NodeConfig, NodePlugin
+
+    (tmp_path / "kubelet" / "pods").mkdir(parents=True)
+    plugin = NodePlugin(NodeConfig(NodeCache(tmp_path / "cache", 2**30, keep_recent_s=0.0), "127.0.0.1:1", "node-1",
+                                   tmp_path / "kubelet"))
+    try:
+        walks: list[int] = []
+        real = plugin.config.cache.size
+        monkeypatch.setattr(plugin.config.cache, "size", lambda: walks.append(1) or real())
+        clock = [1000.0]
+        monkeypatch.setattr("shipway.artifacts.csi.node.time.monotonic", lambda: clock[0])
+        plugin._log_stats()
+        plugin._log_stats()
+        assert len(walks) == 1
+        clock[0] += USED_BYTES_TTL_S + 1
+        plugin._log_stats()
+        assert len(walks) == 2
+    finally:
+        plugin.close()
