@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 
 from smoke_support import Cluster, team_identity
+from net_support import free_port
 
 pytestmark = pytest.mark.smoke
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

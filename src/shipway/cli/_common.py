@@ -162,7 +162,7 @@ def guarded() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def print_table(table: Any) -> None:
+def print_uncut(table: Any) -> None:
     """Print a rich table or tree as wide as its content needs, never cut to the terminal's width.
 
     Names, paths and digests in a table or tree are copied and pasted; one cut to fit 80 characters (a pipe's

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from shipway.cli._common import ChartsOption, NoChartsOption, console, err_console, former_name, guarded, print_table
+from shipway.cli._common import ChartsOption, NoChartsOption, console, err_console, former_name, guarded, print_uncut
 
 if TYPE_CHECKING:  # the CLI's start-up path imports neither rich.tree nor pulumi
     from rich.tree import Tree
@@ -127,7 +127,7 @@ def synth(
             render_charts_if_cached(result, cache)
             files = write(result, out)
         if not quiet:
-            print_table(_tree(result))
+            print_uncut(_tree(result))
         if cache is not None and result.charts is None:
             err_console.print(f"[yellow]charts not rendered[/]: no chart cache at {escape(str(cache))}; "
                               f"{escape(PULL_HINT)}", highlight=False)

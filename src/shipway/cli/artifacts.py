@@ -54,17 +54,17 @@ SOCKET_PATH_MAX = 107
 def _cache_bytes(text: str, cache_dir: Path) -> int:
     """--max-size as bytes: a share of the cache folder's filesystem ("40%"), or a size."""
     from shipway.artifacts.errors import BadOptionError
-    from shipway.spec.base import MAX_CACHE_SHARE
+    from shipway.spec.base import disk_share
 
-    if not text.endswith("%"):
+    try:
+        share = disk_share(text)
+    except ValueError as error:
+        raise BadOptionError(f"--max-size: {error}, or give a size such as 200Gi.") from None
+    if share is None:
         return _bytes("--max-size", text)
-    share = text[:-1]
-    if not share.isdigit() or not 1 <= int(share) <= MAX_CACHE_SHARE:
-        raise BadOptionError(f"Got --max-size {text!r}: a share of the disk is a whole percentage from 1% to "
-                             f"{MAX_CACHE_SHARE}%, or give a size such as 200Gi.")
     cache_dir.mkdir(parents=True, exist_ok=True)
     disk = os.statvfs(cache_dir)
-    return disk.f_blocks * disk.f_frsize * int(share) // 100
+    return disk.f_blocks * disk.f_frsize * share // 100
 
 
 def _limits(max_blob_size: str, max_manifest_size: str, deadline: float, min_rate: str,

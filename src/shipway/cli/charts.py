@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shipway.cli._common import BadOption, console, err_console, guarded, print_table
+from shipway.cli._common import BadOption, console, err_console, guarded, print_uncut
 
 charts_app = typer.Typer(help="The pinned Helm charts: fill the local cache synth renders them from.",
                          no_args_is_help=True)
@@ -45,7 +45,7 @@ def pull(
             pulled = pull_chart(catalog.CHARTS[name], root, plain_http)
             table.add_row(name, pulled.chart.version, escape(pulled.chart.repo), pulled.digest.removeprefix("sha256:")[:16],
                           pulled.verified)
-        print_table(table)
+        print_uncut(table)
         err_console.print(f"chart cache: {escape(str(root))}; render through it with `shipway synth --charts "
                           f"{escape(str(root))}`", highlight=False)
 
@@ -78,7 +78,7 @@ def diff(
                     shown = [("" if value == MISSING else escape(_short(value))) for value in (change.before,
                                                                                                change.after)]
                     table.add_row(marks["changed"], escape(f"{entry.kind} {entry.key}"), escape(change.path), *shown)
-            print_table(table)
+            print_uncut(table)
             counts = {status: sum(e.status == status for e in entries) for status in ("added", "removed", "changed")}
             console.print(f"{counts['added']} added, {counts['removed']} removed, {counts['changed']} changed")
         raise typer.Exit(1 if entries else 0)

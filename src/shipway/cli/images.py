@@ -16,7 +16,7 @@ from shipway.cli._common import (
     console,
     err_console,
     guarded,
-    print_table,
+    print_uncut,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def list_command(
             table.add_column("used by")
             for use in found.images:
                 table.add_row(str(use.image), "\n".join(use.used_by))
-            print_table(table)
+            print_uncut(table)
         if found.unread_releases:
             from shipway.charts.cache import PULL_HINT
 

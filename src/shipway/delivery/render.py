@@ -313,12 +313,10 @@ def node_cache_volume(spec: ModelSpec, profile: Profile) -> Obj | None:
     promote` commits digests (render's artifact_digest), so only a render without one pulls by tag.
     """
     driver = node_cache_driver(profile)
+    # Only an artifact on the platform's registry gets the platform's pull secret (registry_auth_secret).
     pull_secret = registry_auth_secret(spec, profile)
     ref = artifact_reference(spec, profile)
     if driver is None or pull_secret is None or not re.search(r"@sha256:[0-9a-f]{64}$", ref):
-        return None
-    host = ref.removeprefix("oci://").split("/")[0]
-    if host != str(profile["registry"].get("url", "")).split("/")[0]:
         return None
     return {"name": "model", "csi": {
         "driver": driver, "readOnly": True,

@@ -77,12 +77,19 @@ def _quantity(value: object) -> str:
 MAX_CACHE_SHARE = 50
 
 
+def disk_share(value: str) -> int | None:
+    """The percentage a cache size such as "40%" names; None for a size in bytes; ValueError outside 1-50%."""
+    if not value.endswith("%"):
+        return None
+    share = value[:-1]
+    if not share.isdigit() or not 1 <= int(share) <= MAX_CACHE_SHARE:
+        raise ValueError(f"Got {value!r}; a share of the disk is a whole percentage from 1% to {MAX_CACHE_SHARE}%")
+    return int(share)
+
+
 def _cache_size(value: object) -> str:
     """A size in bytes (a quantity), or a share of a disk: "40%"."""
-    if isinstance(value, str) and value.endswith("%"):
-        share = value[:-1]
-        if not share.isdigit() or not 1 <= int(share) <= MAX_CACHE_SHARE:
-            raise ValueError(f"Got {value!r}; a share of the disk is a whole percentage from 1% to {MAX_CACHE_SHARE}%")
+    if isinstance(value, str) and disk_share(value) is not None:
         return value
     return _quantity(value)
 

@@ -17,6 +17,7 @@ from shipway.spec.base import (
     Located,
     Quantity,
     Spec,
+    disk_share,
     quantity_value,
     raise_all,
 )
@@ -940,7 +941,7 @@ class Blueprint(Spec):
         # The cache is a host folder on every node that runs models: pods evicted for disk pressure free none of
         # it. A share ("40%") fits each node's own disk; bytes must fit the smallest disk Shipway sizes.
         cache = self.registry.node_cache
-        if not (cache.enabled and self.is_cloud) or cache.max_size.endswith("%"):
+        if not (cache.enabled and self.is_cloud) or disk_share(cache.max_size) is not None:
             return []
         model_pools = [(index, pool) for index, pool in enumerate(self.node_pools) if pool.effective_role != "system"]
         if not model_pools:

@@ -350,6 +350,7 @@ class GitlabProject(Spec):
 
     provider: Literal["gitlab"] = Field(description="Repository host variant.")
     project: str = Field(description="Project path, group/name (subgroups allowed).")
+    ref: str = Field("main", min_length=1, description="Branch or tag the triggered pipeline runs on.")
 
     @field_validator("project")
     @classmethod
@@ -357,7 +358,6 @@ class GitlabProject(Spec):
         if not re.match(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", value):
             raise ValueError(f'Got "{value}". A GitLab project is its path, e.g. ml-team/churn-model')
         return value
-    ref: str = Field("main", min_length=1, description="Branch or tag the triggered pipeline runs on.")
 
 
 class Retrain(Spec):

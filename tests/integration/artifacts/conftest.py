@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,17 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from net_support import free_port
 
 REGISTRY_BINARY = "docker-registry"
 READY_TIMEOUT_S = 15.0
 USERNAME = "shipway"
 PASSWORD = "correct horse battery staple"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _htpasswd_line(username: str, password: str) -> str:
@@ -142,7 +136,7 @@ def _registry(tmp_path: Path, with_auth: bool) -> Iterator[Registry]:
         pytest.skip(f"needs `{REGISTRY_BINARY}` (apt: docker-registry)")
     workdir = tmp_path / ("registry-auth" if with_auth else "registry")
     workdir.mkdir()
-    server = Registry(binary, workdir, _free_port(), with_auth)
+    server = Registry(binary, workdir, free_port(), with_auth)
     server.start()
     try:
         yield server

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import io
 import json
-import socket
 import tarfile
 import threading
 import time
@@ -32,6 +31,7 @@ from shipway.artifacts.layout import (
     FILE_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
 )
+from net_support import free_port
 
 Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # No behaviour may keep a connection open longer than this, so a test that fails cannot hang.
@@ -247,12 +247,6 @@ def file_layer(title: str, data: bytes, size: int | None = None, digest: str | N
              "size": len(data) if size is None else size, "annotations": {ANNOTATION_TITLE: title}}, data)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def serve(*servers: FakeRegistry) -> Iterator[None]:
     """Run the servers on one event loop in a thread until the generator is closed."""
     loop = asyncio.new_event_loop()
@@ -265,7 +259,7 @@ def serve(*servers: FakeRegistry) -> Iterator[None]:
             app.router.add_route("*", "/{tail:.*}", server.handle)
             runner = web.AppRunner(app, handler_cancellation=True)
             await runner.setup()
-            server.port = _free_port()
+            server.port = free_port()
             await web.TCPSite(runner, "127.0.0.1", server.port).start()
             runners.append(runner)
 

@@ -8,7 +8,6 @@ then counts ranker 4 as failed with a restore from the abort to the next Rollout
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,9 @@ import dora_history as known  # noqa: E402
 from shipway.dora.measure import measure  # noqa: E402
 from shipway.dora.metrics import Band  # noqa: E402
 from shipway.dora.rollouts import query  # noqa: E402
+from net_support import free_port
 
 pytestmark = [pytest.mark.integration]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +38,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(work / "events.om"),
                     str(work / "tsdb")], check=True, capture_output=True, timeout=60)
     (work / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
-    port = _free_port()
+    port = free_port()
     log = (work / "prometheus.log").open("wb")
     process = subprocess.Popen(["prometheus", f"--config.file={work / 'prometheus.yml'}",
                                 f"--storage.tsdb.path={work / 'tsdb'}", "--storage.tsdb.retention.time=100y",

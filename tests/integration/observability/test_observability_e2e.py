@@ -19,7 +19,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ from shipway.render.model_rules import (
     template_args,
     write_rules_file,
 )
+from net_support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,12 +63,6 @@ def _child_environment() -> dict[str, str]:
     """This process's environment, with the shipway under test first on the children's path."""
     source = str(Path(shipway.__file__).resolve().parents[1])
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _require(tool: str) -> None:
@@ -173,14 +167,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         "name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib", "version": "v1"},
     }))
-    mlserver_port = _free_port()
+    mlserver_port = free_port()
     (work / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": mlserver_port, "grpc_port": _free_port(),
-        "metrics_port": _free_port(), "parallel_workers": 0,
+        "host": "127.0.0.1", "http_port": mlserver_port, "grpc_port": free_port(),
+        "metrics_port": free_port(), "parallel_workers": 0,
     }))
     profile = build_profile(train, predictions=model.predict(train)).save(work / "profile.json")
 
-    ports = {name: _free_port() for name in ("stable", "stable_metrics", "stable_feedback", "canary", "canary_metrics",
+    ports = {name: free_port() for name in ("stable", "stable_metrics", "stable_feedback", "canary", "canary_metrics",
                                              "canary_feedback", "prometheus")}
     FEEDBACK_PORTS.update({ports["stable"]: ports["stable_feedback"], ports["canary"]: ports["canary_feedback"]})
     # The platform-wide rules, as the observability layer deploys them: no model selector.

@@ -31,7 +31,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "observability"))
 
-from test_observability_e2e import FEATURES, Server, _free_port  # noqa: E402
+from net_support import free_port  # noqa: E402
+from test_observability_e2e import FEATURES, Server  # noqa: E402
 from shipway.delivery.render import render  # noqa: E402
 from shipway.drift.profile import build_profile  # noqa: E402
 from shipway.render import retrain  # noqa: E402
@@ -73,8 +74,8 @@ class FakeApis:
     """A fake GitHub API and a fake Kubernetes API, on one event loop in a thread."""
 
     config_map: dict[str, Any]
-    github_port: int = field(default_factory=_free_port)
-    kube_port: int = field(default_factory=_free_port)
+    github_port: int = field(default_factory=free_port)
+    kube_port: int = field(default_factory=free_port)
     dispatches: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -178,11 +179,11 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     (work / "model" / "model-settings.json").write_text(json.dumps({
         "name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib", "version": "v1"}}))
-    ports = {name: _free_port() for name in ("mlserver", "sidecar", "metrics", "feedback", "prometheus", "alertmanager",
+    ports = {name: free_port() for name in ("mlserver", "sidecar", "metrics", "feedback", "prometheus", "alertmanager",
                                              "trigger")}
     (work / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": ports["mlserver"], "grpc_port": _free_port(),
-        "metrics_port": _free_port(), "parallel_workers": 0}))
+        "host": "127.0.0.1", "http_port": ports["mlserver"], "grpc_port": free_port(),
+        "metrics_port": free_port(), "parallel_workers": 0}))
     reference = build_profile(train, predictions=model.predict(train)).save(work / "profile.json")
 
     # The model's retrain ConfigMap exactly as `shipway promote` commits it.

@@ -217,3 +217,22 @@ def test_the_sweep_removes_what_dead_pulls_left_and_spares_live_ones(tmp_path: P
         removed = cache.sweep()
     assert sorted(removed) == sorted([dead_staging, dead_blob])
     assert live_staging.exists() and live_blob.exists() and model.exists()
+
+
+def test_the_size_skips_a_file_removed_while_the_cache_is_walked(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishes write and drop records and blobs while another counts the cache: a file gone between the walk
+    listing it and its lstat is not there, not an error (concurrent publishes had got INTERNAL from it)."""
+    import shipway.artifacts.cache as cache_module
+
+    cache = NodeCache(tmp_path / "cache", 2**20)
+    (cache.models / "kept").write_bytes(b"x" * 10)
+    vanished = cache.models / "vanished"
+    real_files = cache_module._files
+
+    def walk_then_remove(root: Path):
+        listed = list(real_files(root)) + [vanished]
+        yield from listed
+
+    monkeypatch.setattr(cache_module, "_files", walk_then_remove)
+    assert cache.size() == 10

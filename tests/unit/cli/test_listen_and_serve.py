@@ -17,15 +17,10 @@ from typer.testing import CliRunner
 
 from shipway.cli import app
 from shipway.cli._common import BadOption, host_port
+from net_support import free_port
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 READY_TIMEOUT_S = 20.0
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -37,8 +32,8 @@ def _command(name: str, listen: str) -> list[str]:
     shipway = [sys.executable, "-m", "shipway"]
     if name == "sidecar":
         return [*shipway, "sidecar", "--listen", listen, "--upstream", "http://127.0.0.1:1", "--model", "m",
-                "--version", "v", "--metrics-listen", f"127.0.0.1:{_free_port()}",
-                "--feedback-listen", f"127.0.0.1:{_free_port()}"]
+                "--version", "v", "--metrics-listen", f"127.0.0.1:{free_port()}",
+                "--feedback-listen", f"127.0.0.1:{free_port()}"]
     return [*shipway, "retrain-trigger", "--listen", listen, "--kube-api", "http://127.0.0.1:1"]
 
 
@@ -107,7 +102,7 @@ def _serve_then_sigterm(command: list[str], probe: str) -> subprocess.CompletedP
 def test_each_service_serves_on_a_bracketed_ipv6_address_and_ends_cleanly_on_sigterm(name: str) -> None:
     """Both go through the one parser, which takes `[::1]:PORT` as host `::1` (not `[::1]`, "Name or service not
     known")."""
-    port = _free_port("::1")
+    port = free_port("::1")
     command = _command(name, f"[::1]:{port}")
     if name == "sidecar":
         probe = f"http://{command[command.index('--metrics-listen') + 1]}/livez"

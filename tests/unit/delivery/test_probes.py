@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import requests
 from delivery_cases import CASES, model, profile_of
 from shipway.delivery.render import render, startup_seconds
 from shipway.spec.model import SIDECAR_METRICS_PORT, SIDECAR_PORT, ModelSpec
+from net_support import free_port
 
 CLI = "import typer; from shipway.cli import sidecar; app = typer.Typer(); sidecar.register(app); app()"
 # triton-inference-server/server, src/http_server.cc: HTTPAPIServer's constructor matches server
@@ -102,12 +102,6 @@ def test_startup_probes_are_sized_for_the_model_volume() -> None:
 # --- MLServer, for real ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _status(url: str) -> int | None:
     try:
         return requests.get(url, timeout=2).status_code
@@ -142,14 +136,14 @@ def test_mlserver_answers_every_rendered_probe_and_the_sidecar_follows_its_readi
     dump(LogisticRegression().fit(rows, rows[:, 0] > 0), tmp_path / "model" / "model.joblib")
     (tmp_path / "model" / "model-settings.json").write_text(json.dumps(
         {"name": spec.name, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}}))
-    mlserver_port = _free_port()
+    mlserver_port = free_port()
     (tmp_path / "settings.json").write_text(json.dumps(
-        {"host": "127.0.0.1", "http_port": mlserver_port, "grpc_port": _free_port(), "metrics_port": _free_port(),
+        {"host": "127.0.0.1", "http_port": mlserver_port, "grpc_port": free_port(), "metrics_port": free_port(),
          "parallel_workers": 0}))
     build_profile(rows, feature_names=["age", "b", "c", "d"]).save(tmp_path / "reference-profile.json")
 
     # The rendered sidecar command, with its addresses moved to free local ports.
-    ports = {SIDECAR_PORT: _free_port(), SIDECAR_METRICS_PORT: _free_port(), 9092: _free_port()}
+    ports = {SIDECAR_PORT: free_port(), SIDECAR_METRICS_PORT: free_port(), 9092: free_port()}
     command = list(sidecar["command"][1:])
     for flag in ("--listen", "--metrics-listen", "--feedback-listen"):
         port = int(_flag(command, flag).rsplit(":", 1)[1])

@@ -9,7 +9,6 @@ import asyncio
 import datetime
 import ipaddress
 import json
-import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,11 @@ from shipway.render import retrain as names
 from shipway.retrain.service import Allowed, TriggerConfig, TriggerService, event_object
 from shipway.retry import RetryPolicy
 from shipway.spec.model import ModelSpec
+from net_support import free_port
 
 
 # What the blueprint allows fraud-prod (teams[].retrainRepositories of team fraud).
 FRAUD = {"fraud-prod": Allowed(team="fraud", github=("acme/*",), gitlab=("ml/fraud/churn",))}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _spec(repository: dict[str, str], cooldown: str = "1h", team: str = "fraud") -> ModelSpec:
@@ -56,7 +50,7 @@ class Fakes:
         self.github: list[dict[str, Any]] = []
         self.gitlab: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
-        self.port = _free_port()
+        self.port = free_port()
 
     async def dispatch(self, request: web.Request) -> web.Response:
         if self.refuse:
@@ -100,7 +94,7 @@ async def _run(fakes: Fakes, posts: list[list[dict[str, Any]]], attempts: int = 
     await service.start()
     service_runner = web.AppRunner(service.app())
     await service_runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(service_runner, "127.0.0.1", port).start()
     try:
         async with aiohttp.ClientSession() as client:
@@ -233,7 +227,7 @@ def test_the_kubernetes_api_trusts_the_cluster_ca_and_the_forges_the_system_stor
             context.load_cert_chain(cert, key)
             runner = web.AppRunner(fakes.app())
             await runner.setup()
-            ports.append(_free_port())
+            ports.append(free_port())
             await web.TCPSite(runner, "127.0.0.1", ports[-1], ssl_context=context).start()
             runners.append(runner)
         forge, kube = (f"https://127.0.0.1:{port}" for port in ports)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,13 +16,7 @@ from shipway.drift.profile import ReferenceProfile, build_profile
 from shipway.sidecar.metrics import SloThresholds
 from shipway.sidecar.observer import ObserverSettings
 from shipway.sidecar.server import RunningSidecar, SidecarConfig, start
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from net_support import free_port
 
 
 def reference() -> ReferenceProfile:

